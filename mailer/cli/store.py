@@ -1,0 +1,3 @@
+"""Commands of mailer (filled in by their issue)."""
+
+COMMANDS: list = []

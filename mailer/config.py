@@ -1,0 +1,244 @@
+"""Settings from mailer.toml plus MAILER_* environment variables.
+
+This is the only module that reads the environment. Every setting has a
+dotted name (``smtp.host``) used in the TOML file, and an environment name
+(``MAILER_SMTP_HOST``) that overrides it. Secrets (``smtp.password``,
+``secret_keys``, ``hash_key``) are refused in the TOML file: they come from the environment
+or from a file outside the repository named by ``MAILER_<NAME>_FILE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from mailer.errors import ConfigError
+
+CONFIG_FILE = "mailer.toml"
+SECRET_FIELDS = frozenset({"smtp_password", "secret_keys", "hash_key"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of mailer, flat; TOML sections map to name prefixes."""
+
+    # [group] who sends
+    group_name: str = "Riverside Solidarity Network"
+    group_address: str = "Riverside Community Hall, 12 Mill Lane, Riverside RS1 2AB"
+    group_website: str = "https://example.org"
+    language: str = "en"
+    from_name: str = "Riverside Solidarity Network"
+    from_email: str = "news@example.org"
+    reply_to: str = ""
+    transactional_from_email: str = ""
+    # where things live
+    database_url: str = "sqlite:///subscribers/mailer.db"
+    issues_dir: str = "issues"
+    templates_path: tuple[str, ...] = ("templates",)
+    build_dir: str = "build"
+    outbox_dir: str = "outbox"
+    # public web address of `mailer serve`, used in every link of every mail
+    base_url: str = "http://127.0.0.1:8025"
+    # message headers
+    sending_domain: str = "example.org"
+    bounce_address: str = "bounces@example.org"
+    list_id_domain: str = "lists.example.org"
+    feedback_id_sender: str = "mailer"
+    unsubscribe_mailto: str = ""
+    # delivery
+    backend: str = "file"
+    dev_redirect: str = ""
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: float = 30.0
+    smtp_connections: int = 2
+    smtp_ca_file: str = ""
+    rate_per_second: float = 0.0
+    rate_per_hour: float = 0.0
+    rate_per_domain_per_second: float = 0.0
+    retry_max_age_hours: float = 72.0
+    retry_base_seconds: float = 60.0
+    batch_size: int = 100
+    max_send_errors: int = 1000
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_private_key_file: str = ""
+    # signing keys for links in mails: newest first; old ones still verify
+    secret_keys: tuple[str, ...] = ()
+    # keys the hashes of suppressed addresses; never rotate it
+    hash_key: str = ""
+    confirm_max_age_hours: float = 72.0
+    # scheduling
+    schedule_grace_minutes: float = 60.0
+    # web
+    web_host: str = "127.0.0.1"
+    web_port: int = 8025
+    web_cors_origins: tuple[str, ...] = ()
+    web_embed_origins: tuple[str, ...] = ()
+    web_rate_per_ip_per_hour: int = 30
+    web_confirm_cooldown_minutes: float = 60.0
+    web_confirm_max_per_day: int = 3
+    web_trust_proxy: bool = False
+    consent_text: str = (
+        "I agree to receive this newsletter by email. I can unsubscribe at any time "
+        "with the link in every message."
+    )
+    consent_version: str = "2026-11"
+
+    # where the settings were read from (not a setting)
+    root: Path = field(default=Path("."), compare=False)
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path relative to the project root."""
+        p = Path(value)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute."""
+        url = self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.path(url[len(prefix):]))
+        return url
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "root")
+
+
+def dotted_name(name: str) -> str:
+    """``smtp_host`` -> ``smtp.host``: how a setting is spelled in mailer.toml."""
+    for section in ("smtp", "rate", "dkim", "web", "schedule"):
+        if name.startswith(section + "_"):
+            return f"{section}.{name[len(section) + 1:]}"
+    if name.startswith("group_"):
+        return f"group.{name[6:]}"
+    return name
+
+
+def env_name(name: str) -> str:
+    return "MAILER_" + name.upper()
+
+
+_BY_DOTTED = {dotted_name(n): n for n in SETTING_NAMES}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    default = getattr(Settings, name, None)
+    ftype = type(default) if default is not None else str
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+            raise ValueError("expected a list of strings")
+        if isinstance(default, (int, float)):
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            number = ftype(value)
+            if number < 0:
+                raise ValueError("must not be negative")
+            return number
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: setting {dotted_name(name)!r}: {exc}") from None
+
+
+def load_settings(
+    root: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | str | None = None,
+) -> Settings:
+    """Read mailer.toml (if any) under *root*, then apply MAILER_* overrides."""
+    environ = os.environ if environ is None else environ
+    root = Path(root or environ.get("MAILER_ROOT") or ".").resolve()
+    path = Path(config_file or environ.get("MAILER_CONFIG") or root / CONFIG_FILE)
+    values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        for dotted, value in _flatten(data).items():
+            name = _BY_DOTTED.get(dotted)
+            if name is None:
+                raise ConfigError(f"{path}: unknown setting {dotted!r}")
+            if name in SECRET_FIELDS:
+                raise ConfigError(
+                    f"{path}: {dotted!r} is a secret; set {env_name(name)} in the environment instead"
+                )
+            values[name] = _coerce(name, value, str(path))
+    elif config_file or environ.get("MAILER_CONFIG"):
+        raise ConfigError(f"{path}: config file not found")
+    for name in SETTING_NAMES:
+        env = env_name(name)
+        if env in environ:
+            values[name] = _coerce(name, environ[env], env)
+        elif name in SECRET_FIELDS and env + "_FILE" in environ:
+            secret_path = Path(environ[env + "_FILE"])
+            try:
+                values[name] = _coerce(name, secret_path.read_text(encoding="utf-8").strip(), env + "_FILE")
+            except OSError as exc:
+                raise ConfigError(f"{env}_FILE: cannot read {secret_path}: {exc.strerror}") from None
+    settings = Settings(root=root, **values)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Check values whose type is right but whose meaning is not."""
+    if settings.smtp_security not in ("starttls", "tls", "none"):
+        raise ConfigError("setting 'smtp.security': must be starttls, tls or none")
+    if not settings.base_url.startswith(("http://", "https://")):
+        raise ConfigError("setting 'base_url': must start with https:// (or http:// for local testing)")
+    for name in ("from_email", "bounce_address"):
+        if "@" not in getattr(settings, name):
+            raise ConfigError(f"setting {name!r}: not an email address")
+    if settings.smtp_username and settings.smtp_security == "none":
+        raise ConfigError("setting 'smtp.security': 'none' with a username would send the password in clear")
+    if settings.batch_size < 1:
+        raise ConfigError("setting 'batch_size': must be at least 1")
+
+
+def signing_keys(settings: Settings) -> list[str]:
+    """The secret keys, newest first, or a clear error when none is set."""
+    if not settings.secret_keys:
+        raise ConfigError(
+            "no signing key: set MAILER_SECRET_KEYS (run `mailer init` to print a fresh one)"
+        )
+    return list(settings.secret_keys)
