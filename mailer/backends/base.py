@@ -1,0 +1,85 @@
+"""The delivery backend interface: open, send a batch, close.
+
+A backend reports each message's outcome; it never raises for one
+recipient's failure. It raises DeliveryError only when it cannot work at all
+(server unreachable, credentials refused, TLS failure).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from mailer.config import Settings
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """Finished bytes plus the envelope: what every backend sends.
+
+    `data` is the whole message with CRLF line endings (STANDARDS A12);
+    `envelope_from` is the bounce address (A14); `recipient` is the one
+    envelope recipient (A15). `key` lets the caller match outcomes to its
+    ledger rows (the delivery id).
+    """
+
+    key: int | str
+    envelope_from: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    TEMPORARY = "temporary"   # 4xx, dropped connection, 421: retry later
+    PERMANENT = "permanent"   # 5xx about the recipient: bounce
+    POLICY = "policy"         # 5.7.x about the sender or message: pause the send, don't blame the recipient
+
+
+@dataclass(frozen=True)
+class Result:
+    key: int | str
+    outcome: Outcome
+    code: int = 0
+    reply: str = ""
+    # enhanced status code such as "5.1.1", when the server gave one
+    status: str = ""
+
+
+@dataclass
+class BatchResult:
+    results: list[Result] = field(default_factory=list)
+
+    def by_outcome(self, outcome: Outcome) -> list[Result]:
+        return [r for r in self.results if r.outcome is outcome]
+
+
+class Backend:
+    """Base class: subclasses implement `send_one` or override `send`."""
+
+    name = "base"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def open(self) -> None:
+        """Acquire what sending needs (a connection, a folder)."""
+
+    def close(self) -> None:
+        """Release it; safe to call twice."""
+
+    def __enter__(self) -> "Backend":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, batch: Sequence[OutgoingMessage]) -> BatchResult:
+        """Send each message; report every one of them."""
+        return BatchResult([self.send_one(message) for message in batch])
+
+    def send_one(self, message: OutgoingMessage) -> Result:
+        raise NotImplementedError
