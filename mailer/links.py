@@ -1,0 +1,34 @@
+"""The public URLs that mails carry and the web app serves: one place builds them."""
+
+from __future__ import annotations
+
+from mailer.config import Settings
+from mailer.tokens import Purpose, make_token
+
+# route paths of mailer.web; the web app registers exactly these
+UNSUBSCRIBE_PATH = "/u/<token>"
+PREFERENCES_PATH = "/p/<token>"
+CONFIRM_PATH = "/confirm/<token>"
+ARCHIVE_PATH = "/archive/<slug>"
+
+
+def _url(settings: Settings, path: str, value: str) -> str:
+    return settings.base_url.rstrip("/") + path.split("<", 1)[0] + value
+
+
+def unsubscribe_url(settings: Settings, subscriber_uid: str, list_slug: str) -> str:
+    """The List-Unsubscribe and in-body unsubscribe URL (RFC 8058 one-click target)."""
+    return _url(settings, UNSUBSCRIBE_PATH, make_token(settings, Purpose.UNSUBSCRIBE, subscriber_uid, list_slug))
+
+
+def preferences_url(settings: Settings, subscriber_uid: str, list_slug: str = "") -> str:
+    return _url(settings, PREFERENCES_PATH, make_token(settings, Purpose.PREFERENCES, subscriber_uid, list_slug))
+
+
+def confirm_url(settings: Settings, subscriber_uid: str, list_slug: str) -> str:
+    return _url(settings, CONFIRM_PATH, make_token(settings, Purpose.CONFIRM, subscriber_uid, list_slug))
+
+
+def archive_url(settings: Settings, issue_slug: str) -> str:
+    """The web version of an issue (no personal data)."""
+    return _url(settings, ARCHIVE_PATH, issue_slug)
