@@ -77,6 +77,8 @@ class Settings:
     confirm_max_age_hours: float = 72.0
     # scheduling
     schedule_grace_minutes: float = 60.0
+    # the zone `mailer schedule --at` times are in when --tz is not given
+    schedule_timezone: str = "UTC"
     # web
     web_host: str = "127.0.0.1"
     web_port: int = 8025
