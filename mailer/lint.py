@@ -1,0 +1,69 @@
+"""Checks on a composed issue before anyone sends it: size, links, images, unsubscribe."""
+
+from __future__ import annotations
+
+import binascii
+
+import lxml.html
+
+from mailer.personalize import placeholder
+from mailer.reports import Report
+
+GMAIL_CLIP = 102_000      # Gmail clips HTML parts larger than this (STANDARDS A13)
+WARN_SIZE = 90_000
+# a filled placeholder is longer than the marker: a URL with a signed token
+PLACEHOLDER_GROWTH = 160
+
+
+def html_part_size(html: str) -> int:
+    """Bytes of the HTML part as encoded in the message (quoted-printable), once personalised."""
+    encoded = binascii.b2a_qp(html.encode("utf-8"))
+    return len(encoded) + html.count("__mailer_") * PLACEHOLDER_GROWTH
+
+
+def _links_and_images(fragment_html: str) -> tuple[list[str], list[tuple[str, str | None]]]:
+    if not fragment_html.strip():
+        return [], []
+    root = lxml.html.fromstring(f"<div>{fragment_html}</div>")
+    links = [a.get("href", "") for a in root.iter("a")]
+    images = [(img.get("src", ""), img.get("alt")) for img in root.iter("img")]
+    return links, images
+
+
+def lint_issue(reports: list[Report], html: str, text: str) -> tuple[list[str], list[str]]:
+    """Return (errors, warnings); each line names the report file or the part it is about."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    for report in reports:
+        name = report.path.name
+        if report.words == 0:
+            errors.append(f"{name}: the report is empty")
+        links, images = _links_and_images(report.html)
+        for href in links:
+            if href.startswith("#") or href.startswith(("https://", "mailto:")):
+                continue
+            if href.startswith("http://"):
+                warnings.append(f"{name}: link {href[:80]!r} is not https")
+            else:
+                errors.append(f"{name}: link {href[:80]!r} is not an absolute http(s) link; "
+                              "it will not work in a mail")
+        for src, alt in images:
+            if not alt or not alt.strip():
+                warnings.append(f"{name}: image {src[:80]!r} has no alt text (screen readers, "
+                                "and mail clients that block images, show nothing)")
+            if not src.startswith("https://"):
+                errors.append(f"{name}: image {src[:80]!r} must be an https:// URL")
+        if report.image and not report.image.startswith("https://"):
+            errors.append(f"{name}: front matter image {report.image[:80]!r} must be an https:// URL")
+    size = html_part_size(html)
+    if size > GMAIL_CLIP:
+        errors.append(f"HTML part: {size:,} bytes once encoded; Gmail clips mails over 102 KB: "
+                      "shorten the reports or split the issue")
+    elif size > WARN_SIZE:
+        warnings.append(f"HTML part: {size:,} bytes once encoded; close to Gmail's 102 KB clipping limit")
+    unsubscribe = placeholder("unsubscribe_url")
+    if unsubscribe not in html:
+        errors.append("HTML part: no unsubscribe link (the template must use personal('unsubscribe_url'))")
+    if unsubscribe not in text:
+        errors.append("text part: no unsubscribe link (the template must use personal('unsubscribe_url'))")
+    return errors, warnings
