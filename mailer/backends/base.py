@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from mailer.config import Settings
 
@@ -77,9 +77,22 @@ class Backend:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, batch: Sequence[OutgoingMessage]) -> BatchResult:
-        """Send each message; report every one of them."""
-        return BatchResult([self.send_one(message) for message in batch])
+    def send(self, batch: Sequence[OutgoingMessage],
+             on_result: Callable[[Result], None] | None = None) -> BatchResult:
+        """Send each message; report every one of them.
+
+        *on_result*, when given, is called with each Result as soon as it is
+        known and before the next message on the same connection starts, so a
+        caller can record a 250 before going on (STANDARDS E5). Backends with
+        parallel connections call it from their threads, one call at a time.
+        """
+        results = []
+        for message in batch:
+            result = self.send_one(message)
+            if on_result is not None:
+                on_result(result)
+            results.append(result)
+        return BatchResult(results)
 
     def send_one(self, message: OutgoingMessage) -> Result:
         raise NotImplementedError
