@@ -1,0 +1,213 @@
+"""Local preview of an issue: files in build/<slug>/, and a small server that rebuilds on change."""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from mailer.compose import ComposedIssue, compose_issue, find_issue
+from mailer.config import Settings
+from mailer.errors import MailerError
+from mailer.message import MessageFactory, Recipient
+from mailer.templating import search_path
+
+PREVIEW_KEY = "preview-only-key-links-in-previews-do-not-work"
+SAMPLE = Recipient(key="preview", email="sam.sample@example.org", name="Sam Sample",
+                   subscriber_uid="preview", list_slug="news", list_name="Newsletter")
+
+
+@dataclass(frozen=True)
+class PreviewFiles:
+    folder: Path
+    html: Path
+    text: Path
+    eml: Path
+    index: Path
+
+
+def preview_settings(settings: Settings) -> Settings:
+    """Settings able to sign links: the real keys if set, else a preview-only key."""
+    return settings if settings.secret_keys else settings.replace(secret_keys=(PREVIEW_KEY,))
+
+
+def render_sample(settings: Settings, issue: ComposedIssue, recipient: Recipient | None = None) -> bytes:
+    """The whole message one recipient would get, as bytes (CRLF)."""
+    recipient = recipient or Recipient(**{**SAMPLE.__dict__, "list_slug": issue.lists[0] if issue.lists else "news"})
+    factory = MessageFactory(preview_settings(settings), subject=issue.subject, html=issue.html,
+                             text=issue.text, issue_slug=issue.slug, preheader=issue.preheader)
+    return factory.render(recipient).data
+
+
+def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient | None = None) -> PreviewFiles:
+    """Write issue.html, issue.txt, sample.eml, archive.html and index.html; all or nothing."""
+    data = render_sample(settings, issue, recipient)
+    message = message_from_bytes(data, policy=policy.default)
+    parts = {p.get_content_type(): p.get_content() for p in message.walk() if not p.is_multipart()}
+    build = settings.path(settings.build_dir)
+    build.mkdir(parents=True, exist_ok=True)
+    final = build / issue.slug
+    tmp = Path(tempfile.mkdtemp(prefix=f".{issue.slug}.", dir=build))
+    try:
+        (tmp / "issue.html").write_text(parts.get("text/html", ""), encoding="utf-8")
+        (tmp / "issue.txt").write_text(parts.get("text/plain", ""), encoding="utf-8")
+        (tmp / "archive.html").write_text(issue.archive_html, encoding="utf-8")
+        (tmp / "sample.eml").write_bytes(data)
+        headers = [(k, str(v)) for k, v in message.items()]
+        (tmp / "index.html").write_text(_index_page(issue, headers, parts.get("text/plain", "")),
+                                        encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        old = None
+        if final.exists():
+            old = build / f".{issue.slug}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+        tmp.rename(final)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return PreviewFiles(final, final / "issue.html", final / "issue.txt", final / "sample.eml",
+                        final / "index.html")
+
+
+def _index_page(issue: ComposedIssue, headers: list[tuple[str, str]], text: str) -> str:
+    esc = html_lib.escape
+    rows = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in headers)
+    warnings = "".join(f"<li>{esc(w)}</li>" for w in issue.warnings) or "<li>none</li>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Preview: {esc(issue.subject)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 16px; background: #eee; color: #111; }}
+.frames {{ display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }}
+figure {{ margin: 0; }} figcaption {{ font-weight: bold; margin-bottom: 4px; }}
+iframe {{ background: #fff; border: 1px solid #999; height: 900px; }}
+pre {{ background: #fff; padding: 12px; border: 1px solid #999; max-width: 80ch; white-space: pre-wrap; }}
+table {{ background: #fff; border-collapse: collapse; }} th, td {{ text-align: left; padding: 2px 8px;
+border-bottom: 1px solid #ddd; vertical-align: top; font-size: 13px; }}
+#error {{ display: none; background: #fdd; border: 2px solid #b00; padding: 8px; white-space: pre-wrap; }}
+</style></head><body>
+<h1>{esc(issue.subject)}</h1>
+<div id="error"></div>
+<p>Warnings:</p><ul>{warnings}</ul>
+<div class="frames">
+<figure><figcaption>Desktop (640 px)</figcaption><iframe title="desktop" src="issue.html" width="640"></iframe></figure>
+<figure><figcaption>Phone (375 px)</figcaption><iframe title="phone" src="issue.html" width="375"></iframe></figure>
+</div>
+<h2>Text part</h2><pre>{esc(text)}</pre>
+<h2>Headers</h2><table>{rows}</table>
+<script>
+let seen = null;
+async function poll() {{
+  try {{
+    const r = await fetch('/__status', {{cache: 'no-store'}});
+    if (r.ok) {{
+      const s = await r.json();
+      if (seen !== null && s.version !== seen) location.reload();
+      seen = s.version;
+      const box = document.getElementById('error');
+      box.style.display = s.error ? 'block' : 'none';
+      box.textContent = s.error || '';
+    }}
+  }} catch (e) {{}}
+  setTimeout(poll, 1000);
+}}
+poll();
+</script>
+</body></html>
+"""
+
+
+class PreviewServer:
+    """Serves build/<slug>/ and rebuilds when the issue or its templates change."""
+
+    def __init__(self, settings: Settings, issue_dir: str | Path, host: str = "127.0.0.1", port: int = 8026,
+                 recipient: Recipient | None = None) -> None:
+        self.settings = settings
+        self.folder = find_issue(settings, issue_dir)
+        self.recipient = recipient
+        self.version = 0
+        self.error = ""
+        self._stop = threading.Event()
+        self._snapshot: dict[str, float] = {}
+        self.files = self.rebuild()
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                super().__init__(*args, directory=str(server.files.folder), **kwargs)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path.startswith("/__status"):
+                    body = json.dumps({"version": server.version, "error": server.error}).encode()
+                    self.send_response(HTTPStatus.OK)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                super().do_GET()
+
+            def end_headers(self) -> None:
+                self.send_header("Cache-Control", "no-store")
+                super().end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.address = f"http://{host}:{self.httpd.server_address[1]}/"
+
+    def _watched(self) -> dict[str, float]:
+        files: dict[str, float] = {}
+        for root in [self.folder, *map(Path, search_path(self.settings))]:
+            for p in root.rglob("*"):
+                if p.is_file():
+                    files[str(p)] = p.stat().st_mtime
+        return files
+
+    def rebuild(self) -> PreviewFiles:
+        self._snapshot = self._watched()
+        issue = compose_issue(self.settings, self.folder)
+        files = write_preview(self.settings, issue, self.recipient)
+        self.version += 1
+        self.error = ""
+        return files
+
+    def watch(self, interval: float = 0.5) -> None:
+        while not self._stop.wait(interval):
+            if self._watched() == self._snapshot:
+                continue
+            try:
+                self.files = self.rebuild()
+            except MailerError as exc:
+                self.error = str(exc)
+                self.version += 1
+
+    def start(self) -> None:
+        """Serve and watch in background threads (stop with `stop`)."""
+        threading.Thread(target=self.watch, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def serve_forever(self) -> None:
+        """Serve in the foreground until interrupted."""
+        threading.Thread(target=self.watch, daemon=True).start()
+        try:
+            self.httpd.serve_forever()
+        finally:
+            self._stop.set()
+            self.httpd.server_close()
