@@ -1,0 +1,96 @@
+"""The web app: sign-up, confirm, one-click unsubscribe, preferences, archive.
+
+`create_app(settings, db)` builds it; `make_wsgi_app()` is the production entry
+point (``waitress-serve --call mailer.web:make_wsgi_app``), reading settings
+from mailer.toml and MAILER_* like every command. No cookies, no sessions,
+no scripts: every page works without JavaScript.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+from flask import Flask, Response, abort, g, request
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from mailer.config import Settings, load_settings
+from mailer.db import Database
+from mailer.web.guard import FormTokens, add_security_headers
+from mailer.web.pages import WebContext, find_template_file, message_page, template_folders
+
+MAX_BODY = 64 * 1024
+ERRORS = {
+    404: ("Not found", "There is nothing at this address."),
+    405: ("Not allowed", "This page cannot be used that way."),
+    413: ("Too large", "What you sent is too large."),
+}
+
+
+def create_app(settings: Settings, db: Database | None = None, *, start_queue: bool = False) -> Flask:
+    """The Flask app for *settings*; with start_queue, a thread sends queued confirmation mails."""
+    db = db or Database.from_settings(settings)
+    app = Flask(__name__, static_folder=None, template_folder=None)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
+    app.jinja_loader = ChoiceLoader([FileSystemLoader(template_folders(settings))])
+    app.jinja_env.undefined = StrictUndefined
+    ctx = WebContext(settings=settings, db=db, forms=FormTokens(settings))
+    app.extensions["mailer"] = ctx
+
+    from mailer.web import api, archive, optin, preferences, signup, unsubscribe
+
+    for module in (signup, api, optin, unsubscribe, preferences, archive):
+        app.register_blueprint(module.bp)
+    app.add_url_rule("/static/site.css", "site_css", lambda: _css(settings))
+    app.add_url_rule("/", "home", lambda: abort(404))
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        return add_security_headers(response, getattr(g, "frame_origins", ()))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        title, text = ERRORS.get(exc.code or 500, ("Error", "Something went wrong."))
+        if request.path.startswith("/api/"):
+            return {"ok": False, "error": text}, exc.code or 500
+        return message_page(title, text, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception):  # type: ignore[no-untyped-def]
+        app.logger.exception("unhandled error on %s", request.path)
+        return message_page("Sorry", "Something went wrong on our side. Please try again later.", 500)
+
+    if settings.web_trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    if start_queue:
+        from mailer.web.mailqueue import QueueThread
+
+        ctx.queue = QueueThread(settings, db)
+        ctx.queue.start()
+        atexit.register(ctx.queue.stop)
+    return app
+
+
+def _css(settings: Settings) -> Response:
+    path = find_template_file(settings, "web/site.css")
+    if path is None:
+        abort(404)
+    response = Response(path.read_bytes(), mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+def stop_app(app: Flask) -> None:
+    """Stop the app's mail-queue thread, if it runs."""
+    queue = app.extensions["mailer"].queue
+    if queue is not None:
+        queue.stop()
+
+
+def make_wsgi_app() -> Flask:
+    """Production entry point: settings from mailer.toml + MAILER_* (MAILER_ROOT names the folder)."""
+    settings = load_settings()
+    db = Database.from_settings(settings)
+    db.require_schema()
+    return create_app(settings, db, start_queue=True)

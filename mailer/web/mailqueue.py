@@ -1,0 +1,173 @@
+"""The web app's mail queue: confirmation mails are rows, sent outside the request.
+
+A sign-up inserts a `QueuedMail` row in the same transaction as the pending
+subscription; `process_queue` (run by the app's background `QueueThread`, or by
+anyone holding the database) claims rows with a compare-and-set, builds each
+message at send time and hands it to the configured backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailer.config import Settings
+from mailer.db import Database
+from mailer.errors import DeliveryError
+from mailer.links import confirm_url
+from mailer.models import (
+    MailingList,
+    MailKind,
+    QueuedMail,
+    QueueStatus,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from mailer.web.pages import text_environment
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+RETRY_BASE = timedelta(seconds=60)
+STALE_CLAIM = timedelta(minutes=10)
+
+
+@dataclass
+class QueueReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def enqueue_confirmation(session: Session, subscriber: Subscriber, mlist: MailingList) -> QueuedMail:
+    """Ask for one confirmation mail (in the caller's transaction)."""
+    row = QueuedMail(kind=MailKind.CONFIRM, subscriber_id=subscriber.id, list_id=mlist.id)
+    session.add(row)
+    return row
+
+
+def confirmation_message(settings: Settings, row: QueuedMail, subscriber: Subscriber, mlist: MailingList):  # type: ignore[no-untyped-def]
+    """The opt-in mail for *row*, rendered from templates/web/confirm_mail.txt."""
+    from mailer.message import transactional_message
+
+    env = text_environment(settings)
+    context = {
+        "group_name": settings.group_name, "group_address": settings.group_address,
+        "list_name": mlist.name, "name": subscriber.name,
+        "confirm_url": confirm_url(settings, subscriber.uid, mlist.slug),
+        "hours": int(settings.confirm_max_age_hours),
+    }
+    subject = env.get_template("web/confirm_mail_subject.txt").render(context).strip()
+    text = env.get_template("web/confirm_mail.txt").render(context)
+    return transactional_message(settings, to=subscriber.email, to_name=subscriber.name,
+                                 subject=subject, text=text, key=row.id)
+
+
+def _claim(session: Session, row_id: int) -> bool:
+    result = session.execute(update(QueuedMail).where(
+        QueuedMail.id == row_id, QueuedMail.status == QueueStatus.QUEUED
+    ).values(status=QueueStatus.SENDING, attempts=QueuedMail.attempts + 1))
+    return result.rowcount == 1
+
+
+def _retry_or_fail(row: QueuedMail, reason: str, report: QueueReport) -> None:
+    row.last_error = reason[:1000]
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = QueueStatus.FAILED
+        report.failed += 1
+    else:
+        row.status = QueueStatus.QUEUED
+        row.next_attempt_at = utcnow() + RETRY_BASE * (2 ** (row.attempts - 1))
+        report.retried += 1
+
+
+def process_queue(settings: Settings, db: Database, backend=None, limit: int = 50) -> QueueReport:  # type: ignore[no-untyped-def]
+    """Send what is due; returns counts. *backend* defaults to the configured one."""
+    from mailer.backends import load_backend
+    from mailer.backends.base import Outcome
+
+    report = QueueReport()
+    now = utcnow()
+    with db.session() as session:
+        session.execute(update(QueuedMail).where(
+            QueuedMail.status == QueueStatus.SENDING, QueuedMail.next_attempt_at < now - STALE_CLAIM
+        ).values(status=QueueStatus.QUEUED))
+        due = list(session.scalars(select(QueuedMail.id).where(
+            QueuedMail.status == QueueStatus.QUEUED, QueuedMail.next_attempt_at <= now
+        ).order_by(QueuedMail.id).limit(limit)))
+        claimed = [row_id for row_id in due if _claim(session, row_id)]
+    if not claimed:
+        return report
+    own_backend = backend is None
+    backend = backend or load_backend(settings)
+    try:
+        if own_backend:
+            backend.open()
+        for row_id in claimed:
+            with db.session() as session:
+                row = session.get(QueuedMail, row_id)
+                if row is None:
+                    continue
+                row.next_attempt_at = utcnow()
+                subscriber = session.get(Subscriber, row.subscriber_id)
+                mlist = session.get(MailingList, row.list_id) if row.list_id else None
+                sub = session.scalar(select(Subscription).where(
+                    Subscription.subscriber_id == row.subscriber_id, Subscription.list_id == row.list_id))
+                if subscriber is None or mlist is None or sub is None or sub.status is not SubscriptionStatus.PENDING:
+                    row.status, row.last_error = QueueStatus.FAILED, "subscription is no longer pending"
+                    report.failed += 1
+                    continue
+                message = confirmation_message(settings, row, subscriber, mlist)
+                result = backend.send([message]).results[0]
+                if result.outcome is Outcome.SENT:
+                    row.status, row.sent_at, row.last_error = QueueStatus.SENT, utcnow(), ""
+                    report.sent += 1
+                elif result.outcome is Outcome.TEMPORARY:
+                    _retry_or_fail(row, f"{result.code} {result.reply}", report)
+                else:
+                    row.status, row.last_error = QueueStatus.FAILED, f"{result.code} {result.reply}"[:1000]
+                    report.failed += 1
+    except DeliveryError as exc:
+        log.warning("mail queue: backend unavailable: %s", exc)
+        with db.session() as session:
+            session.execute(update(QueuedMail).where(
+                QueuedMail.id.in_(claimed), QueuedMail.status == QueueStatus.SENDING
+            ).values(status=QueueStatus.QUEUED, next_attempt_at=utcnow() + RETRY_BASE))
+    finally:
+        if own_backend:
+            backend.close()
+    return report
+
+
+class QueueThread(threading.Thread):
+    """Runs process_queue every *interval* seconds, or at once when woken by a sign-up."""
+
+    def __init__(self, settings: Settings, db: Database, interval: float = 5.0) -> None:
+        super().__init__(name="mailer-mail-queue", daemon=True)
+        self.settings, self.db, self.interval = settings, db, interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                process_queue(self.settings, self.db)
+            except Exception:  # keep the thread alive; the rows stay queued
+                log.exception("mail queue: run failed")

@@ -1,0 +1,80 @@
+"""What every page shares: the app's context object, template folders, rendering, error pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, g, render_template
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from mailer.config import Settings
+from mailer.db import Database
+from mailer.web.guard import FormTokens
+
+# the repository's own templates: the fallback when a group overrides only some of them
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+@dataclass
+class WebContext:
+    """Everything a view needs, created once by create_app (no module globals)."""
+
+    settings: Settings
+    db: Database
+    forms: FormTokens
+    queue: Any = field(default=None)   # a mailqueue.QueueThread when the app sends its own mail
+
+    def wake_queue(self) -> None:
+        if self.queue is not None:
+            self.queue.wake()
+
+
+def web() -> WebContext:
+    return current_app.extensions["mailer"]
+
+
+def template_folders(settings: Settings) -> list[str]:
+    """Each folder of settings.templates_path (resolved), then the built-in templates."""
+    folders = [str(settings.path(p)) for p in settings.templates_path]
+    if str(DEFAULT_TEMPLATES) not in folders:
+        folders.append(str(DEFAULT_TEMPLATES))
+    return folders
+
+
+def find_template_file(settings: Settings, name: str) -> Path | None:
+    """The first file called *name* in the template folders (for static assets)."""
+    for folder in template_folders(settings):
+        candidate = Path(folder) / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def text_environment(settings: Settings) -> Environment:
+    """A Jinja environment for plain-text mail bodies: no HTML escaping, strict undefined."""
+    return Environment(loader=FileSystemLoader(template_folders(settings)), autoescape=False,
+                       undefined=StrictUndefined, keep_trailing_newline=True)
+
+
+def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    """Render templates/web/<template> with what every page needs (group, form token)."""
+    ctx = web()
+    settings = ctx.settings
+    html = render_template(
+        f"web/{template}",
+        group_name=settings.group_name,
+        group_website=settings.group_website,
+        group_address=settings.group_address,
+        lang=settings.language,
+        csrf_token=ctx.forms.mint(),
+        embedded=bool(getattr(g, "frame_origins", ())),
+        **context,
+    )
+    return html, status
+
+
+def message_page(title: str, message: str, status: int, **extra: Any) -> tuple[str, int]:
+    """A page that only says one thing (errors, results)."""
+    return page("message.html", status, title=title, message=message, **extra)

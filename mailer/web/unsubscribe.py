@@ -1,0 +1,60 @@
+"""One-click unsubscribe (RFC 8058; STANDARDS B1-B6).
+
+POST to the List-Unsubscribe URL, form-encoded or multipart, with no cookie,
+CSRF token or Origin check, unsubscribes at once and answers 200 (never a
+redirect); repeating it answers 200 again. GET only shows the button (B5).
+A token that verifies but names nobody (erased) gets the same answer as a
+known one, so the page never says whether an address exists (B4).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from sqlalchemy import select
+
+from mailer.links import UNSUBSCRIBE_PATH, preferences_url
+from mailer.models import MailingList, Reason, Subscriber
+from mailer.tokens import Purpose, TokenError, read_token
+from mailer.web.pages import message_page, page, web
+
+bp = Blueprint("unsubscribe", __name__)
+INVALID = ("Link not valid", "This unsubscribe link is not valid. Please copy the whole link from the "
+           "mail, or use the link at the bottom of any newsletter.")
+
+
+def _list_name(session, slug: str) -> str:  # type: ignore[no-untyped-def]
+    mlist = session.scalar(select(MailingList).where(MailingList.slug == slug)) if slug else None
+    return mlist.name if mlist else "all our lists"
+
+
+@bp.get(UNSUBSCRIBE_PATH)
+def show(token: str):  # type: ignore[no-untyped-def]
+    ctx = web()
+    try:
+        data = read_token(ctx.settings, Purpose.UNSUBSCRIBE, token)
+    except TokenError:
+        return message_page(*INVALID, 400)
+    with ctx.db.session() as session:
+        list_name = _list_name(session, data.list_slug)
+    return page("unsubscribe.html", list_name=list_name, action=request.path)
+
+
+@bp.post(UNSUBSCRIBE_PATH)
+def submit(token: str):  # type: ignore[no-untyped-def]
+    from mailer.subscriptions import unsubscribe
+
+    ctx = web()
+    try:
+        data = read_token(ctx.settings, Purpose.UNSUBSCRIBE, token)
+    except TokenError:
+        return message_page(*INVALID, 400)
+    with ctx.db.session() as session:
+        list_name = _list_name(session, data.list_slug)
+        subscriber = session.scalar(select(Subscriber).where(Subscriber.uid == data.subscriber_uid))
+        if subscriber is not None:
+            mlist = session.scalar(select(MailingList).where(MailingList.slug == data.list_slug))
+            one_click = request.form.get("List-Unsubscribe") == "One-Click"
+            unsubscribe(session, ctx.settings, subscriber, mlist, Reason.USER,
+                        actor="one-click" if one_click else "web")
+    prefs = preferences_url(ctx.settings, data.subscriber_uid, data.list_slug)
+    return page("unsubscribed.html", list_name=list_name, preferences_url=prefs)
