@@ -61,8 +61,7 @@ class IssueSpec:
 def find_issue(settings: Settings, issue: str | Path) -> Path:
     """The issue folder for a path or a bare name under settings.issues_dir."""
     path = Path(issue)
-    candidates = [path if path.is_absolute() else Path.cwd() / path, settings.path(str(path)),
-                  settings.path(settings.issues_dir) / path]
+    candidates = [settings.path(str(path)), Path.cwd() / path, settings.path(settings.issues_dir) / path]
     for candidate in candidates:
         if (candidate / ISSUE_FILE).is_file():
             return candidate.resolve()

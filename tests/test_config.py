@@ -1,0 +1,56 @@
+"""Settings from mailer.toml and MAILER_* environment variables; bad config is one clear line."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from mailer.cli import cli
+from mailer.config import load_settings
+from mailer.errors import ConfigError
+
+
+def test_defaults_file_and_environment_in_that_order(tmp_path):
+    (tmp_path / "mailer.toml").write_text('from_name = "Our Group"\n[smtp]\nhost = "mail.example.org"\nport = 465\n')
+    settings = load_settings(tmp_path, environ={"MAILER_SMTP_PORT": "2525", "MAILER_SECRET_KEYS": "a,b"})
+    assert settings.from_name == "Our Group"
+    assert settings.smtp_host == "mail.example.org"
+    assert settings.smtp_port == 2525
+    assert settings.secret_keys == ("a", "b")
+    assert settings.batch_size == 100
+
+
+def test_relative_sqlite_path_is_under_the_root(tmp_path):
+    settings = load_settings(tmp_path, environ={})
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path}/subscribers/mailer.db"
+
+
+def test_secret_from_a_file_outside_the_repo(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    settings = load_settings(tmp_path, environ={"MAILER_SMTP_PASSWORD_FILE": str(secret)})
+    assert settings.smtp_password == "s3cret"
+
+
+@pytest.mark.parametrize("toml, env, message", [
+    ("[smtp\n", {}, r"mailer.toml: invalid TOML"),
+    ('smtp_hots = "x"\n', {}, r"unknown setting 'smtp_hots'"),
+    ('[smtp]\npassword = "x"\n', {}, r"'smtp.password' is a secret; set MAILER_SMTP_PASSWORD"),
+    ('[smtp]\nport = "many"\n', {}, r"setting 'smtp.port': .*many"),
+    ("", {"MAILER_BATCH_SIZE": "-3"}, r"MAILER_BATCH_SIZE: setting 'batch_size': must not be negative"),
+    ("", {"MAILER_SMTP_SECURITY": "maybe"}, r"'smtp.security': must be starttls, tls or none"),
+    ("", {"MAILER_BASE_URL": "example.org"}, r"'base_url': must start with https://"),
+    ("", {"MAILER_WEB_TRUST_PROXY": "perhaps"}, r"expected true or false"),
+])
+def test_bad_config_names_the_key(tmp_path, toml, env, message):
+    (tmp_path / "mailer.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, environ=env)
+
+
+def test_cli_reports_bad_config_as_one_line(tmp_path):
+    (tmp_path / "mailer.toml").write_text("[smtp\n")
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "compose", "x"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "mailer.toml: invalid TOML" in result.output
+    assert "Traceback" not in result.output
