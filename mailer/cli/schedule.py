@@ -1,3 +1,151 @@
-"""Commands of mailer (filled in by their issue)."""
+"""`mailer schedule ...` (plan sends) and `mailer scheduler` (the daemon): parse, call, print."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from mailer.cli import AppContext, pass_app
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+class ScheduleGroup(click.Group):
+    """A group whose first argument, when it is not a subcommand, is an issue folder: `add` is implied."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["add", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("schedule", cls=ScheduleGroup)
+def schedule_group() -> None:
+    """Plan sends: `mailer schedule ISSUE_DIR --list SLUG --at TIME` (or --cron), then list/move/cancel/refresh."""
+
+
+_TZ_HELP = "IANA time zone the time or cron is read in, e.g. Europe/London (default: setting schedule.timezone)."
+
+
+@schedule_group.command("add")
+@click.argument("issue_dir")
+@click.option("--list", "-l", "lists", multiple=True, help="List slug to send to (repeatable; default: issue.toml's lists).")
+@click.option("--at", "at", help='Local time of a one-off send, "YYYY-MM-DD HH:MM[:SS]".')
+@click.option("--cron", help='Recurring: 5-field cron expression, e.g. "0 9 * * FRI"; composed afresh at each run.')
+@click.option("--tz", help=_TZ_HELP)
+@pass_app
+def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None, cron: str | None,
+        tz: str | None) -> None:
+    """Schedule ISSUE_DIR (also the form `mailer schedule ISSUE_DIR ...`): composed now for --at."""
+    from mailer.errors import InputError
+    from mailer.schedules import schedule_cron, schedule_once
+
+    if bool(at) == bool(cron):
+        raise InputError("give exactly one of --at (a one-off send) or --cron (a recurring one)")
+    if at:
+        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz)
+        what = f"send {row.send_id} holds the composed issue"
+    else:
+        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz)
+        what = f"cron {row.cron!r} in {row.timezone}; composed afresh at each run"
+    _print_created(row.id, what, app)
+
+
+def _print_created(schedule_id: int, what: str, app: AppContext) -> None:
+    from mailer.schedules import list_schedules
+
+    view = next(v for v in list_schedules(app.db, app.settings) if v.id == schedule_id)
+    _console().print(f"scheduled {view.id}: {escape(view.issue)} to {', '.join(view.lists)} at "
+                     f"{view.when_local} ({view.when_utc}); {escape(what)}")
+
+
+@schedule_group.command("list")
+@pass_app
+def list_command(app: AppContext) -> None:
+    """Show every schedule: id, issue, lists, when (its zone and UTC), state, and 'out of date'."""
+    from mailer.schedules import list_schedules
+    from mailer.locking import current_holder
+
+    console = _console()
+    views = list_schedules(app.db, app.settings)
+    if not views:
+        console.print("no schedules")
+    for v in views:
+        kind = f"cron {v.cron!r} next" if v.cron else "once"
+        state = v.status.value + (" [bold red]out of date[/] (run `mailer schedule refresh "
+                                  f"{v.id}`)" if v.out_of_date else "")
+        reason = f" - {escape(v.reason)}" if v.reason else ""
+        console.print(f"{v.id}  {escape(v.issue)}  lists={','.join(v.lists)}  {kind} {v.when_local} "
+                      f"({v.when_utc})  {state}{reason}")
+    holder = current_holder(app.db)
+    console.print(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
+                  if holder else "scheduler: not running (start `mailer scheduler`)")
+
+
+@schedule_group.command("move")
+@click.argument("schedule_id", type=int)
+@click.option("--at", help='New local time of a one-off send, "YYYY-MM-DD HH:MM[:SS]".')
+@click.option("--cron", help="New cron expression of a recurring schedule.")
+@click.option("--tz", help="New time zone (default: the schedule's own).")
+@pass_app
+def move_command(app: AppContext, schedule_id: int, at: str | None, cron: str | None, tz: str | None) -> None:
+    """Change when SCHEDULE_ID runs (a missed one-off can be moved to a new time)."""
+    from mailer.errors import InputError
+    from mailer.schedules import move
+
+    if not (at or cron or tz):
+        raise InputError("give --at, --cron or --tz")
+    row = move(app.db, app.settings, schedule_id, at=at, cron=cron, tz=tz)
+    _print_created(row.id, "moved", app)
+
+
+@schedule_group.command("cancel")
+@click.argument("schedule_id", type=int)
+@pass_app
+def cancel_command(app: AppContext, schedule_id: int) -> None:
+    """Cancel SCHEDULE_ID before it starts; nothing is sent."""
+    from mailer.schedules import cancel
+
+    cancel(app.db, schedule_id)
+    _console().print(f"cancelled schedule {schedule_id}")
+
+
+@schedule_group.command("refresh")
+@click.argument("schedule_id", type=int)
+@pass_app
+def refresh_command(app: AppContext, schedule_id: int) -> None:
+    """Re-compose the issue of one-off SCHEDULE_ID (with lint) so the current reports go out."""
+    from mailer.schedules import refresh
+
+    row = refresh(app.db, app.settings, schedule_id)
+    _print_created(row.id, f"re-composed as send {row.send_id}", app)
+
+
+@click.command("scheduler")
+@click.option("--once", is_flag=True, help="Run what is due now (and resume interrupted sends), then exit.")
+@click.option("--sync-seconds", type=click.FloatRange(min=0.2), default=5.0, show_default=True,
+              help="How often the daemon re-reads the schedule table for new or changed schedules.")
+@pass_app
+def scheduler_command(app: AppContext, once: bool, sync_seconds: float) -> None:
+    """Run the scheduler daemon in the foreground (one per database); SIGTERM stops it cleanly."""
+    from mailer.locking import SingletonLock
+    from mailer.scheduling import Daemon, run_once
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if once:
+        with SingletonLock(app.db):
+            decisions = run_once(app.db, app.settings)
+        _console().print(f"ran {len(decisions)} due schedule(s)")
+        return
+    Daemon(app.db, app.settings, sync_seconds=sync_seconds).run()
+
+
+COMMANDS: list[click.Command] = [schedule_group, scheduler_command]
