@@ -1,0 +1,375 @@
+"""The delivery ledger: create a send, freeze its audience, claim rows, move them along.
+
+One Delivery row per (send, subscriber), unique. Rows move
+queued -> sending -> sent | deferred | failed | unknown | skipped. A worker
+first *claims* a batch (claimed_by = host:pid, status unchanged), marks the
+few rows it is about to hand to the backend ``sending`` (committed), and
+records each outcome as soon as it is known (committed) before the next
+message starts (STANDARDS E5). A row found ``sending`` whose claimant is dead
+became ``unknown``: it may or may not have reached the server, so it is
+never resent automatically.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from sqlalchemy import Connection, and_, exists, func, insert, literal, not_, or_, select, update
+from sqlalchemy.orm import Session
+
+from mailer.compose import ComposedIssue
+from mailer.db import Database
+from mailer.errors import InputError
+from mailer.models import (
+    Delivery,
+    DeliveryStatus,
+    MailingList,
+    Send,
+    SendStatus,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    utcnow,
+)
+from mailer.subscriptions import GLOBAL, get_list
+
+D = Delivery.__table__
+FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNKNOWN)
+# a claim on another host counts as abandoned after this long without any update
+STALE_AFTER = timedelta(minutes=15)
+
+
+def worker_id() -> str:
+    """``host:pid``: who claimed a row (Delivery.claimed_by)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_is_live(claimed_by: str, updated_at: datetime | None, now: datetime | None = None) -> bool:
+    """True while the claimant may still be working: its pid lives (this host) or it updated recently."""
+    if not claimed_by:
+        return False
+    host, _, pid = claimed_by.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    now = now or utcnow()
+    return updated_at is not None and now - updated_at < STALE_AFTER
+
+
+def create_send(session: Session, composed: ComposedIssue, list_slugs: Sequence[str],
+                status: SendStatus = SendStatus.DRAFT) -> Send:
+    """Store the composed snapshot for *list_slugs* (each must exist) as a new Send."""
+    slugs = list(dict.fromkeys(list_slugs))
+    if not slugs:
+        raise InputError(f"{composed.path}: no list to send to: pass --list or set `lists` in issue.toml")
+    for slug in slugs:
+        get_list(session, slug)
+    send = Send(
+        issue_slug=composed.slug, issue_path=str(composed.path), subject=composed.subject,
+        preheader=composed.preheader, html=composed.html, text=composed.text,
+        archive_html=composed.archive_html, content_hash=composed.content_hash,
+        list_slugs=slugs, status=status, status_at=utcnow(),
+    )
+    session.add(send)
+    session.flush()
+    return send
+
+
+def claim_send(db: Database, send_id: int, from_status: SendStatus) -> bool:
+    """Compare-and-set *from_status* -> sending; True for the one caller that changed the row (G3)."""
+    now = utcnow()
+    with db.engine.begin() as conn:
+        result = conn.execute(
+            update(Send.__table__)
+            .where(Send.__table__.c.id == send_id, Send.__table__.c.status == from_status.value)
+            .values(status=SendStatus.SENDING.value, started_at=func.coalesce(Send.__table__.c.started_at, now),
+                    status_at=now, status_reason="")
+        )
+        return result.rowcount == 1
+
+
+def set_send_status(db: Database, send_id: int, status: SendStatus, reason: str = "",
+                    only_from: SendStatus | None = None) -> bool:
+    """Move a send to *status* (optionally only from *only_from*), with a reason and a timestamp."""
+    now = utcnow()
+    table = Send.__table__
+    values: dict = {"status": status.value, "status_reason": reason, "status_at": now}
+    if status is SendStatus.DONE:
+        values["finished_at"] = now
+    stmt = update(table).where(table.c.id == send_id).values(**values)
+    if only_from is not None:
+        stmt = stmt.where(table.c.status == only_from.value)
+    with db.engine.begin() as conn:
+        return conn.execute(stmt).rowcount == 1
+
+
+def _audience_select(send_id: int | None, list_id: int, list_slug: str):  # type: ignore[no-untyped-def]
+    """Confirmed subscribers of one list, not suppressed (by address in clear) for it."""
+    suppressed = (
+        select(func.lower(Suppression.email))
+        .where(Suppression.email.is_not(None), Suppression.scope.in_([GLOBAL, list_slug]))
+    )
+    conditions = [
+        Subscription.list_id == list_id,
+        Subscription.status == SubscriptionStatus.CONFIRMED,
+        not_(Subscriber.email_key.in_(suppressed)),
+    ]
+    if send_id is not None:
+        conditions.append(~exists().where(D.c.send_id == send_id, D.c.subscriber_id == Subscription.subscriber_id))
+    return select(Subscription.subscriber_id, Subscriber.email).join(
+        Subscriber, Subscriber.id == Subscription.subscriber_id).where(*conditions)
+
+
+def audience_count(session: Session, list_slugs: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """(distinct recipients, count per list) a send to *list_slugs* would freeze now."""
+    per_list: dict[str, int] = {}
+    union = None
+    for slug in list_slugs:
+        mlist = get_list(session, slug)
+        q = _audience_select(None, mlist.id, slug)
+        per_list[slug] = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+        union = q if union is None else union.union(q)
+    total = session.scalar(select(func.count()).select_from(union.subquery())) if union is not None else 0
+    return total or 0, per_list
+
+
+def audience_sample(session: Session, list_slugs: Sequence[str], limit: int = 10) -> list[str]:
+    """A few addresses a send would go to (for --dry-run)."""
+    out: list[str] = []
+    for slug in list_slugs:
+        mlist = get_list(session, slug)
+        q = _audience_select(None, mlist.id, slug).order_by(Subscription.subscriber_id).limit(limit)
+        for _, email in session.execute(q):
+            if email not in out:
+                out.append(email)
+    return out[:limit]
+
+
+def freeze_audience(db: Database, send_id: int) -> int:
+    """Insert one queued row per eligible subscriber, with INSERT ... SELECT; idempotent.
+
+    The send row is written first, which locks it (PostgreSQL row lock, SQLite
+    write lock), so two workers never freeze the same send twice.
+    """
+    table = Send.__table__
+    with db.sessions() as session, session.begin():
+        session.execute(update(table).where(table.c.id == send_id).values(audience_frozen=table.c.audience_frozen))
+        send = session.get(Send, send_id, populate_existing=True)
+        if send is None:
+            raise InputError(f"no send #{send_id}")
+        if send.audience_frozen:
+            return session.scalar(select(func.count()).where(D.c.send_id == send_id)) or 0
+        now = utcnow()
+        for slug in send.list_slugs:
+            mlist = get_list(session, slug)
+            audience = _audience_select(send_id, mlist.id, slug).subquery()
+            session.execute(insert(D).from_select(
+                ["send_id", "subscriber_id", "list_id", "email", "status", "attempts", "last_code",
+                 "last_reply", "message_id", "claimed_by", "updated_at"],
+                select(literal(send_id), audience.c.subscriber_id, literal(mlist.id), audience.c.email,
+                       literal(DeliveryStatus.QUEUED.value), literal(0), literal(""), literal(""),
+                       literal(""), literal(""), literal(now, Delivery.updated_at.type))
+                .order_by(audience.c.subscriber_id),
+            ))
+        session.execute(update(table).where(table.c.id == send_id).values(audience_frozen=True))
+        return session.scalar(select(func.count()).where(D.c.send_id == send_id)) or 0
+
+
+def _due(send_id: int, now: datetime):  # type: ignore[no-untyped-def]
+    return and_(
+        D.c.send_id == send_id,
+        or_(D.c.status == DeliveryStatus.QUEUED.value,
+            and_(D.c.status == DeliveryStatus.DEFERRED.value, D.c.next_attempt_at <= now)),
+    )
+
+
+def claim_batch(conn: Connection, send_id: int, me: str, after_id: int, limit: int) -> int:
+    """Claim up to *limit* due, unclaimed rows after *after_id* (SKIP LOCKED on PostgreSQL)."""
+    now = utcnow()
+    ids = (
+        select(D.c.id)
+        .where(_due(send_id, now), D.c.claimed_by == "", D.c.id > after_id)
+        .order_by(D.c.id).limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)
+    result = conn.execute(update(D).where(D.c.id.in_(ids.scalar_subquery())).values(claimed_by=me, updated_at=now))
+    conn.commit()
+    return result.rowcount
+
+
+@dataclass(frozen=True)
+class Row:
+    """A claimed delivery with what rendering and the eligibility check need."""
+
+    id: int
+    email: str
+    subscriber_id: int | None
+    uid: str
+    name: str
+    email_key: str
+    list_slug: str
+    list_name: str
+    subscribed: bool
+    attempts: int
+    first_attempt_at: datetime | None
+
+
+def claimed_rows(conn: Connection, send_id: int, me: str) -> list[Row]:
+    """The rows this worker holds for *send_id*, in id order."""
+    S, L, SUB = Subscriber.__table__, MailingList.__table__, Subscription.__table__
+    q = (
+        select(D.c.id, D.c.email, D.c.subscriber_id, S.c.uid, S.c.name, S.c.email_key, L.c.slug, L.c.name,
+               SUB.c.status, D.c.attempts, D.c.first_attempt_at)
+        .select_from(D.outerjoin(S, S.c.id == D.c.subscriber_id).outerjoin(L, L.c.id == D.c.list_id)
+                     .outerjoin(SUB, and_(SUB.c.subscriber_id == D.c.subscriber_id, SUB.c.list_id == D.c.list_id)))
+        .where(D.c.send_id == send_id, D.c.claimed_by == me,
+               D.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]))
+        .order_by(D.c.id)
+    )
+    rows = [Row(r[0], r[1] or "", r[2], r[3] or "", r[4] or "", r[5] or "", r[6] or "", r[7] or "",
+                r[8] in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.CONFIRMED.value), r[9] or 0, _aware(r[10]))
+            for r in conn.execute(q)]
+    conn.commit()
+    return rows
+
+
+def _aware(value):  # type: ignore[no-untyped-def]
+    return Delivery.first_attempt_at.type.process_result_value(value, None) if value is not None else None
+
+
+def suppressed_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, set[str]]:
+    """email_hash -> the scopes it is suppressed in, for the given hashes."""
+    out: dict[str, set[str]] = {}
+    if hashes:
+        for h, scope in conn.execute(select(Suppression.email_hash, Suppression.scope)
+                                     .where(Suppression.email_hash.in_(list(hashes)))):
+            out.setdefault(h, set()).add(scope)
+        conn.commit()
+    return out
+
+
+def mark_sending(conn: Connection, ids: Sequence[int]) -> None:
+    """Rows about to be handed to the backend (committed before anything leaves)."""
+    now = utcnow()
+    conn.execute(update(D).where(D.c.id.in_(list(ids))).values(
+        status=DeliveryStatus.SENDING.value, attempts=D.c.attempts + 1,
+        first_attempt_at=func.coalesce(D.c.first_attempt_at, now), updated_at=now))
+    conn.commit()
+
+
+def finish(conn: Connection, delivery_id: int, status: DeliveryStatus, *, code: int | str = "", reply: str = "",
+           message_id: str = "", next_attempt_at: datetime | None = None) -> None:
+    """Record one outcome and release the row; committed at once."""
+    now = utcnow()
+    values: dict = {"status": status.value, "claimed_by": "", "updated_at": now,
+                    "last_code": str(code)[:20], "last_reply": reply[:2000], "next_attempt_at": next_attempt_at}
+    if status is DeliveryStatus.SENT:
+        values.update(sent_at=now, message_id=message_id[:255])
+    conn.execute(update(D).where(D.c.id == delivery_id).values(**values))
+    conn.commit()
+
+
+def requeue(conn: Connection, ids: Sequence[int]) -> None:
+    """Rows marked sending that the backend never took (it could not work at all): queued again."""
+    if ids:
+        conn.execute(update(D).where(D.c.id.in_(list(ids)), D.c.status == DeliveryStatus.SENDING.value)
+                     .values(status=DeliveryStatus.QUEUED.value, claimed_by="", attempts=D.c.attempts - 1,
+                             updated_at=utcnow()))
+        conn.commit()
+
+
+def release(conn: Connection, send_id: int, me: str) -> None:
+    """Give back the claimed rows this worker did not get to."""
+    conn.execute(update(D).where(D.c.send_id == send_id, D.c.claimed_by == me,
+                                 D.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]))
+                 .values(claimed_by=""))
+    conn.commit()
+
+
+def reap_stale(db: Database, send_id: int | None = None) -> tuple[int, int]:
+    """Rows held by dead claimants: ``sending`` -> unknown (G7), claimed but untouched -> released.
+
+    Returns (rows now unknown, rows released).
+    """
+    now = utcnow()
+    unknown = released = 0
+    with db.engine.connect() as conn:
+        where = [D.c.claimed_by != ""]
+        if send_id is not None:
+            where.append(D.c.send_id == send_id)
+        holders = conn.execute(select(D.c.claimed_by, func.max(D.c.updated_at)).where(*where)
+                               .group_by(D.c.claimed_by)).all()
+        conn.commit()
+        for holder, last in holders:
+            if claim_is_live(holder, _aware(last), now):
+                continue
+            base = [D.c.claimed_by == holder] + ([D.c.send_id == send_id] if send_id is not None else [])
+            unknown += conn.execute(update(D).where(*base, D.c.status == DeliveryStatus.SENDING.value).values(
+                status=DeliveryStatus.UNKNOWN.value, claimed_by="", updated_at=now,
+                last_reply=f"in flight when {holder} stopped: may or may not have been delivered; "
+                           "not resent automatically (--retry-unknown)")).rowcount
+            released += conn.execute(update(D).where(*base).values(claimed_by="")).rowcount
+            conn.commit()
+    return unknown, released
+
+
+def live_claimants(db: Database, send_id: int) -> list[str]:
+    """Other processes that hold rows of *send_id* and are still alive."""
+    me = worker_id()
+    with db.engine.connect() as conn:
+        holders = conn.execute(select(D.c.claimed_by, func.max(D.c.updated_at))
+                               .where(D.c.send_id == send_id, D.c.claimed_by != "").group_by(D.c.claimed_by)).all()
+    return [h for h, last in holders if h != me and claim_is_live(h, _aware(last))]
+
+
+def counts(session: Session, send_id: int) -> dict[DeliveryStatus, int]:
+    """How many rows of *send_id* are in each status (every status present, zeros included)."""
+    out = {s: 0 for s in DeliveryStatus}
+    for status, n in session.execute(select(D.c.status, func.count()).where(D.c.send_id == send_id)
+                                     .group_by(D.c.status)):
+        out[DeliveryStatus(status)] = n
+    return out
+
+
+def next_retry_at(session: Session, send_id: int) -> datetime | None:
+    """When the earliest deferred row of *send_id* becomes due."""
+    value = session.scalar(select(func.min(D.c.next_attempt_at))
+                           .where(D.c.send_id == send_id, D.c.status == DeliveryStatus.DEFERRED.value))
+    return _aware(value)
+
+
+def has_due(session: Session, send_id: int) -> bool:
+    """True when some row of *send_id* could be sent now (queued, or deferred and due)."""
+    return session.scalar(select(exists().where(_due(send_id, utcnow())))) or False
+
+
+def retry_failed(db: Database, send_id: int) -> int:
+    """Temporary failures due now: deferred rows, and rows failed after retrying 4xx until too old."""
+    now = utcnow()
+    with db.engine.begin() as conn:
+        n = conn.execute(update(D).where(D.c.send_id == send_id, D.c.status == DeliveryStatus.DEFERRED.value)
+                         .values(next_attempt_at=now, claimed_by="")).rowcount
+        n += conn.execute(update(D).where(
+            D.c.send_id == send_id, D.c.status == DeliveryStatus.FAILED.value,
+            or_(D.c.last_code.like("4%"), D.c.last_code == "")).values(
+                status=DeliveryStatus.QUEUED.value, first_attempt_at=None, next_attempt_at=None,
+                claimed_by="", updated_at=now)).rowcount
+    return n
+
+
+def retry_unknown(db: Database, send_id: int) -> int:
+    """Unknown rows queued again: the caller accepts that some may get a second copy."""
+    with db.engine.begin() as conn:
+        return conn.execute(update(D).where(D.c.send_id == send_id, D.c.status == DeliveryStatus.UNKNOWN.value)
+                            .values(status=DeliveryStatus.QUEUED.value, claimed_by="", updated_at=utcnow())).rowcount

@@ -1,0 +1,300 @@
+"""The resumable send loop: ledger rows in id order -> rendered bytes -> backend -> ledger.
+
+`run_send` freezes the audience (once), then claims batches of due rows,
+re-checks each batch's eligibility (STANDARDS B7), and hands the backend a
+few messages at a time: rows are marked ``sending`` before they leave, and
+each outcome is committed as soon as the backend reports it, before the next
+message on that connection starts (E5). The failure policy (E4):
+
+- 250: sent.
+- 4xx, 421 after the backend's own reconnect, dropped connection: deferred
+  with exponential backoff from `retry_base_seconds`, failed once older than
+  `retry_max_age_hours`.
+- 5.1.x: failed, a hard bounce: BounceEvent and global suppression.
+- other 5xx: failed, reply kept.
+- 5.7.x policy: the row goes back to the queue and the send pauses, saying why.
+- `max_send_errors` errors in a row: the send pauses.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import select
+
+from mailer import ledger
+from mailer.backends import load_backend
+from mailer.backends.base import Backend, Outcome, Result
+from mailer.config import Settings
+from mailer.db import Database
+from mailer.errors import DeliveryError, InputError
+from mailer.message import MessageFactory, Recipient
+from mailer.models import BounceEvent, BounceKind, DeliveryStatus, MailingList, Reason, Send, SendStatus, Subscriber, utcnow
+from mailer.ratelimit import RateLimiter
+from mailer.subscriptions import GLOBAL, email_hash, unsubscribe
+
+_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+@dataclass
+class SendSummary:
+    """What one run did, plus the send's standing afterwards."""
+
+    send_id: int
+    total: int = 0                 # rows in the ledger
+    sent: int = 0                  # counts for this run
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0
+    bounced: int = 0
+    unknown: int = 0               # rows found in flight from a dead process, this run
+    status: SendStatus = SendStatus.SENDING
+    reason: str = ""
+    counts: dict[DeliveryStatus, int] = field(default_factory=dict)
+    next_retry_at: datetime | None = None
+
+    @property
+    def processed(self) -> int:
+        return self.sent + self.deferred + self.failed + self.skipped
+
+
+Progress = Callable[[SendSummary], None]
+
+
+def enhanced_status(result: Result) -> str:
+    """The enhanced status code (``5.1.1``) of a result, from the backend or the reply text."""
+    if result.status:
+        return result.status
+    match = _ENHANCED.search(result.reply or "")
+    return match.group(1) if match else ""
+
+
+def backoff(settings: Settings, attempts: int) -> timedelta:
+    """Delay before attempt ``attempts + 1``: base * 2^(attempts-1)."""
+    return timedelta(seconds=settings.retry_base_seconds * 2 ** min(max(attempts - 1, 0), 20))
+
+
+class _Run:
+    """The state of one run_send call: the connection, the counters, the pause reason."""
+
+    def __init__(self, db: Database, settings: Settings, send: Send, backend: Backend,
+                 progress: Progress | None, stop: threading.Event) -> None:
+        self.db, self.settings, self.send, self.backend = db, settings, send, backend
+        self.progress, self.stop = progress, stop
+        self.me = ledger.worker_id()
+        self.limiter = RateLimiter.from_settings(settings)
+        self.factory = MessageFactory(settings, subject=send.subject, html=send.html, text=send.text,
+                                      issue_slug=send.issue_slug, preheader=send.preheader)
+        self.summary = SendSummary(send.id)
+        self.errors_in_row = 0
+        self.pause_reason = ""
+        self.lock = threading.Lock()
+        self.conn = db.engine.connect()
+        self.rows: dict[int, ledger.Row] = {}
+        self.message_ids: dict[int, str] = {}
+        self.group = max(1, min(settings.smtp_connections if backend.name == "smtp" else 1,
+                                self.limiter.max_parallel))
+
+    # -- one batch -------------------------------------------------------------------------
+    def eligible(self, rows: list[ledger.Row]) -> list[ledger.Row]:
+        """Mark rows whose subscriber left or is suppressed since the freeze as skipped (B7)."""
+        hashes = {r.id: email_hash(self.settings, r.email_key) for r in rows if r.email_key}
+        scopes = ledger.suppressed_hashes(self.conn, list(set(hashes.values())))
+        keep = []
+        for r in rows:
+            why = ""
+            if r.subscriber_id is None:
+                why = "subscriber erased during the send"
+            elif not r.subscribed:
+                why = "unsubscribed during the send"
+            elif scopes.get(hashes.get(r.id, ""), set()) & {GLOBAL, r.list_slug}:
+                why = "suppressed during the send"
+            if why:
+                ledger.finish(self.conn, r.id, DeliveryStatus.SKIPPED, reply=why)
+                self.summary.skipped += 1
+            else:
+                keep.append(r)
+        return keep
+
+    def send_group(self, group: list[ledger.Row]) -> None:
+        domains = [r.email.rpartition("@")[2] for r in group]
+        for domain in domains:
+            if not self.limiter.acquire(domain, self.stop):
+                return
+        now = utcnow()
+        messages = []
+        for r in group:
+            message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name), now)
+            self.message_ids[r.id] = message.message_id
+            messages.append(message)
+        ids = [r.id for r in group]
+        ledger.mark_sending(self.conn, ids)
+        done: set[int] = set()
+        try:
+            self.backend.send(messages, on_result=lambda res: self.record(res, done))
+        except DeliveryError:
+            ledger.requeue(self.conn, [i for i in ids if i not in done])
+            raise
+        finally:
+            for domain in domains:
+                self.limiter.complete(domain)
+        missing = [i for i in ids if i not in done]
+        if missing:  # a backend that reported nothing for a message: it may have gone out
+            for i in missing:
+                self.finish(i, DeliveryStatus.UNKNOWN, reply="the backend reported no outcome")
+
+    def finish(self, delivery_id: int, status: DeliveryStatus, **kw) -> None:  # type: ignore[no-untyped-def]
+        with self.lock:
+            ledger.finish(self.conn, delivery_id, status, **kw)
+
+    def record(self, result: Result, done: set[int]) -> None:
+        """Persist one outcome at once (called by the backend before that connection goes on)."""
+        row = self.rows[int(result.key)]
+        done.add(row.id)
+        s, code, reply = self.summary, result.code, result.reply
+        if result.outcome is Outcome.SENT:
+            self.errors_in_row = 0
+            self.finish(row.id, DeliveryStatus.SENT, code=code, reply=reply, message_id=self.message_ids[row.id])
+            s.sent += 1
+            return
+        self.errors_in_row += 1
+        status = enhanced_status(result)
+        if result.outcome is Outcome.POLICY:
+            self.finish(row.id, DeliveryStatus.QUEUED, code=code, reply=reply)
+            self.pause_reason = (f"the server refused a message by policy ({code} {status or ''} "
+                                 f"{reply.strip()[:200]}); not the recipient's fault: fix and resume")
+        elif result.outcome is Outcome.TEMPORARY:
+            now = utcnow()
+            first = row.first_attempt_at or now
+            if now - first >= timedelta(hours=self.settings.retry_max_age_hours):
+                self.finish(row.id, DeliveryStatus.FAILED, code=code,
+                            reply=f"gave up after {self.settings.retry_max_age_hours:g} h: {reply}")
+                s.failed += 1
+            else:
+                self.finish(row.id, DeliveryStatus.DEFERRED, code=code, reply=reply,
+                            next_attempt_at=now + backoff(self.settings, row.attempts + 1))
+                s.deferred += 1
+        else:
+            if status.startswith("5.1."):
+                self.bounce(row, result, status)
+            self.finish(row.id, DeliveryStatus.FAILED, code=code, reply=reply)
+            s.failed += 1
+        if not self.pause_reason and self.errors_in_row >= self.settings.max_send_errors:
+            self.pause_reason = f"{self.errors_in_row} errors in a row (max_send_errors); last: {code} {reply[:200]}"
+
+    def bounce(self, row: ledger.Row, result: Result, status: str) -> None:
+        """A hard bounce: record it and suppress the address everywhere."""
+        with self.db.session() as session:
+            subscriber = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
+            if subscriber is None:
+                return
+            session.add(BounceEvent(subscriber_id=subscriber.id, send_id=self.send.id, kind=BounceKind.HARD,
+                                    status_code=status or str(result.code), diagnostic=result.reply[:2000]))
+            unsubscribe(session, self.settings, subscriber, None, Reason.BOUNCE, actor="sending",
+                        detail=f"{result.code} {result.reply[:200]}")
+        self.summary.bounced += 1
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        after = 0
+        while not self.stop.is_set() and not self.pause_reason:
+            if not ledger.claim_batch(self.conn, self.send.id, self.me, after, self.settings.batch_size):
+                break
+            rows = ledger.claimed_rows(self.conn, self.send.id, self.me)
+            if not rows:
+                break
+            after = rows[-1].id
+            self.rows = {r.id: r for r in rows}
+            todo = self.eligible(rows)
+            for i in range(0, len(todo), self.group):
+                if self.stop.is_set() or self.pause_reason:
+                    break
+                self.send_group(todo[i:i + self.group])
+                if self.progress:
+                    self.progress(self.summary)
+            ledger.release(self.conn, self.send.id, self.me)
+
+    def close(self) -> None:
+        try:
+            ledger.release(self.conn, self.send.id, self.me)
+        finally:
+            self.conn.close()
+
+
+def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend | None = None,
+             progress: Progress | None = None, stop: threading.Event | None = None) -> SendSummary:
+    """Send everything of *send_id* that is due now; resumable, never twice to one row.
+
+    The send must be in status ``sending`` (see claim_send). Afterwards it is
+    ``done`` when no row is left to try, ``paused`` (with the reason) on a
+    policy error or too many errors, and still ``sending`` while deferred
+    rows wait for their retry or when *stop* was set.
+    """
+    with db.session() as session:
+        send = session.get(Send, send_id)
+        if send is None:
+            raise InputError(f"no send #{send_id}")
+        if send.status is not SendStatus.SENDING:
+            raise InputError(f"send #{send_id} is {send.status.value}, not sending")
+    ledger.freeze_audience(db, send_id)
+    summary_unknown, _ = ledger.reap_stale(db, send_id)
+    stop = stop or threading.Event()
+    own_backend = backend is None
+    backend = backend or load_backend(settings)
+    run = None
+    try:
+        if own_backend:
+            backend.open()
+        run = _Run(db, settings, send, backend, progress, stop)
+        run.summary.unknown = summary_unknown
+        run.run()
+    except DeliveryError as exc:
+        ledger.set_send_status(db, send_id, SendStatus.PAUSED, f"delivery stopped: {exc}",
+                               only_from=SendStatus.SENDING)
+        raise
+    finally:
+        if run is not None:
+            run.close()
+        if own_backend:
+            backend.close()
+    return _conclude(db, run.summary, run.pause_reason)
+
+
+def _conclude(db: Database, summary: SendSummary, pause_reason: str) -> SendSummary:
+    """Set the send's status from what is left in its ledger, and fill the summary."""
+    send_id = summary.send_id
+    if pause_reason:
+        ledger.set_send_status(db, send_id, SendStatus.PAUSED, pause_reason, only_from=SendStatus.SENDING)
+    with db.session() as session:
+        counts = ledger.counts(session, send_id)
+        left = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.DEFERRED] + counts[DeliveryStatus.SENDING]
+        if not left and not pause_reason:
+            ledger.set_send_status(db, send_id, SendStatus.DONE, "", only_from=SendStatus.SENDING)
+        summary.next_retry_at = ledger.next_retry_at(session, send_id)
+    with db.session() as session:
+        send = session.get(Send, send_id)
+        summary.status, summary.reason = send.status, send.status_reason
+    summary.counts, summary.total = counts, sum(counts.values())
+    return summary
+
+
+def resume_interrupted(db: Database, settings: Settings) -> list[int]:
+    """Sends left in ``sending`` by a crash: their in-flight rows become unknown (G7).
+
+    Returns the ids of sending sends that nobody alive is working on and that
+    have rows due, for the caller to run_send again.
+    """
+    ledger.reap_stale(db)
+    with db.session() as session:
+        ids = list(session.scalars(select(Send.id).where(Send.status == SendStatus.SENDING).order_by(Send.id)))
+        due = [i for i in ids if ledger.has_due(session, i)]
+    return [i for i in due if not ledger.live_claimants(db, i)]
+
+
+def list_names(db: Database, slugs: list[str]) -> dict[str, str]:
+    with db.session() as session:
+        return dict(session.execute(select(MailingList.slug, MailingList.name).where(MailingList.slug.in_(slugs))).all())
