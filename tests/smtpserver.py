@@ -172,7 +172,7 @@ class _Handler:
             self.state.messages.append(Received(
                 mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
                 data=bytes(envelope.original_content or b""),
-                connection=getattr(session, "connection_no", 0), tls=session.ssl is not None,
+                connection=getattr(session, "connection_no", 0), tls=server.transport.get_extra_info("ssl_object") is not None,
             ))
         return "250 2.0.0 OK queued"
 
@@ -300,13 +300,14 @@ def _authenticator(username: str, password: str) -> Callable[..., AuthResult]:
     return check
 
 
-def make_cert(folder: Path, common_name: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1 (openssl CLI): (cert, key)."""
+def make_cert(folder: Path, common_name: str = "localhost",
+              alt_names: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate (default: for localhost and 127.0.0.1), made by the openssl CLI: (cert, key)."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
          "-days", "2", "-subj", f"/CN={common_name}",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+         "-addext", f"subjectAltName={alt_names}"],
         check=True, capture_output=True,
     )
     return cert, key
