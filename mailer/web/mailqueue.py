@@ -152,19 +152,19 @@ class QueueThread(threading.Thread):
         super().__init__(name="mailer-mail-queue", daemon=True)
         self.settings, self.db, self.interval = settings, db, interval
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
         if self.is_alive():
             self.join(timeout)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
