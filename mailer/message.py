@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.header import Header
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 from mailer import links
 from mailer.backends.base import OutgoingMessage
@@ -74,15 +74,28 @@ def _fold_ascii(name: str, value: str) -> bytes:
 
 
 def address_header(name: str, display_name: str, email: str) -> bytes:
-    """``To: "Name" <email>`` with the name quoted or encoded as needed (D1: both cleaned)."""
+    """``To: "Name" <email>`` with the name quoted or encoded as needed (D1: both cleaned).
+
+    A non-ASCII address (RFC 6531) stays raw UTF-8; it only goes to servers offering SMTPUTF8.
+    """
     display_name = clean_header(display_name, 200)
     email = clean_header(email, 254).replace(" ", "")
     if not display_name:
-        return header_line(name, email)
+        return f"{name}: {email}".encode("utf-8") + CRLF
     if display_name.isascii():
-        return header_line(name, formataddr((display_name, email)))
+        phrase = _quote_phrase(display_name)
+        line = f"{name}: {phrase} <{email}>"
+        if len(line) <= MAX_LINE:
+            return line.encode("utf-8") + CRLF
+        return f"{name}: {phrase}\r\n <{email}>".encode("utf-8") + CRLF
     encoded = Header(display_name, "utf-8", header_name=name).encode(linesep="\r\n")
-    return f"{name}: {encoded}\r\n <{email}>".encode("ascii") + CRLF
+    return f"{name}: {encoded}\r\n <{email}>".encode("utf-8") + CRLF
+
+
+def _quote_phrase(text: str) -> str:
+    if not _SPECIALS.search(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def qp_body(text: str) -> bytes:
@@ -112,9 +125,7 @@ def list_id(settings: Settings, list_slug: str, list_name: str) -> str:
     """``List name <slug.list_id_domain>`` (A8): one identifier per list, <= 255 octets."""
     label = _LABEL.sub("-", list_slug.lower()).strip("-") or "list"
     ident = f"{label}.{settings.list_id_domain}"[:255]
-    name = clean_header(list_name, 200)
-    if name and _SPECIALS.search(name):
-        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    name = _quote_phrase(clean_header(list_name, 200))
     return f"{name} <{ident}>" if name else f"<{ident}>"
 
 
@@ -146,8 +157,8 @@ def _multipart(boundary: str, text_qp: bytes, html_qp: bytes | None) -> bytes:
         return text_qp
     return b"".join((
         b"--", b, CRLF, part % b"plain", text_qp,
-        b"--", b, CRLF, part % b"html", html_qp,
-        b"--", b, b"--", CRLF,
+        CRLF, b"--", b, CRLF, part % b"html", html_qp,
+        CRLF, b"--", b, b"--", CRLF,
     ))
 
 
