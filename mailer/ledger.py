@@ -350,8 +350,8 @@ def next_retry_at(session: Session, send_id: int) -> datetime | None:
 
 
 def has_due(session: Session, send_id: int) -> bool:
-    """True when some row of *send_id* could be sent now (queued, or deferred and due)."""
-    return session.scalar(select(exists().where(_due(send_id, utcnow())))) or False
+    """True when some unclaimed row of *send_id* could be sent now (queued, or deferred and due)."""
+    return session.scalar(select(exists().where(_due(send_id, utcnow()), D.c.claimed_by == ""))) or False
 
 
 def retry_failed(db: Database, send_id: int) -> int:

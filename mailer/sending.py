@@ -247,8 +247,7 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
     backend = backend or load_backend(settings)
     run = None
     try:
-        if own_backend:
-            backend.open()
+        backend.open()   # idempotent: a backend that cannot work fails here, before any row moves
         run = _Run(db, settings, send, backend, progress, stop)
         run.summary.unknown = summary_unknown
         run.run()

@@ -1,0 +1,103 @@
+"""What `mailer send` decides before the loop runs: start, resume or retry a send of an issue.
+
+One issue goes to one list once. A second send of the same issue to a list
+it already went to is refused while the first is unfinished (resume it) and,
+once the first is done, unless the caller passes ``again`` (no accidental
+double campaign).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlalchemy import select
+
+from mailer import ledger
+from mailer.backends.base import Backend, Result
+from mailer.compose import ComposedIssue
+from mailer.config import Settings
+from mailer.db import Database
+from mailer.errors import InputError
+from mailer.message import MessageFactory, Recipient
+from mailer.models import Send, SendStatus
+from mailer.subscriptions import get_list, normalize_email
+
+UNFINISHED = (SendStatus.DRAFT, SendStatus.SCHEDULED, SendStatus.SENDING, SendStatus.PAUSED)
+
+
+def sends_of(db: Database, issue_slug: str) -> list[Send]:
+    """Every send of the issue, oldest first."""
+    with db.session() as session:
+        return list(session.scalars(select(Send).where(Send.issue_slug == issue_slug).order_by(Send.id)))
+
+
+def check_not_sent(db: Database, issue_slug: str, list_slugs: Sequence[str], again: bool) -> None:
+    """Refuse a second campaign of an issue to a list, unless the first is done and *again*."""
+    for send in sends_of(db, issue_slug):
+        overlap = sorted(set(send.list_slugs) & set(list_slugs))
+        if not overlap or send.status in (SendStatus.CANCELLED, SendStatus.FAILED, SendStatus.MISSED):
+            continue
+        lists = ", ".join(overlap)
+        if send.status in UNFINISHED:
+            raise InputError(f"issue {issue_slug!r} already has send #{send.id} to {lists} "
+                             f"({send.status.value}): continue it with --resume")
+        if not again:
+            raise InputError(f"issue {issue_slug!r} was already sent to {lists} (send #{send.id}): "
+                             "pass --again to send it a second time")
+
+
+def start(db: Database, composed: ComposedIssue, list_slugs: Sequence[str], *, again: bool = False) -> int:
+    """Create the send (draft) and claim it for this process; returns its id."""
+    check_not_sent(db, composed.slug, list_slugs, again)
+    with db.session() as session:
+        send_id = ledger.create_send(session, composed, list_slugs).id
+    if not ledger.claim_send(db, send_id, SendStatus.DRAFT):
+        raise InputError(f"send #{send_id} was claimed by someone else")
+    return send_id
+
+
+@dataclass(frozen=True)
+class Resumed:
+    send_id: int
+    unknown: int      # rows found in flight from a dead process (not resent)
+    retried: int      # rows queued again by --retry-failed / --retry-unknown
+
+
+def resume(db: Database, issue_slug: str, *, retry_failed: bool = False, retry_unknown: bool = False) -> Resumed:
+    """Take over the newest send of the issue: reap dead claims, queue retries, claim it (G7)."""
+    sends = [s for s in sends_of(db, issue_slug) if s.status not in (SendStatus.CANCELLED,)]
+    if not sends:
+        raise InputError(f"issue {issue_slug!r} has no send to resume; start one with --list")
+    send = sends[-1]
+    if send.status in (SendStatus.DRAFT, SendStatus.SCHEDULED):
+        raise InputError(f"send #{send.id} of {issue_slug!r} is {send.status.value}: nothing to resume")
+    if send.status is SendStatus.DONE and not (retry_failed or retry_unknown):
+        raise InputError(f"send #{send.id} of {issue_slug!r} is done; use --retry-failed or --retry-unknown")
+    others = ledger.live_claimants(db, send.id)
+    if others:
+        raise InputError(f"send #{send.id} is being sent right now by {', '.join(others)}")
+    unknown, _ = ledger.reap_stale(db, send.id)
+    retried = 0
+    if retry_failed:
+        retried += ledger.retry_failed(db, send.id)
+    if retry_unknown:
+        retried += ledger.retry_unknown(db, send.id)
+    if send.status is not SendStatus.SENDING and not ledger.claim_send(db, send.id, send.status):
+        raise InputError(f"send #{send.id} changed status meanwhile; try again")
+    return Resumed(send.id, unknown, retried)
+
+
+def test_send(settings: Settings, db: Database, composed: ComposedIssue, to: str, backend: Backend,
+              list_slug: str = "") -> Result:
+    """One message of the issue to *to*: links are not bound to a subscriber; nothing is recorded."""
+    address = normalize_email(to)
+    list_name = ""
+    if list_slug:
+        with db.session() as session:
+            list_name = get_list(session, list_slug).name
+    factory = MessageFactory(settings, subject=composed.subject, html=composed.html, text=composed.text,
+                             issue_slug=composed.slug, preheader=composed.preheader)
+    message = factory.render(Recipient("test", address.email, "", "test-send", list_slug, list_name))
+    with backend:
+        return backend.send([message]).results[0]

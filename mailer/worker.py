@@ -1,0 +1,96 @@
+"""`mailer worker`: run every send that has rows due (new ones and deferred retries) until stopped.
+
+On PostgreSQL any number of workers, on one or several machines, share the
+work: each claims batches of rows with ``FOR UPDATE SKIP LOCKED``. On SQLite
+one worker only: it holds an fcntl lock on ``<database>.worker.lock`` and a
+second one exits with a clear message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from sqlalchemy import select
+
+from mailer import ledger
+from mailer.backends import load_backend
+from mailer.config import Settings
+from mailer.db import Database
+from mailer.errors import DeliveryError, InputError, MailerError
+from mailer.models import Send, SendStatus
+from mailer.sending import SendSummary, run_send
+
+Log = Callable[[str], None]
+
+
+@contextmanager
+def sqlite_worker_lock(db: Database) -> Iterator[None]:
+    """Hold the one-worker lock of a SQLite database; no-op on other databases."""
+    if db.dialect != "sqlite":
+        yield
+        return
+    path = Path(str(db.engine.url.database) + ".worker.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise MailerError(f"another `mailer worker` (pid {holder}) is running on {db.engine.url.database}; "
+                              "SQLite allows one worker: use PostgreSQL to run several") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)   # closing releases the lock
+
+
+def due_sends(db: Database) -> list[int]:
+    """Sends in status sending not yet frozen or with rows due now, oldest first (after reaping dead claims)."""
+    ledger.reap_stale(db)
+    with db.session() as session:
+        sends = session.execute(select(Send.id, Send.audience_frozen)
+                                .where(Send.status == SendStatus.SENDING).order_by(Send.id)).all()
+        return [i for i, frozen in sends if not frozen or ledger.has_due(session, i)]
+
+
+def run_worker(db: Database, settings: Settings, *, backend_name: str | None = None, poll: float = 5.0,
+               until_idle: bool = False, stop: threading.Event | None = None,
+               log: Log = lambda line: None) -> list[SendSummary]:
+    """Send what is due, sleep *poll* seconds, repeat; return when *stop* is set (or idle, if asked)."""
+    stop = stop or threading.Event()
+    done: list[SendSummary] = []
+    with sqlite_worker_lock(db):
+        log(f"worker {ledger.worker_id()} started on {db.dialect}")
+        while not stop.is_set():
+            ids = due_sends(db)
+            if ids:
+                backend = load_backend(settings, backend_name)
+                try:
+                    backend.open()
+                    for send_id in ids:
+                        if stop.is_set():
+                            break
+                        try:
+                            summary = run_send(db, settings, send_id, backend=backend, stop=stop)
+                        except InputError:       # another worker finished or paused it meanwhile
+                            continue
+                        done.append(summary)
+                        log(f"send #{send_id}: {summary.sent} sent, {summary.deferred} deferred, "
+                            f"{summary.failed} failed, {summary.skipped} skipped; now {summary.status.value}"
+                            + (f" ({summary.reason})" if summary.reason else ""))
+                except DeliveryError as exc:
+                    log(f"delivery stopped: {exc}")
+                finally:
+                    backend.close()
+                continue
+            if until_idle:
+                break
+            stop.wait(poll)
+        log("worker stopped")
+    return done
