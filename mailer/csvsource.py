@@ -1,0 +1,144 @@
+"""Reading a subscriber CSV defensively: header, delimiter, encoding, line limits.
+
+Yields one `Row` per record with the line it starts on, or the reason it cannot be
+read, so that the importer can report each bad row and keep going. Memory stays
+bounded: lines are read with a size limit and an over-long line is skipped, not held.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator
+
+from mailer.errors import InputError
+
+EMAIL_HEADERS = ("email", "e-mail", "mail", "email address", "e-mail address")
+NAME_HEADERS = ("name", "full name", "display name")
+DELIMITERS = (",", ";")
+MAX_LINE = 1 << 20  # characters; a longer line is rejected without being held in memory
+SAMPLE = 64 * 1024
+
+
+@dataclass
+class Row:
+    """One record: where it starts, its email and name, other columns, or why it is unreadable."""
+
+    line: int
+    email: str = ""
+    name: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+class _Lines:
+    """Physical lines of a text file, each at most MAX_LINE characters.
+
+    An over-long line is drained in chunks and replaced by an empty line; its
+    number is remembered so the record holding it can be rejected.
+    """
+
+    def __init__(self, f: IO[str]) -> None:
+        self.f = f
+        self.count = 0
+        self.too_long: set[int] = set()
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            line = self.f.readline(MAX_LINE)
+            if not line:
+                return
+            self.count += 1
+            if len(line) >= MAX_LINE and not line.endswith(("\n", "\r")):
+                self.too_long.add(self.count)
+                while True:
+                    rest = self.f.readline(MAX_LINE)
+                    if not rest or rest.endswith(("\n", "\r")):
+                        break
+                yield "\n"
+                continue
+            yield line
+
+
+def _check_sample(path: Path, sample: bytes) -> None:
+    if b"\x00" in sample:
+        raise InputError(f"{path}: binary data, not a CSV text file")
+    first = sample.split(b"\n", 1)[0] if b"\n" in sample else sample[:-4]
+    try:
+        first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: line 1: not UTF-8 text; save the file as UTF-8 (CSV UTF-8)") from None
+
+
+def _header(path: Path, line: str) -> tuple[str, list[str]]:
+    """Pick the delimiter that yields an email column; return it and the lower-cased names."""
+    best: list[str] = []
+    for delimiter in DELIMITERS:
+        names = [h.strip().lower() for h in next(csv.reader([line], delimiter=delimiter), [])]
+        if any(n in EMAIL_HEADERS for n in names):
+            dupes = sorted({n for n in names if n and names.count(n) > 1})
+            if dupes:
+                raise InputError(f"{path}: line 1: column {dupes[0]!r} appears twice in the header")
+            return delimiter, names
+        if len(names) > len(best):
+            best = names
+    shown = ", ".join(repr(n) for n in best[:8]) or "nothing"
+    hint = " (is the delimiter a comma or a semicolon?)" if len(best) <= 1 and line.strip() else ""
+    raise InputError(f"{path}: line 1: no email column (expected one of "
+                     f"{', '.join(EMAIL_HEADERS[:3])}); the header has {shown}{hint}")
+
+
+def read_rows(path: Path, f: io.BufferedReader) -> Iterator[Row]:
+    """Rows of the CSV open as binary *f*; raise InputError for a file that is not a CSV at all."""
+    _check_sample(path, f.peek(SAMPLE)[:SAMPLE])
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    lines = _Lines(text)
+    it = iter(lines)
+    header_line = next(it, "")
+    if not header_line.strip():
+        raise InputError(f"{path}: empty file, expected a header row with an email column")
+    if lines.too_long:
+        raise InputError(f"{path}: line 1: header longer than {MAX_LINE} characters")
+    delimiter, names = _header(path, header_line)
+    email_col = next(i for i, n in enumerate(names) if n in EMAIL_HEADERS)
+    name_col = next((i for i, n in enumerate(names) if n in NAME_HEADERS), None)
+    csv.field_size_limit(MAX_LINE)
+    reader = csv.reader(it, delimiter=delimiter)
+    while True:
+        start = lines.count + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Row(start, error=f"unreadable CSV record: {exc}")
+            continue
+        if any(n in lines.too_long for n in range(start, lines.count + 1)):
+            yield Row(start, error=f"line longer than {MAX_LINE} characters")
+            continue
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue
+        yield _row(start, fields, names, email_col, name_col)
+
+
+def _row(line: int, fields: list[str], names: list[str], email_col: int, name_col: int | None) -> Row:
+    try:
+        "".join(fields).encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes were kept as surrogates
+        return Row(line, error="not UTF-8 text")
+    width = len(names)
+    if len(fields) > width and any(v.strip() for v in fields[width:]):
+        return Row(line, error=f"{len(fields)} fields but the header has {width} "
+                               "(unquoted delimiter in a value?)")
+    if len(fields) < width:
+        fields = fields + [""] * (width - len(fields))
+    attributes = {}
+    for i in range(width):
+        if i != email_col and i != name_col and names[i]:
+            value = fields[i].strip()
+            if value:
+                attributes[names[i]] = value
+    return Row(line, email=fields[email_col], name=fields[name_col] if name_col is not None else "",
+               attributes=attributes)

@@ -1,0 +1,56 @@
+"""Mailing lists: create them, and count their subscriptions per status."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailer.errors import InputError
+from mailer.headers import clean_header, has_header_trick
+from mailer.models import MailingList, OptIn, Subscription, SubscriptionStatus
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    slug: str
+    name: str
+    opt_in: OptIn
+    counts: dict[SubscriptionStatus, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def add_list(session: Session, slug: str, name: str, opt_in: OptIn = OptIn.DOUBLE,
+             description: str = "") -> MailingList:
+    """Create a list; InputError for a bad or taken slug or a bad name."""
+    if not SLUG.match(slug):
+        raise InputError(f"list slug {slug!r}: use lower-case letters, digits and '-' (at most 64)")
+    if not name.strip() or has_header_trick(name):
+        raise InputError("list name: must be one line of text (it is shown in the List-Id header)")
+    if session.scalar(select(MailingList.id).where(MailingList.slug == slug)) is not None:
+        raise InputError(f"list {slug!r} exists already")
+    mlist = MailingList(slug=slug, name=clean_header(name, 200), opt_in=opt_in, description=description.strip())
+    session.add(mlist)
+    session.flush()
+    return mlist
+
+
+def list_summaries(session: Session) -> list[ListSummary]:
+    """Every list, by slug, with its number of subscriptions per status."""
+    counts: dict[int, dict[SubscriptionStatus, int]] = {}
+    for list_id, status, n in session.execute(
+            select(Subscription.list_id, Subscription.status, func.count())
+            .group_by(Subscription.list_id, Subscription.status)):
+        counts.setdefault(list_id, {})[status] = n
+    return [
+        ListSummary(m.slug, m.name, m.opt_in,
+                    {s: counts.get(m.id, {}).get(s, 0) for s in SubscriptionStatus})
+        for m in session.scalars(select(MailingList).order_by(MailingList.slug))
+    ]
