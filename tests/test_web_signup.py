@@ -192,7 +192,7 @@ def test_security_headers_on_every_page(web_app: WebApp) -> None:
         csp = headers["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in csp and "script-src" not in csp and "default-src 'none'" in csp
         assert headers["X-Content-Type-Options"] == "nosniff"
-        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["Referrer-Policy"] == "same-origin"
         assert "Set-Cookie" not in headers
 
 

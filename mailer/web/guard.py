@@ -76,14 +76,14 @@ def client_ip(request: Request) -> str:
 
 
 def add_security_headers(response: Response, frame_origins: tuple[str, ...] = ()) -> Response:
-    """CSP, nosniff, no referrer (tokens live in URLs), no framing unless embedding is allowed."""
+    """CSP, nosniff, referrer only to ourselves (tokens live in URLs), no framing unless embedding is allowed."""
     csp = response.headers.get("Content-Security-Policy", PAGE_CSP)
     ancestors = " ".join(frame_origins) if frame_origins else "'none'"
     response.headers["Content-Security-Policy"] = f"{csp}; frame-ancestors {ancestors}"
     if not frame_origins:
         response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers.setdefault("Cache-Control", "no-store")
     return response
