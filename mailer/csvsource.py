@@ -94,33 +94,36 @@ def read_rows(path: Path, f: io.BufferedReader) -> Iterator[Row]:
     """Rows of the CSV open as binary *f*; raise InputError for a file that is not a CSV at all."""
     _check_sample(path, f.peek(SAMPLE)[:SAMPLE])
     text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    lines = _Lines(text)
-    it = iter(lines)
-    header_line = next(it, "")
-    if not header_line.strip():
-        raise InputError(f"{path}: empty file, expected a header row with an email column")
-    if lines.too_long:
-        raise InputError(f"{path}: line 1: header longer than {MAX_LINE} characters")
-    delimiter, names = _header(path, header_line)
-    email_col = next(i for i, n in enumerate(names) if n in EMAIL_HEADERS)
-    name_col = next((i for i, n in enumerate(names) if n in NAME_HEADERS), None)
-    csv.field_size_limit(MAX_LINE)
-    reader = csv.reader(it, delimiter=delimiter)
-    while True:
-        start = lines.count + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield Row(start, error=f"unreadable CSV record: {exc}")
-            continue
-        if any(n in lines.too_long for n in range(start, lines.count + 1)):
-            yield Row(start, error=f"line longer than {MAX_LINE} characters")
-            continue
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue
-        yield _row(start, fields, names, email_col, name_col)
+    try:
+        lines = _Lines(text)
+        it = iter(lines)
+        header_line = next(it, "")
+        if not header_line.strip():
+            raise InputError(f"{path}: empty file, expected a header row with an email column")
+        if lines.too_long:
+            raise InputError(f"{path}: line 1: header longer than {MAX_LINE} characters")
+        delimiter, names = _header(path, header_line)
+        email_col = next(i for i, n in enumerate(names) if n in EMAIL_HEADERS)
+        name_col = next((i for i, n in enumerate(names) if n in NAME_HEADERS), None)
+        csv.field_size_limit(MAX_LINE)
+        reader = csv.reader(it, delimiter=delimiter)
+        while True:
+            start = lines.count + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Row(start, error=f"unreadable CSV record: {exc}")
+                continue
+            if any(n in lines.too_long for n in range(start, lines.count + 1)):
+                yield Row(start, error=f"line longer than {MAX_LINE} characters")
+                continue
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            yield _row(start, fields, names, email_col, name_col)
+    finally:
+        text.detach()  # the caller owns (and closes) f
 
 
 def _row(line: int, fields: list[str], names: list[str], email_col: int, name_col: int | None) -> Row:

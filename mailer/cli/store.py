@@ -1,3 +1,293 @@
-"""Commands of mailer (filled in by their issue)."""
+"""`mailer init`, `mailer db`, `mailer lists`, `mailer subscribers`: thin commands over the store."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mailer.bootstrap import init_project
+from mailer.cli import pass_app
+from mailer.db import Database
+from mailer.errors import InputError
+from mailer.models import ConsentSource, OptIn, Reason, Subscriber, SubscriptionStatus
+from mailer.subscriptions import ConsentInfo, Outcome, find_subscriber, get_list, normalize_email, subscribe
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+STATUS = click.Choice([s.value for s in SubscriptionStatus])
+PROGRESS_MIN_BYTES = 1 << 20
+
+
+@click.command()
+@pass_app
+def init(app) -> None:  # type: ignore[no-untyped-def]
+    """Create mailer.toml (if absent) and the database, and print the secrets to set."""
+    result = init_project(app.settings)
+    if result.config_written:
+        out.print(f"wrote {result.config_path} (every setting, commented out)")
+    else:
+        out.print(f"{result.config_path} exists: left as it is")
+    out.print(f"database {result.database_url}: migrations applied")
+    if result.missing_secrets:
+        out.print("Secrets are read from the environment only. Set these (fresh values) outside the repo, e.g. "
+                  "in your shell profile or service unit:")
+        for name, value in result.missing_secrets.items():
+            click.echo(f"  export {name}={value}")
+        out.print("Keep MAILER_HASH_KEY forever; to rotate MAILER_SECRET_KEYS put the new key first: new,old.")
+    else:
+        out.print("MAILER_SECRET_KEYS and MAILER_HASH_KEY are set.")
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+def _database(app) -> Database:  # type: ignore[no-untyped-def]
+    return Database.from_settings(app.settings)
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@pass_app
+def db_upgrade(app, revision: str) -> None:  # type: ignore[no-untyped-def]
+    """Apply migrations up to REVISION (default: head)."""
+    _database(app).upgrade(revision)
+    out.print(f"database upgraded to {revision}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@pass_app
+def db_downgrade(app, revision: str) -> None:  # type: ignore[no-untyped-def]
+    """Revert migrations down to REVISION ('-1' for one step, 'base' for an empty database)."""
+    _database(app).downgrade(revision)
+    out.print(f"database downgraded to {revision}")
+
+
+@db_group.command("current")
+@pass_app
+def db_current(app) -> None:  # type: ignore[no-untyped-def]
+    """Show the database's migration revision and whether it is the newest."""
+    database = _database(app)
+    from alembic.runtime.migration import MigrationContext
+
+    with database.engine.connect() as conn:
+        heads = MigrationContext.configure(conn).get_current_heads()
+    state = "up to date" if database.is_current() else "behind: run `mailer db upgrade`"
+    out.print(f"revision {', '.join(heads) or '(none)'}: {state}")
+
+
+@click.group("lists", invoke_without_command=True)
+@click.pass_context
+def lists_group(ctx: click.Context) -> None:
+    """Mailing lists; with no subcommand, show them with counts per status."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mailer.lists import list_summaries
+
+    app = ctx.obj
+    with app.db.session() as session:
+        summaries = list_summaries(session)
+    if not summaries:
+        out.print("no lists yet: `mailer lists add SLUG NAME`")
+        return
+    table = Table("list", "name", "opt-in", *[s.value for s in SubscriptionStatus], "total")
+    for s in summaries:
+        table.add_row(s.slug, s.name, s.opt_in.value, *[str(s.counts[st]) for st in SubscriptionStatus],
+                      str(s.total))
+    out.print(table)
+
+
+@lists_group.command("add")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--double-opt-in/--single-opt-in", default=True,
+              help="Whether web sign-ups must confirm by email (default: double).")
+@click.option("--description", default="", help="A sentence shown on the sign-up page.")
+@pass_app
+def lists_add(app, slug: str, name: str, double_opt_in: bool, description: str) -> None:  # type: ignore[no-untyped-def]
+    """Create list SLUG called NAME."""
+    from mailer.lists import add_list
+
+    with app.db.session() as session:
+        add_list(session, slug, name, OptIn.DOUBLE if double_opt_in else OptIn.SINGLE, description)
+    out.print(f"list {slug} created ({'double' if double_opt_in else 'single'} opt-in)")
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """Subscribers: add, import, export, list, show, unsubscribe, erase."""
+
+
+def _subscriber(session, email: str) -> Subscriber:  # type: ignore[no-untyped-def]
+    found = find_subscriber(session, email)
+    if found is None:
+        raise InputError(f"no subscriber with address {email.strip()[:80]!r}")
+    return found
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name.")
+@click.option("--list", "list_slug", required=True, help="List to subscribe to.")
+@click.option("--confirmed", is_flag=True, help="Consent is on record: confirmed now, no confirmation mail.")
+@pass_app
+def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
+    """Add EMAIL to a list (pending unless --confirmed)."""
+    from mailer.subscriptions import clean_name
+
+    address = normalize_email(email)
+    with app.db.session() as session:
+        mlist = get_list(session, list_slug)
+        sub, outcome = subscribe(session, app.settings, mlist, address, name=clean_name(name),
+                                 confirmed=confirmed, consent=ConsentInfo(ConsentSource.ADMIN, form_id="cli"),
+                                 actor="cli")
+    if outcome is Outcome.SUPPRESSED:
+        raise InputError(f"{address.email} is suppressed for {list_slug} (unsubscribed, bounced or erased); "
+                         "only their own new confirmed opt-in can lift that")
+    out.print(f"{address.email}: {outcome.value.replace('_', ' ')} on {list_slug}")
+
+
+@subscribers_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--list", "list_slug", required=True, help="List to subscribe the rows to.")
+@click.option("--confirmed", is_flag=True, help="The rows' consent is on record: subscribe them confirmed.")
+@click.option("--dry-run", is_flag=True, help="Read, validate and count, but change nothing.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write rejected rows (default: subscribers/<file>-rejects.csv).")
+@pass_app
+def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run: bool,  # type: ignore[no-untyped-def]
+                       rejects: Path | None) -> None:
+    """Import a CSV (header row with an email column; name and other columns optional)."""
+    from mailer.importing import import_csv
+
+    size = file.stat().st_size if file.is_file() else 0
+    with Progress(TextColumn("importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=size < PROGRESS_MIN_BYTES) as progress:
+        task = progress.add_task("import", total=size)
+        report = import_csv(app.db, app.settings, file, list_slug, confirmed=confirmed, dry_run=dry_run,
+                            rejects_path=rejects, progress=lambda done: progress.update(task, completed=done))
+    prefix = "dry run, nothing changed: " if dry_run else ""
+    out.print(f"{prefix}{file}: {report.rows} rows, {report.rejected} rejected")
+    out.print(f"  subscribers: {report.new_subscribers} new, {report.existing_subscribers} existing "
+              f"({report.updated_subscribers} updated), {report.duplicates_in_file} duplicates in the file")
+    out.print(f"  {list_slug}: {report.subscribed} subscribed, {report.confirmed} confirmed, "
+              f"{report.already_subscribed} already subscribed, {report.kept_unsubscribed} left unsubscribed, "
+              f"{report.suppressed} suppressed (not subscribed)")
+    for line, reason in report.first_rejects:
+        err.print(f"  {file}: line {line}: {reason}", markup=False)
+    if report.rejected > len(report.first_rejects):
+        err.print(f"  ... {report.rejected - len(report.first_rejects)} more")
+    if report.rejects_path:
+        err.print(f"  rejected rows: {report.rejects_path}", markup=False)
+    if report.rows == 0:
+        raise InputError(f"{file}: no data rows under the header")
+    if report.accepted == 0:
+        raise InputError(f"{file}: nothing imported, every row was rejected")
+
+
+@subscribers_group.command("export")
+@click.option("--list", "list_slug", help="Only this list's subscriptions (default: everyone).")
+@click.option("--status", type=STATUS, help="Only subscriptions with this status.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: standard output).")
+@pass_app
+def subscribers_export(app, list_slug: str | None, status: str | None, output: Path | None) -> None:  # type: ignore[no-untyped-def]
+    """Export subscribers as CSV (email, name, list, status, dates, attributes)."""
+    from mailer.exporting import export_csv
+
+    wanted = SubscriptionStatus(status) if status else None
+    with app.db.session() as session:
+        if output is None:
+            export_csv(session, sys.stdout, list_slug, wanted)
+            return
+        tmp = output.with_name(output.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            count = export_csv(session, f, list_slug, wanted)
+        tmp.replace(output)
+    err.print(f"{count} rows written to {output}", markup=False)
+
+
+@subscribers_group.command("list")
+@click.option("--list", "list_slug", help="Only this list.")
+@click.option("--status", type=STATUS, help="Only subscriptions with this status.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many rows.")
+@pass_app
+def subscribers_list(app, list_slug: str | None, status: str | None, limit: int) -> None:  # type: ignore[no-untyped-def]
+    """List subscriptions as a table."""
+    from mailer.exporting import export_rows
+
+    wanted = SubscriptionStatus(status) if status else None
+    table = Table("email", "name", "list", "status", "since")
+    shown = 0
+    with app.db.session() as session:
+        rows = export_rows(session, list_slug, wanted)
+        next(rows)
+        for row in rows:
+            if shown == limit:
+                break
+            table.add_row(row[0], row[1], row[2], row[3], row[5][:10])
+            shown += 1
+    out.print(table)
+    out.print(f"{shown} shown" + (f" (--limit {limit})" if shown == limit else ""))
+
+
+@subscribers_group.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Everything held about the person, as JSON.")
+@pass_app
+def subscribers_show(app, email: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Show everything held about one person."""
+    from mailer.people import person_data
+
+    with app.db.session() as session:
+        data = person_data(session, app.settings, _subscriber(session, email))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    sub = data["subscriber"]
+    out.print(f"{sub['email']} ({sub['name'] or 'no name'}), since {sub['created_at'][:10]}", markup=False)
+    for key in ("subscriptions", "consents", "audit_events", "deliveries", "bounces", "suppressions"):
+        out.print(f"{key.replace('_', ' ')}: {len(data[key])}")
+        for item in data[key]:
+            out.print("  " + ", ".join(f"{k}={v}" for k, v in item.items() if v not in (None, "")), markup=False)
+
+
+@subscribers_group.command("unsubscribe")
+@click.argument("email")
+@click.option("--list", "list_slug", help="Only from this list (default: every list).")
+@pass_app
+def subscribers_unsubscribe(app, email: str, list_slug: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Unsubscribe EMAIL (on their behalf) and suppress it: re-imports will not resubscribe it."""
+    from mailer.subscriptions import unsubscribe
+
+    with app.db.session() as session:
+        mlist = get_list(session, list_slug) if list_slug else None
+        changed = unsubscribe(session, app.settings, _subscriber(session, email), mlist, Reason.ADMIN, actor="cli")
+    out.print(f"{changed} subscription(s) unsubscribed; address suppressed for {list_slug or 'its lists'}")
+
+
+@subscribers_group.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def subscribers_erase(app, email: str, yes: bool) -> None:  # type: ignore[no-untyped-def]
+    """Erase everything held about EMAIL (right to erasure); only a keyed hash stays, to refuse re-import."""
+    from mailer.erasure import erase_person
+
+    with app.db.session() as session:
+        subscriber = _subscriber(session, email)
+        if not yes:
+            click.confirm(f"Erase {subscriber.email} and all their data? This cannot be undone", abort=True)
+        erase_person(session, app.settings, subscriber)
+    out.print("erased; the address is suppressed by its hash only")
+
+
+COMMANDS: list[click.Command] = [init, db_group, lists_group, subscribers_group]

@@ -1,0 +1,40 @@
+"""The right to erasure: delete one person's data, keep only a keyed hash that refuses re-import."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from mailer.config import Settings
+from mailer.models import (AuditEvent, Consent, Delivery, Subscriber, Suppression, SuppressionReason,
+                           utcnow)
+from mailer.subscriptions import GLOBAL, email_hash
+
+
+def erase_person(session: Session, settings: Settings, subscriber: Subscriber) -> str:
+    """Erase *subscriber*; return the hash kept in the suppression list.
+
+    Deletes the subscriber (subscriptions and bounces cascade), their consent
+    rows and the details of their audit events; clears the address frozen in
+    deliveries; removes the clear-text address from suppressions; and adds a
+    global ERASED suppression holding only the hash, so that a later import
+    or admin add of the address is refused (STANDARDS B8). The caller commits.
+    """
+    sid = subscriber.id
+    digest = email_hash(settings, subscriber.email_key)
+    session.execute(delete(Consent).where(Consent.subscriber_id == sid))
+    session.execute(update(AuditEvent).where(AuditEvent.subscriber_id == sid)
+                    .values(detail="", actor="", subscriber_id=None))
+    session.execute(update(Delivery).where(Delivery.subscriber_id == sid).values(email=None, last_reply=""))
+    session.execute(update(Suppression).where(Suppression.email_hash == digest).values(email=None, detail=""))
+    session.delete(subscriber)
+    session.flush()
+    kept = session.scalar(select(Suppression).where(Suppression.email_hash == digest, Suppression.scope == GLOBAL))
+    if kept is None:
+        session.add(Suppression(email_hash=digest, email=None, scope=GLOBAL, reason=SuppressionReason.ERASED,
+                                detail="", created_at=utcnow()))
+    else:
+        kept.reason = SuppressionReason.ERASED
+    session.add(AuditEvent(action="erase", actor="erasure", detail=""))
+    session.flush()
+    return digest
