@@ -13,9 +13,11 @@ from __future__ import annotations
 import binascii
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.header import Header
+from typing import Callable, Mapping
 from email.utils import format_datetime
 
 from mailer import links
@@ -24,7 +26,7 @@ from mailer.config import Settings
 from mailer.dkim import Signer, signer_from_settings
 from mailer.errors import ConfigError
 from mailer.headers import clean_header
-from mailer.personalize import for_html, for_text
+from mailer.personalize import KEYS, Personalizer, escape_html, keep, placeholder
 
 CRLF = b"\r\n"
 MAX_LINE = 78
@@ -109,6 +111,55 @@ def qp_body(text: str) -> bytes:
     return binascii.b2a_qp(data, istext=True)
 
 
+_PLACEHOLDERS = re.compile("|".join(re.escape(placeholder(k)) for k in KEYS))
+SOFT_BREAK = b"=\r\n"
+# printable ASCII but "=", spaces only inside: quoted-printable leaves it as it is
+_QP_PLAIN = re.compile(rb"(?:[!-<>-~][ !-<>-~]*)?[!-<>-~]|")
+
+
+def _qp(data: bytes) -> bytes:
+    """b2a_qp with CRLF everywhere: it picks LF for soft breaks when the data holds no CRLF."""
+    if len(data) <= 76 and _QP_PLAIN.fullmatch(data):
+        return data   # the common case for a value: nothing to encode, no line to break
+    out = binascii.b2a_qp(data, istext=True)
+    if b"\n" in out and (b"\r\n" not in out or b"=\n" in out):
+        out = out.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return out
+
+
+class QPTemplate:
+    """A body quoted-printable encoded ONCE; per recipient only the values are encoded.
+
+    Each placeholder sits between soft line breaks, so a filled value never
+    lengthens a line of the static text (lines stay <= 76 octets, A12) and
+    decoding gives exactly the filled text.
+    """
+
+    def __init__(self, template: str, escape: Callable[[str], str]) -> None:
+        Personalizer(template, escape)          # one clear error for an unknown placeholder
+        text = template.replace("\r\n", "\n").replace("\r", "\n")
+        if not text.endswith("\n"):
+            text += "\n"
+        statics = _PLACEHOLDERS.split(text)
+        self.keys = tuple(m.group(0)[len("__mailer_"):-2] for m in _PLACEHOLDERS.finditer(text))
+        self._escape = escape
+        encoded = [_qp(part.replace("\n", "\r\n").encode("utf-8")) for part in statics]
+        self._static = [e + SOFT_BREAK for e in encoded[:-1]] + encoded[-1:]
+
+    def fill(self, values: Mapping[str, str]) -> bytes:
+        """The encoded body for one recipient's *values*."""
+        done: dict[str, bytes] = {}
+        out = [self._static[0]]
+        for i, key in enumerate(self.keys, 1):
+            chunk = done.get(key)
+            if chunk is None:
+                value = self._escape(values.get(key, "")).replace("\r", " ").replace("\n", " ")
+                chunk = done[key] = _qp(value.encode("utf-8")) + SOFT_BREAK
+            out.append(chunk)
+            out.append(self._static[i])
+        return b"".join(out)
+
+
 def message_id(settings: Settings) -> str:
     """``<random@sending_domain>`` (A2): no colon, never the host's FQDN."""
     return f"<{secrets.token_hex(16)}@{settings.sending_domain}>"
@@ -138,8 +189,19 @@ def feedback_id(settings: Settings, issue_slug: str, list_slug: str) -> str:
     return ":".join([*parts, sender])
 
 
+_last_date: tuple[int, str] = (0, "")
+
+
 def _date(now: datetime | None) -> str:
-    now = now or datetime.now(timezone.utc)
+    """RFC 5322 date of *now* (default: this second, UTC; A3), formatted once per second."""
+    global _last_date
+    if now is None:
+        second = int(time.time())
+        if _last_date[0] == second:
+            return _last_date[1]
+        text = format_datetime(datetime.fromtimestamp(second, timezone.utc))
+        _last_date = (second, text)
+        return text
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     return format_datetime(now)
@@ -189,8 +251,8 @@ class MessageFactory:
         self.issue_slug = issue_slug
         if preheader and preheader not in html:
             html = _insert_preheader(html, preheader)
-        self._html = for_html(html)
-        self._text = for_text(text)
+        self._html = QPTemplate(html, escape_html)
+        self._text = QPTemplate(text, keep)
         self._boundary = _boundary()
         self._signer = signer_from_settings(settings)
         static = [
@@ -242,14 +304,12 @@ class MessageFactory:
             self._list_headers(recipient.list_slug, recipient.list_name),
             header_line("List-Unsubscribe", clean_header(unsubscribe, 990)),
         ))
-        body = _multipart(self._boundary, qp_body(self._text.fill(values)), qp_body(self._html.fill(values)))
+        body = _multipart(self._boundary, self._text.fill(values), self._html.fill(values))
         return _finish(self.settings, self._signer, recipient.key, recipient.email, mid, headers, body)
 
 
 def _insert_preheader(html: str, preheader: str) -> str:
     """A hidden first line of the body: the inbox preview text."""
-    from mailer.personalize import escape_html
-
     snippet = ('<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">'
                f"{escape_html(preheader)}</div>")
     match = _BODY_TAG.search(html)
