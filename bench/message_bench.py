@@ -66,8 +66,8 @@ def stdlib_render(settings: Settings, subject: str, html_p, text_p, r: Recipient
     msg["List-Unsubscribe"] = f"<{unsub}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Feedback-ID"] = f"example:{r.list_slug}:{settings.feedback_id_sender}"
-    msg.set_content(text_p.fill(values), cte="quoted-printable")
-    msg.add_alternative(html_p.fill(values), subtype="html", cte="quoted-printable")
+    msg.set_content(text_p.fill(values))
+    msg.add_alternative(html_p.fill(values), subtype="html")
     verp_address(settings, r.key)
     return msg.as_bytes(policy=SMTP)
 
