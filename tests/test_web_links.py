@@ -291,3 +291,33 @@ def test_preferences_erase_asks_first(member: tuple[WebApp, str]) -> None:
     assert ask.status_code == 200 and 'value="erase_confirmed"' in ask.text
     with app.db.session() as session:
         assert session.scalar(select(Subscription.status)) is SubscriptionStatus.CONFIRMED
+
+
+def test_preferences_download_my_data_as_json_by_post(member: tuple[WebApp, str]) -> None:
+    import json
+
+    app, uid = member
+    path = prefs_path(app, uid)
+    token = TOKEN_RE.search(app.client.get(path).text).group(1)
+    response = app.client.post(path, data={"csrf_token": token, "action": "download"})
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert "attachment" in response.headers["Content-Disposition"]
+    data = json.loads(response.data)
+    assert "rita@example.org" in json.dumps(data)
+    assert app.client.post(path, data={"action": "download"}).status_code == 403   # no form token
+
+
+def test_preferences_erase_after_confirmation_removes_person_and_queue(member: tuple[WebApp, str]) -> None:
+    from mailer.models import Consent, QueuedMail
+
+    app, uid = member
+    path = prefs_path(app, uid)
+    token = TOKEN_RE.search(app.client.get(path).text).group(1)
+    done = app.client.post(path, data={"csrf_token": token, "action": "erase_confirmed"})
+    assert done.status_code == 200 and "erased" in done.text
+    assert app.count(Subscriber) == 0 and app.count(Consent) == 0 and app.count(QueuedMail) == 0
+    with app.db.session() as session:
+        assert session.scalar(select(Suppression.email).where(Suppression.scope == "*")) is None
+    assert app.client.get(path).status_code == 404          # the link names nobody now
+    again = app.client.post(unsub_path(app, uid), data={"List-Unsubscribe": "One-Click"})
+    assert again.status_code == 200                          # B4: same answer, no leak
