@@ -20,6 +20,7 @@ the DATA command, before 354), ``EOD`` (the reply after the message data).
 A rule matches every time (``times=None``) or *times* times; with *address*
 it matches only that envelope sender (MAIL) or recipient (RCPT, DATA, EOD).
 A reply starting with 421 closes the connection after it, as servers do.
+The server advertises PIPELINING (RFC 2920) unless ``pipelining=False``.
 `messages` holds what was accepted: envelope and the exact bytes received.
 The server runs in its own thread; `stop()` (done by the fixtures) stops it.
 For a server in another process use `SMTPServer` directly (start/stop).
@@ -80,6 +81,7 @@ class Received:
 class _State:
     rules: list[Rule] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
+    pipelining: bool = True
     connections: int = 0
     active: int = 0
     peak: int = 0
@@ -156,6 +158,13 @@ class _Handler:
     def __init__(self, state: _State) -> None:
         self.state = state
 
+    async def handle_EHLO(self, server: _InjectingSMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.state.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_DATA(self, server: _InjectingSMTP, session: Session, envelope: Envelope) -> str:
         rule = self.state.take("EOD", list(envelope.rcpt_tos))
         if rule is not None:
@@ -196,10 +205,11 @@ class SMTPServer:
     """An aiosmtpd server on 127.0.0.1:<free port> with injectable failures (see module doc)."""
 
     def __init__(self, *, tls_cert: tuple[Path, Path] | None = None,
-                 credentials: tuple[str, str] | None = None, implicit_tls: bool = False) -> None:
+                 credentials: tuple[str, str] | None = None, implicit_tls: bool = False,
+                 pipelining: bool = True) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
-        self._state = _State()
+        self._state = _State(pipelining=pipelining)
         kwargs: dict[str, Any] = {"hostname": self.host, "port": self.port, "ready_timeout": 10.0,
                                   "data_size_limit": 0}
         context = None
@@ -328,7 +338,7 @@ def smtp_server() -> Iterator[SMTPServer]:
 
 @pytest.fixture
 def smtp_server_factory() -> Iterator[Callable[..., SMTPServer]]:
-    """Start servers with options (tls_cert=, credentials=, implicit_tls=); all stopped after the test."""
+    """Start servers with options (tls_cert=, credentials=, implicit_tls=, pipelining=); all stopped after the test."""
     started: list[SMTPServer] = []
 
     def start(**kwargs: Any) -> SMTPServer:

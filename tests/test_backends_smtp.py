@@ -13,7 +13,14 @@ from mailer.backends.smtp import SMTPBackend, classify
 from mailer.config import Settings
 from mailer.errors import DeliveryError
 from mailer.message import MessageFactory, Recipient
-from tests.smtpserver import SMTPServer, free_port, make_cert, smtp_server, smtp_server_factory, tls_cert  # noqa: F401
+from tests.smtpserver import SMTPServer, free_port, make_cert, smtp_server_factory, tls_cert  # noqa: F401
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def server(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A real aiosmtpd server, with and without PIPELINING (both client code paths)."""
+    with SMTPServer(pipelining=request.param) as smtp:
+        yield smtp
 
 
 def messages(settings: Settings, *emails: str):  # type: ignore[no-untyped-def]
@@ -37,14 +44,14 @@ def wait_for(condition, timeout: float = 3.0) -> bool:  # type: ignore[no-untype
     return condition()
 
 
-def test_envelope_is_bounce_address_and_subscriber_and_bytes_arrive_unchanged_A14_A15(smtp_server, settings):
+def test_envelope_is_bounce_address_and_subscriber_and_bytes_arrive_unchanged_A14_A15(server, settings):
     """A14: MAIL FROM is the VERP bounce address; A15: RCPT TO is exactly the subscriber."""
-    s = smtp_server.settings(settings, smtp_connections=1)
+    s = server.settings(settings, smtp_connections=1)
     batch = messages(s, "alice@example.net", "bob@example.net")
     with load_backend(s, "smtp") as backend:
         result = backend.send(batch)
     assert outcomes(result.results) == [Outcome.SENT, Outcome.SENT]
-    got = smtp_server.messages
+    got = server.messages
     assert [(m.mail_from, m.rcpt_tos) for m in got] == [
         ("bounces+1@example.org", ["alice@example.net"]), ("bounces+2@example.org", ["bob@example.net"])]
     assert [m.data for m in got] == [m.data for m in batch]   # leading dot unstuffed again, CRLF kept
@@ -52,47 +59,47 @@ def test_envelope_is_bounce_address_and_subscriber_and_bytes_arrive_unchanged_A1
     assert all(b"\nBcc:" not in m.data for m in got)
 
 
-def test_connection_reused_across_batches_E1(smtp_server, settings):
+def test_connection_reused_across_batches_E1(server, settings):
     """E1: 3 batches over 1 connection: one TCP connection at the server."""
-    s = smtp_server.settings(settings, smtp_connections=1)
+    s = server.settings(settings, smtp_connections=1)
     with SMTPBackend(s) as backend:
         for i in range(3):
             backend.send(messages(s, *[f"r{i}-{j}@example.net" for j in range(4)]))
-    assert len(smtp_server.messages) == 12
-    assert smtp_server.connections == 1
+    assert len(server.messages) == 12
+    assert server.connections == 1
 
 
-def test_parallel_connections_each_message_once_E1_E6(smtp_server, settings):
+def test_parallel_connections_each_message_once_E1_E6(server, settings):
     """E1/E6: smtp.connections=3 uses 3 sessions, never more at once; every message arrives once."""
-    s = smtp_server.settings(settings, smtp_connections=3)
+    s = server.settings(settings, smtp_connections=3)
     emails = [f"p{j}@example.net" for j in range(30)]
     with SMTPBackend(s) as backend:
         first = backend.send(messages(s, *emails[:15]))
         second = backend.send(messages(s, *emails[15:]))
     assert [r.key for r in first.results] == list(range(1, 16))      # in batch order
     assert all(r.outcome is Outcome.SENT for r in first.results + second.results)
-    assert sorted(smtp_server.recipients()) == sorted(emails)
-    assert smtp_server.connections == 3
-    assert smtp_server.peak_connections <= 3
+    assert sorted(server.recipients()) == sorted(emails)
+    assert server.connections == 3
+    assert server.peak_connections <= 3
 
 
-def test_each_result_reported_before_the_next_message_E5(smtp_server, settings):
+def test_each_result_reported_before_the_next_message_E5(server, settings):
     """E5: on_result sees each 250 before the next message starts on that connection."""
-    s = smtp_server.settings(settings, smtp_connections=1)
+    s = server.settings(settings, smtp_connections=1)
     seen: list[tuple[int | str, int]] = []
     with SMTPBackend(s) as backend:
         backend.send(messages(s, "a@example.net", "b@example.net", "c@example.net"),
-                     on_result=lambda r: seen.append((r.key, len(smtp_server.messages))))
+                     on_result=lambda r: seen.append((r.key, len(server.messages))))
     assert seen == [(1, 1), (2, 2), (3, 3)]
 
 
-def test_per_recipient_classification_E4(smtp_server, settings):
+def test_per_recipient_classification_E4(server, settings):
     """E4: 4xx temporary, 5.1.1 / 550 user unknown permanent, 5.7.1 policy; the batch goes on."""
-    s = smtp_server.settings(settings, smtp_connections=1)
-    smtp_server.fail("RCPT", "450 4.2.0 mailbox busy", address="busy@example.net")
-    smtp_server.fail("RCPT", "550 5.1.1 <gone@example.net>: user unknown", address="gone@example.net")
-    smtp_server.fail("RCPT", "550 user unknown", address="old@example.net")
-    smtp_server.fail("EOD", "554 5.7.1 message refused: not RFC 5322 compliant", address="spam@example.net")
+    s = server.settings(settings, smtp_connections=1)
+    server.fail("RCPT", "450 4.2.0 mailbox busy", address="busy@example.net")
+    server.fail("RCPT", "550 5.1.1 <gone@example.net>: user unknown", address="gone@example.net")
+    server.fail("RCPT", "550 user unknown", address="old@example.net")
+    server.fail("EOD", "554 5.7.1 message refused: not RFC 5322 compliant", address="spam@example.net")
     emails = ["busy@example.net", "gone@example.net", "old@example.net", "spam@example.net", "ok@example.net"]
     with SMTPBackend(s) as backend:
         results = backend.send(messages(s, *emails)).results
@@ -101,52 +108,52 @@ def test_per_recipient_classification_E4(smtp_server, settings):
     assert results[1].status == "5.1.1" and results[1].code == 550
     assert "user unknown" in results[1].reply
     assert results[3].status == "5.7.1"
-    assert smtp_server.recipients() == ["ok@example.net"]
-    assert smtp_server.connections == 1   # refusals reset the transaction, not the connection
+    assert server.recipients() == ["ok@example.net"]
+    assert server.connections == 1   # refusals reset the transaction, not the connection
 
 
 @pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA", "EOD"])
-def test_421_drops_connection_reconnects_and_retries_not_a_bounce_E3(smtp_server, settings, stage):
+def test_421_drops_connection_reconnects_and_retries_not_a_bounce_E3(server, settings, stage):
     """E3: a 421 at MAIL, RCPT, DATA or end of data: socket closed, new session, message retried once."""
-    s = smtp_server.settings(settings, smtp_connections=1)
-    smtp_server.fail(stage, "421 4.3.2 service shutting down", times=1)
+    s = server.settings(settings, smtp_connections=1)
+    server.fail(stage, "421 4.3.2 service shutting down", times=1)
     with SMTPBackend(s) as backend:
         results = backend.send(messages(s, "a@example.net", "b@example.net")).results
-        assert wait_for(lambda: smtp_server._state.active == 1)   # the old socket is really closed
+        assert wait_for(lambda: server._state.active == 1)   # the old socket is really closed
     assert outcomes(results) == [Outcome.SENT, Outcome.SENT]
-    assert smtp_server.recipients() == ["a@example.net", "b@example.net"]
-    assert smtp_server.connections == 2
+    assert server.recipients() == ["a@example.net", "b@example.net"]
+    assert server.connections == 2
 
 
-def test_421_again_and_on_connect_is_temporary_then_next_message_goes_E3(smtp_server, settings):
+def test_421_again_and_on_connect_is_temporary_then_next_message_goes_E3(server, settings):
     """E3: 421 on the retry's connect too: the message is temporary (never permanent); the next one is sent."""
-    s = smtp_server.settings(settings, smtp_connections=1)
+    s = server.settings(settings, smtp_connections=1)
     with SMTPBackend(s) as backend:
-        smtp_server.fail("RCPT", "421 4.7.0 too many connections", times=1)
-        smtp_server.fail("CONNECT", "421 4.7.0 try again later", times=1)
+        server.fail("RCPT", "421 4.7.0 too many connections", times=1)
+        server.fail("CONNECT", "421 4.7.0 try again later", times=1)
         first = backend.send(messages(s, "a@example.net")).results
         second = backend.send(messages(s, "b@example.net")).results
     assert first[0].outcome is Outcome.TEMPORARY and "421" in first[0].reply
     assert second[0].outcome is Outcome.SENT
-    assert smtp_server.recipients() == ["b@example.net"]
+    assert server.recipients() == ["b@example.net"]
 
 
-def test_dropped_connection_after_data_is_temporary_and_no_duplicate_E5(smtp_server, settings):
+def test_dropped_connection_after_data_is_temporary_and_no_duplicate_E5(server, settings):
     """E5: a connection lost after the data: that one temporary (maybe delivered), no double, batch goes on."""
-    s = smtp_server.settings(settings, smtp_connections=1)
-    smtp_server.drop("EOD", address="b@example.net", times=1)
-    smtp_server.drop("RCPT", address="c@example.net", times=1)
+    s = server.settings(settings, smtp_connections=1)
+    server.drop("EOD", address="b@example.net", times=1)
+    server.drop("RCPT", address="c@example.net", times=1)
     with SMTPBackend(s) as backend:
         results = backend.send(messages(s, "a@example.net", "b@example.net", "c@example.net", "d@example.net")).results
     assert outcomes(results) == [Outcome.SENT, Outcome.TEMPORARY, Outcome.SENT, Outcome.SENT]
     assert "may have been delivered" in results[1].reply
-    assert smtp_server.recipients() == ["a@example.net", "c@example.net", "d@example.net"]
+    assert server.recipients() == ["a@example.net", "c@example.net", "d@example.net"]
 
 
-def test_slow_reply_times_out_E2(smtp_server, settings):
+def test_slow_reply_times_out_E2(server, settings):
     """E2: a server that does not answer: the socket times out after smtp.timeout, temporary; next one sent."""
-    s = smtp_server.settings(settings, smtp_connections=1, smtp_timeout=0.5)
-    smtp_server.delay("RCPT", 3.0, address="slow@example.net", times=1)
+    s = server.settings(settings, smtp_connections=1, smtp_timeout=0.5)
+    server.delay("RCPT", 3.0, address="slow@example.net", times=1)
     with SMTPBackend(s) as backend:
         started = time.monotonic()
         results = backend.send(messages(s, "slow@example.net", "fast@example.net")).results
@@ -154,14 +161,14 @@ def test_slow_reply_times_out_E2(smtp_server, settings):
     assert outcomes(results) == [Outcome.TEMPORARY, Outcome.SENT]
     assert "timed out after 0.5s" in results[0].reply
     assert elapsed < 2.5
-    assert smtp_server.recipients() == ["fast@example.net"]
+    assert server.recipients() == ["fast@example.net"]
 
 
-def test_silent_greeting_times_out_at_open_E2(smtp_server, settings):
+def test_silent_greeting_times_out_at_open_E2(server, settings):
     """E2: no greeting: open() fails after smtp.timeout with one clear line."""
-    s = smtp_server.settings(settings, smtp_timeout=0.5)
-    smtp_server.delay("CONNECT", 3.0)
-    with pytest.raises(DeliveryError, match=rf"^SMTP 127.0.0.1:{smtp_server.port}: timed out after 0.5s$"):
+    s = server.settings(settings, smtp_timeout=0.5)
+    server.delay("CONNECT", 3.0)
+    with pytest.raises(DeliveryError, match=rf"^SMTP 127.0.0.1:{server.port}: timed out after 0.5s$"):
         SMTPBackend(s).open()
 
 
@@ -212,9 +219,9 @@ def test_implicit_tls_verified_D4(smtp_server_factory, settings, tls_cert):
     assert [m.tls for m in server.messages] == [True]
 
 
-def test_credentials_require_starttls_D4(smtp_server, settings):
+def test_credentials_require_starttls_D4(server, settings):
     """D4: with a username configured and no STARTTLS offered, nothing is sent and the password stays home."""
-    s = smtp_server.settings(settings, smtp_security="starttls", smtp_username="group", smtp_password="pw")
+    s = server.settings(settings, smtp_security="starttls", smtp_username="group", smtp_password="pw")
     with pytest.raises(DeliveryError, match="does not offer STARTTLS"):
         SMTPBackend(s).open()
 

@@ -25,7 +25,6 @@ from mailer.backends.base import Backend, BatchResult, OutgoingMessage, Outcome,
 from mailer.config import Settings
 from mailer.errors import ConfigError, DeliveryError
 
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 # stages of one transaction; EOD is the reply after the message data
 MAIL, RCPT, DATA, EOD = "MAIL", "RCPT", "DATA", "EOD"
@@ -177,18 +176,42 @@ class Connection:
                     return Result(message.key, Outcome.PERMANENT, 0,
                                   "the address is not ASCII and the server does not offer SMTPUTF8"), False
                 options.append("SMTPUTF8")
-            code, reply = smtp.mail(message.envelope_from, options)
-            if code != 250:
-                return self._refused(message, code, reply, MAIL)
-            stage = RCPT
-            code, reply = smtp.rcpt(message.recipient)
-            if code not in (250, 251):
-                return self._refused(message, code, reply, RCPT)
-            stage = DATA
-            smtp.putcmd("data")
-            code, reply = smtp.getreply()
-            if code != 354:
-                return self._refused(message, code, reply, DATA)
+            if smtp.has_extn("pipelining"):
+                # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies
+                encoding = "utf-8" if options else "ascii"
+                extra = " SMTPUTF8" if options else ""
+                smtp.send(f"MAIL FROM:{smtplib.quoteaddr(message.envelope_from)}{extra}\r\n"
+                          f"RCPT TO:{smtplib.quoteaddr(message.recipient)}\r\nDATA\r\n".encode(encoding))
+                replies = []
+                for stage in (MAIL, RCPT, DATA):
+                    code, reply = smtp.getreply()
+                    if code == 421:
+                        return self._refused(message, code, reply, stage)
+                    replies.append((code, reply))
+                (mail_code, mail_reply), (rcpt_code, rcpt_reply), (code, reply) = replies
+                if code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
+                    smtp.send(b".\r\n")       # a server that said 354 anyway: end the empty message
+                    smtp.getreply()
+                    code, reply = 503, b"no valid recipient"
+                if mail_code != 250:
+                    return self._refused(message, mail_code, mail_reply, MAIL)
+                if rcpt_code not in (250, 251):
+                    return self._refused(message, rcpt_code, rcpt_reply, RCPT)
+                if code != 354:
+                    return self._refused(message, code, reply, DATA)
+            else:
+                code, reply = smtp.mail(message.envelope_from, options)
+                if code != 250:
+                    return self._refused(message, code, reply, MAIL)
+                stage = RCPT
+                code, reply = smtp.rcpt(message.recipient)
+                if code not in (250, 251):
+                    return self._refused(message, code, reply, RCPT)
+                stage = DATA
+                smtp.putcmd("data")
+                code, reply = smtp.getreply()
+                if code != 354:
+                    return self._refused(message, code, reply, DATA)
             stage = EOD
             smtp.send(_dot_stuff(message.data))
             code, reply = smtp.getreply()
@@ -224,7 +247,9 @@ class Connection:
 
 def _dot_stuff(data: bytes) -> bytes:
     """The DATA payload: leading dots doubled, CRLF, then the end-of-data line (RFC 5321 4.5.2)."""
-    data = _LEADING_DOT.sub(b"..", data)
+    data = data.replace(b"\r\n.", b"\r\n..")   # the data holds CRLF line ends only (A12)
+    if data.startswith(b"."):
+        data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
