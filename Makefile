@@ -2,9 +2,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-# demo-only secrets: real ones come from your environment (see README, "Secrets")
-DEMO_ENV = MAILER_SECRET_KEYS=$${MAILER_SECRET_KEYS:-demo-only-not-secret} \
-           MAILER_HASH_KEY=$${MAILER_HASH_KEY:-demo-only-not-secret}
+# The demo runs on embedded defaults in its own folder (build/demo): a fresh SQLite database, the
+# file backend, demo-only secrets. Real secrets come from your environment (README, "Secrets").
+DEMO_DIR = build/demo
+DEMO_ENV = MAILER_SECRET_KEYS=demo-only-not-secret MAILER_HASH_KEY=demo-only-not-secret \
+           MAILER_DATABASE_URL=sqlite:///$(DEMO_DIR)/mailer.db MAILER_OUTBOX_DIR=$(DEMO_DIR)/outbox \
+           MAILER_BACKEND=file
+MAILER = $(DEMO_ENV) $(BIN)/mailer
 
 .PHONY: venv demo test bench screenshots clean
 
@@ -17,14 +21,27 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(DEMO_ENV) $(BIN)/mailer compose issues/example
-	$(DEMO_ENV) $(BIN)/mailer preview issues/example
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	@echo "\$$ mailer db upgrade"; $(MAILER) db upgrade
+	@echo "\$$ mailer lists add news \"Riverside Solidarity Network newsletter\""; $(MAILER) lists add news "Riverside Solidarity Network newsletter"
+	@echo "\$$ mailer subscribers import subscribers/example.csv --list news --confirmed --rejects $(DEMO_DIR)/import-rejects.csv"; $(MAILER) subscribers import subscribers/example.csv --list news --confirmed --rejects $(DEMO_DIR)/import-rejects.csv
+	@echo "\$$ mailer lists"; $(MAILER) lists
+	@echo "\$$ mailer compose issues/example"; $(MAILER) compose issues/example
+	@echo "\$$ mailer preview issues/example"; $(MAILER) preview issues/example
+	@echo "\$$ mailer send issues/example --list news --yes"; $(MAILER) send issues/example --list news --yes
+	@echo "\$$ mailer status issues/example"; $(MAILER) status issues/example
+	@echo
+	@echo "demo done: preview in build/example/index.html; the sent messages are in $(DEMO_DIR)/outbox/:"
+	@ls $(DEMO_DIR)/outbox
 
 test: venv
 	$(BIN)/pytest -q
 
 bench: venv
 	$(BIN)/python bench/compose_bench.py
+
+screenshots: venv
+	$(BIN)/python -m mailer.web.screenshots
 
 clean:
 	rm -rf build outbox .pytest_cache

@@ -228,6 +228,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("setting 'smtp.security': must be starttls, tls or none")
     if not settings.base_url.startswith(("http://", "https://")):
         raise ConfigError("setting 'base_url': must start with https:// (or http:// for local testing)")
+    host = settings.base_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
+    if settings.base_url.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+        raise ConfigError("setting 'base_url': must be https:// (List-Unsubscribe needs an https link); "
+                          "http:// is only for 127.0.0.1 or localhost")
     for name in ("from_email", "bounce_address"):
         if "@" not in getattr(settings, name):
             raise ConfigError(f"setting {name!r}: not an email address")

@@ -54,3 +54,10 @@ def test_cli_reports_bad_config_as_one_line(tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and "mailer.toml: invalid TOML" in result.output
     assert "Traceback" not in result.output
+
+
+def test_base_url_must_be_https_except_on_this_machine(tmp_path):
+    """STANDARDS A5: the List-Unsubscribe URL is https; plain http only for local testing."""
+    with pytest.raises(ConfigError, match="must be https://"):
+        load_settings(tmp_path, environ={"MAILER_BASE_URL": "http://news.example.org"})
+    assert load_settings(tmp_path, environ={"MAILER_BASE_URL": "http://localhost:8025"}).base_url
