@@ -96,7 +96,7 @@ def next_fire(cron: str, tz: str, after: datetime, previous: datetime | None = N
     fire = trigger.get_next_fire_time(None, after)
     while fire is not None and previous is not None and (
             fire.astimezone(zone).replace(tzinfo=None) == previous.astimezone(zone).replace(tzinfo=None)):
-        fire = trigger.get_next_fire_time(None, fire + timedelta(microseconds=1))
+        fire = trigger.get_next_fire_time(None, fire.astimezone(timezone.utc) + timedelta(microseconds=1))
     return fire.astimezone(timezone.utc) if fire else None
 
 

@@ -98,9 +98,10 @@ def mark_missed(db: Database, settings: Settings, now: datetime | None = None) -
             else:
                 from mailer.schedules import next_fire
 
-                row.next_run_at = next_fire(row.cron, row.timezone, now, previous=when)
+                # coalesce: skip what is past the grace; the latest run still within it goes once
+                row.next_run_at = next_fire(row.cron, row.timezone, now - grace, previous=when)
                 row.status_reason = reason
-                log.warning("schedule %s: %s; next run %s", row.id, reason, _fmt(row.next_run_at))
+                log.warning("schedule %s: %s; runs skipped, next run %s", row.id, reason, _fmt(row.next_run_at))
             missed.append(row.id)
     return missed
 
@@ -135,7 +136,11 @@ def execute(db: Database, settings: Settings, schedule_id: int, stop: threading.
         return _say(schedule_id, f"not run: not due until {_fmt(when)}")
     if now - when > timedelta(minutes=settings.schedule_grace_minutes):
         mark_missed(db, settings, now)
-        return _say(schedule_id, "not run: missed")
+        with db.session() as session:
+            row = session.get(Schedule, schedule_id)
+        when = _when(row) if row is not None else None
+        if row is None or row.kind is ScheduleKind.ONCE or when is None or when > now + EARLY:
+            return _say(schedule_id, "not run: missed")
     if row.kind is ScheduleKind.ONCE:
         assert row.send_id is not None
         if not claim_send(db, row.send_id, SendStatus.SCHEDULED):
@@ -365,9 +370,9 @@ class Daemon:
             old = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
             try:
                 self.sync()
-                log.info("jobs: %s", ", ".join(self.job_ids()) or "none")
                 self.scheduler.add_job(SYNC_JOB, IntervalTrigger(seconds=self.sync_seconds), args=[self.id],
                                        id="sync", name="sync", replace_existing=True)
+                log.info("jobs: %s", ", ".join(self.job_ids()))
                 if not self.stop.is_set():
                     self.scheduler.start()
                 self.executor.shutdown(wait=True)
