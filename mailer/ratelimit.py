@@ -18,6 +18,8 @@ from typing import Callable
 from mailer.config import Settings
 
 Clock = Callable[[], float]
+# float rounding slack: a wait shorter than this is no wait (else a loop could sleep 1e-17 forever)
+EPSILON = 1e-6
 
 
 class TokenBucket:
@@ -38,7 +40,7 @@ class TokenBucket:
     def delay(self) -> float:
         """Seconds until a token is available (0 when one is now)."""
         self._refill()
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1.0 - EPSILON else (1.0 - self.tokens) / self.rate
 
     def take(self) -> None:
         self._refill()
@@ -141,7 +143,7 @@ class RateLimiter:
         while True:
             with self.lock:
                 wait = max(g.delay() for g in gates)
-                if wait <= 0:
+                if wait <= EPSILON:
                     for g in gates:
                         g.take()
                     return True
