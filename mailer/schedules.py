@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select, update
 
-from mailer.compose import ComposedIssue, compose_issue, content_hash, find_issue, read_spec
+from mailer.compose import compose_issue, content_hash, find_issue, read_spec
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import InputError, MailerError
@@ -286,7 +286,3 @@ def list_schedules(db: Database, settings: Settings, include_finished: bool = Tr
             cron=row.cron, timezone=row.timezone, status=row.status, reason=row.status_reason,
             out_of_date=stale, send_id=row.send_id))
     return views
-
-
-def grace(settings: Settings) -> timedelta:
-    return timedelta(minutes=settings.schedule_grace_minutes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import re
 import signal
+import socket
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
@@ -52,6 +53,10 @@ def test_send_scheduled_2s_ahead_while_the_daemon_runs_is_sent_once(db, db_setti
         assert sent_at >= row.run_at
         time.sleep(1.5)  # three more syncs: still one send
         assert len(emls(project)) == 3
+        listing = CliRunner().invoke(cli, ["schedule", "list"], env=env).output
+        assert f"scheduler: running on {socket.gethostname()}:{daemon.proc.pid} since" in listing
+        assert re.search(rf"^{row.id}  example  lists=news  once .*  done - sent as send {row.send_id}$",
+                         listing, re.M), listing
     finally:
         assert daemon.stop() == 0
     log = daemon.log

@@ -84,7 +84,8 @@ def list_command(app: AppContext) -> None:
         console.print(f"{v.id}  {escape(v.issue)}  lists={','.join(v.lists)}  {kind} {v.when_local} "
                       f"({v.when_utc})  {state}{reason}")
     holder = current_holder(app.db)
-    console.print(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
+    console.print(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
+                  f"last seen {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
                   if holder else "scheduler: not running (start `mailer scheduler`)")
 
 
