@@ -16,13 +16,13 @@ import json
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from sqlalchemy import Connection, func, select
 
 from mailer.addresses import fast_normalize
+from mailer.bulksql import BulkSQL
 from mailer.config import Settings
 from mailer.csvsource import Row, read_rows
 from mailer.db import Database
@@ -181,46 +181,6 @@ def _validate(row: Row, rejects: _Rejects) -> _Candidate | None:
     return _Candidate(row.line, address, name, row.attributes)
 
 
-class _SQL:
-    """Plain parameterised SQL for the hot path: SQLAlchemy's per-row bind processing costs
-    more than the database itself here. Values are converted once per batch by the models'
-    own column types; table and column names come from the models.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn, dialect = conn, conn.dialect
-        self.pg = dialect.name == "postgresql"
-        self.ph = "%s" if self.pg else "?"
-        column_type = Subscriber.__table__.c.created_at.type.dialect_impl(dialect)
-        self._ts = column_type.bind_processor(dialect) or (lambda v: v)
-
-    def ts(self, value: datetime) -> Any:
-        return self._ts(value)
-
-    def json_ph(self) -> str:
-        return "CAST(%s AS JSON)" if self.pg else "?"
-
-    @staticmethod
-    def json_load(value: Any) -> dict[str, Any]:
-        return value if isinstance(value, dict) else (json.loads(value) if value else {})
-
-    def placeholders(self, n: int) -> str:
-        return ", ".join([self.ph] * n)
-
-    def insert(self, table: Any, columns: list[str], rows: list[tuple[Any, ...]], conflict: str = "",
-               json_cols: tuple[str, ...] = ()) -> None:
-        marks = ", ".join(self.json_ph() if c in json_cols else self.ph for c in columns)
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-        if conflict:
-            sql += f" ON CONFLICT ({conflict}) DO NOTHING"
-        self.conn.exec_driver_sql(sql, rows)
-
-    def select_in(self, sql: str, values: list[Any], *params: Any) -> list[Any]:
-        """Run *sql* whose last condition is ``IN ({in})`` over *values*, after *params*."""
-        return self.conn.exec_driver_sql(sql.format(ph=self.ph, **{"in": self.placeholders(len(values))}),
-                                         (*params, *values)).all()
-
-
 def _uids(n: int) -> list[str]:
     raw = os.urandom(16 * n)
     return [base64.urlsafe_b64encode(raw[i:i + 16]).rstrip(b"=").decode() for i in range(0, 16 * n, 16)]
@@ -233,7 +193,7 @@ class _Batch:
                  start_id: int, report: ImportReport, form_id: str) -> None:
         self.conn, self.settings, self.mlist, self.confirmed = conn, settings, mlist, confirmed
         self.start_id, self.report, self.form_id = start_id, report, form_id
-        self.sql = _SQL(conn)
+        self.sql = BulkSQL(conn)
 
     def apply(self, candidates: list[_Candidate]) -> None:
         with _unit(self.conn, self.report.dry_run):

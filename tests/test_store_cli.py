@@ -7,18 +7,16 @@ import io
 import json
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from mailer.bootstrap import config_template
 from mailer.cli import cli
 from mailer.config import SECRET_FIELDS, Settings, load_settings
-from mailer.erasure import erase_person
 from mailer.models import (Base, BounceEvent, BounceKind, Delivery, DeliveryStatus, Subscriber, Send,
-                           SubscriptionStatus, Suppression, SuppressionReason)
+                           Suppression, SuppressionReason)
 from tests.conftest import REPO, TEST_ENV
 
 
