@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from sqlalchemy import Connection, and_, exists, func, insert, literal, not_, or_, select, update
+from sqlalchemy import (Connection, String, Text, and_, bindparam, exists, func, insert, literal, not_, or_, select,
+                        text, update)
 from sqlalchemy.orm import Session
 
 from mailer.compose import ComposedIssue
@@ -34,6 +35,7 @@ from mailer.models import (
     Subscription,
     SubscriptionStatus,
     Suppression,
+    UTCDateTime,
     utcnow,
 )
 from mailer.subscriptions import GLOBAL, get_list
@@ -259,12 +261,23 @@ def suppressed_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, set[
     return out
 
 
+# the two statements run once per message: plain SQL, built once (no per-call statement building)
+_MARK_SENDING = text(
+    "UPDATE delivery SET status = 'sending', attempts = attempts + 1, "
+    "first_attempt_at = COALESCE(first_attempt_at, :now), updated_at = :now WHERE id IN :ids"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("ids", expanding=True))
+_FINISH = text(
+    "UPDATE delivery SET status = :status, claimed_by = '', updated_at = :now, last_code = :code, "
+    "last_reply = :reply, next_attempt_at = :next, sent_at = COALESCE(:sent_at, sent_at), "
+    "message_id = COALESCE(:message_id, message_id) WHERE id = :id"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("next", type_=UTCDateTime()),
+             bindparam("sent_at", type_=UTCDateTime()), bindparam("message_id", type_=String()),
+             bindparam("reply", type_=Text()), bindparam("code", type_=String()))
+
+
 def mark_sending(conn: Connection, ids: Sequence[int]) -> None:
     """Rows about to be handed to the backend (committed before anything leaves)."""
-    now = utcnow()
-    conn.execute(update(D).where(D.c.id.in_(list(ids))).values(
-        status=DeliveryStatus.SENDING.value, attempts=D.c.attempts + 1,
-        first_attempt_at=func.coalesce(D.c.first_attempt_at, now), updated_at=now))
+    conn.execute(_MARK_SENDING, {"now": utcnow(), "ids": list(ids)})
     conn.commit()
 
 
@@ -272,11 +285,10 @@ def finish(conn: Connection, delivery_id: int, status: DeliveryStatus, *, code: 
            message_id: str = "", next_attempt_at: datetime | None = None) -> None:
     """Record one outcome and release the row; committed at once."""
     now = utcnow()
-    values: dict = {"status": status.value, "claimed_by": "", "updated_at": now,
-                    "last_code": str(code)[:20], "last_reply": reply[:2000], "next_attempt_at": next_attempt_at}
-    if status is DeliveryStatus.SENT:
-        values.update(sent_at=now, message_id=message_id[:255])
-    conn.execute(update(D).where(D.c.id == delivery_id).values(**values))
+    sent = status is DeliveryStatus.SENT
+    conn.execute(_FINISH, {"status": status.value, "now": now, "code": str(code)[:20], "reply": reply[:2000],
+                           "next": next_attempt_at, "sent_at": now if sent else None,
+                           "message_id": message_id[:255] if sent else None, "id": delivery_id})
     conn.commit()
 
 
