@@ -15,11 +15,10 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from sqlalchemy import (Connection, String, Text, and_, bindparam, exists, func, insert, literal, not_, or_, select,
-                        text, update)
+from sqlalchemy import Connection, and_, exists, func, insert, literal, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.compose import ComposedIssue
@@ -35,7 +34,6 @@ from mailer.models import (
     Subscription,
     SubscriptionStatus,
     Suppression,
-    UTCDateTime,
     utcnow,
 )
 from mailer.subscriptions import GLOBAL, get_list
@@ -261,35 +259,43 @@ def suppressed_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, set[
     return out
 
 
-# the two statements run once per message: plain SQL, built once (no per-call statement building)
-_MARK_SENDING = text(
-    "UPDATE delivery SET status = 'sending', attempts = attempts + 1, "
-    "first_attempt_at = COALESCE(first_attempt_at, :now), updated_at = :now WHERE id IN :ids"
-).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("ids", expanding=True))
-_FINISH = text(
-    "UPDATE delivery SET status = :status, claimed_by = '', updated_at = :now, last_code = :code, "
-    "last_reply = :reply, next_attempt_at = :next, sent_at = COALESCE(:sent_at, sent_at), "
-    "message_id = COALESCE(:message_id, message_id) WHERE id = :id"
-).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("next", type_=UTCDateTime()),
-             bindparam("sent_at", type_=UTCDateTime()), bindparam("message_id", type_=String()),
-             bindparam("reply", type_=Text()), bindparam("code", type_=String()))
+# the two statements run once per message: driver-level SQL, no statement building per call
+_MARK_SENDING = ("UPDATE delivery SET status = 'sending', attempts = attempts + 1, "
+                 "first_attempt_at = COALESCE(first_attempt_at, {p}), updated_at = {p} WHERE id = {p}")
+_FINISH = ("UPDATE delivery SET status = {p}, claimed_by = '', updated_at = {p}, last_code = {p}, "
+           "last_reply = {p}, next_attempt_at = {p}, sent_at = COALESCE({p}, sent_at), "
+           "message_id = COALESCE({p}, message_id) WHERE id = {p}")
+
+
+def _sql(conn: Connection, template: str) -> str:
+    return template.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s")
+
+
+def _when(conn: Connection, value: datetime | None):  # type: ignore[no-untyped-def]
+    """A UTC datetime as the driver wants it: SQLAlchemy's SQLite text format, or aware for PostgreSQL."""
+    if value is None or conn.dialect.name != "sqlite":
+        return value
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def mark_sending(conn: Connection, ids: Sequence[int]) -> None:
     """Rows about to be handed to the backend (committed before anything leaves)."""
-    conn.execute(_MARK_SENDING, {"now": utcnow(), "ids": list(ids)})
+    now = _when(conn, utcnow())
+    conn.exec_driver_sql(_sql(conn, _MARK_SENDING), [(now, now, i) for i in ids])
     conn.commit()
 
 
 def finish(conn: Connection, delivery_id: int, status: DeliveryStatus, *, code: int | str = "", reply: str = "",
-           message_id: str = "", next_attempt_at: datetime | None = None) -> None:
-    """Record one outcome and release the row; committed at once."""
-    now = utcnow()
+           message_id: str = "", next_attempt_at: datetime | None = None, commit: bool = True) -> None:
+    """Record one outcome and release the row; committed at once unless *commit* is False
+    (then the caller commits it with the next mark_sending, before the next message leaves)."""
+    now = _when(conn, utcnow())
     sent = status is DeliveryStatus.SENT
-    conn.execute(_FINISH, {"status": status.value, "now": now, "code": str(code)[:20], "reply": reply[:2000],
-                           "next": next_attempt_at, "sent_at": now if sent else None,
-                           "message_id": message_id[:255] if sent else None, "id": delivery_id})
-    conn.commit()
+    conn.exec_driver_sql(_sql(conn, _FINISH), (
+        status.value, now, str(code)[:20], reply[:2000], _when(conn, next_attempt_at), now if sent else None,
+        message_id[:255] if sent else None, delivery_id))
+    if commit:
+        conn.commit()
 
 
 def requeue(conn: Connection, ids: Sequence[int]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -28,7 +29,7 @@ from sqlalchemy import select
 
 from mailer import ledger
 from mailer.backends import load_backend
-from mailer.backends.base import Backend, Outcome, Result
+from mailer.backends.base import Backend, Outcome, OutgoingMessage, Result
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError
@@ -36,6 +37,10 @@ from mailer.message import MessageFactory, Recipient
 from mailer.models import BounceEvent, BounceKind, DeliveryStatus, MailingList, Reason, Send, SendStatus, Subscriber, utcnow
 from mailer.ratelimit import RateLimiter
 from mailer.subscriptions import GLOBAL, email_hash, unsubscribe
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2]
+
 
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 
@@ -96,6 +101,7 @@ class _Run:
         self.conn = db.engine.connect()
         self.rows: dict[int, ledger.Row] = {}
         self.message_ids: dict[int, str] = {}
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="send")
         self.group = max(1, min(settings.smtp_connections if backend.name == "smtp" else 1,
                                 self.limiter.max_parallel))
 
@@ -120,19 +126,22 @@ class _Run:
                 keep.append(r)
         return keep
 
-    def send_group(self, group: list[ledger.Row]) -> None:
-        domains = [r.email.rpartition("@")[2] for r in group]
-        for domain in domains:
-            if not self.limiter.acquire(domain, self.stop):
-                return
+    def prepare(self, group: list[ledger.Row]) -> list[OutgoingMessage] | None:
+        """Wait for the rate limits, then render the group (None when stopped while waiting)."""
+        for r in group:
+            if not self.limiter.acquire(_domain(r.email), self.stop):
+                return None
         now = utcnow()
         messages = []
         for r in group:
             message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name), now)
             self.message_ids[r.id] = message.message_id
             messages.append(message)
+        return messages
+
+    def transmit(self, group: list[ledger.Row], messages: list[OutgoingMessage]) -> None:
+        """Hand the group (already marked sending) to the backend; every outcome is recorded."""
         ids = [r.id for r in group]
-        ledger.mark_sending(self.conn, ids)
         done: set[int] = set()
         try:
             self.backend.send(messages, on_result=lambda res: self.record(res, done))
@@ -140,16 +149,38 @@ class _Run:
             ledger.requeue(self.conn, [i for i in ids if i not in done])
             raise
         finally:
-            for domain in domains:
-                self.limiter.complete(domain)
-        missing = [i for i in ids if i not in done]
-        if missing:  # a backend that reported nothing for a message: it may have gone out
-            for i in missing:
+            for r in group:
+                self.limiter.complete(_domain(r.email))
+        for i in ids:
+            if i not in done:  # a backend that reported nothing for a message: it may have gone out
                 self.finish(i, DeliveryStatus.UNKNOWN, reply="the backend reported no outcome")
+
+    def send_groups(self, groups: list[list[ledger.Row]]) -> None:
+        """Send group after group; without rate limits the next group renders while one is on the wire.
+
+        The outcome of a group is committed together with the ``sending`` mark
+        of the next one, before that one leaves (E5).
+        """
+        pipelined = self.limiter.unlimited and len(groups) > 1
+        messages = self.prepare(groups[0]) if groups else None
+        for k, group in enumerate(groups):
+            if messages is None or self.stop.is_set() or self.pause_reason:
+                return
+            ledger.mark_sending(self.conn, [r.id for r in group])
+            if pipelined:
+                future = self.pool.submit(self.transmit, group, messages)
+                messages = self.prepare(groups[k + 1]) if k + 1 < len(groups) else None
+                future.result()
+            else:
+                self.transmit(group, messages)
+                messages = self.prepare(groups[k + 1]) if k + 1 < len(groups) else None
+            if self.progress:
+                self.conn.commit()   # the callback may write to the database itself
+                self.progress(self.summary)
 
     def finish(self, delivery_id: int, status: DeliveryStatus, **kw) -> None:  # type: ignore[no-untyped-def]
         with self.lock:
-            ledger.finish(self.conn, delivery_id, status, **kw)
+            ledger.finish(self.conn, delivery_id, status, commit=False, **kw)
 
     def record(self, result: Result, done: set[int]) -> None:
         """Persist one outcome at once (called by the backend before that connection goes on)."""
@@ -188,6 +219,8 @@ class _Run:
 
     def bounce(self, row: ledger.Row, result: Result, status: str) -> None:
         """A hard bounce: record it and suppress the address everywhere."""
+        with self.lock:
+            self.conn.commit()   # our pending writes first: SQLite has one writer
         with self.db.session() as session:
             subscriber = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
             if subscriber is None:
@@ -210,18 +243,14 @@ class _Run:
             after = rows[-1].id
             self.rows = {r.id: r for r in rows}
             todo = self.eligible(rows)
-            for i in range(0, len(todo), self.group):
-                if self.stop.is_set() or self.pause_reason:
-                    break
-                self.send_group(todo[i:i + self.group])
-                if self.progress:
-                    self.progress(self.summary)
+            self.send_groups([todo[i:i + self.group] for i in range(0, len(todo), self.group)])
             ledger.release(self.conn, self.send.id, self.me)
 
     def close(self) -> None:
         try:
             ledger.release(self.conn, self.send.id, self.me)
         finally:
+            self.pool.shutdown(wait=True)
             self.conn.close()
 
 
