@@ -372,6 +372,16 @@ def has_due(session: Session, send_id: int) -> bool:
     return session.scalar(select(exists().where(_due(send_id, utcnow()), D.c.claimed_by == ""))) or False
 
 
+def due_sends(db: Database) -> list[int]:
+    """Sends in status sending not yet frozen or with unclaimed rows due now, oldest first
+    (after reaping dead claims)."""
+    reap_stale(db)
+    with db.session() as session:
+        sends = session.execute(select(Send.id, Send.audience_frozen)
+                                .where(Send.status == SendStatus.SENDING).order_by(Send.id)).all()
+        return [i for i, frozen in sends if not frozen or has_due(session, i)]
+
+
 def retry_failed(db: Database, send_id: int) -> int:
     """Temporary failures due now: deferred rows, and rows failed after retrying 4xx until too old."""
     now = utcnow()

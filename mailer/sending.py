@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import select
-
 from mailer import ledger
 from mailer.backends import load_backend
 from mailer.backends.base import Backend, Outcome, OutgoingMessage, Result
@@ -34,7 +32,8 @@ from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError
 from mailer.message import MessageFactory, Recipient
-from mailer.models import BounceEvent, BounceKind, DeliveryStatus, MailingList, Reason, Send, SendStatus, Subscriber, utcnow
+from mailer.models import BounceEvent, BounceKind, DeliveryStatus, Reason, Send, SendStatus, Subscriber, utcnow
+from mailer.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
 from mailer.ratelimit import RateLimiter
 from mailer.subscriptions import GLOBAL, email_hash, unsubscribe
 
@@ -316,13 +315,4 @@ def resume_interrupted(db: Database, settings: Settings) -> list[int]:
     Returns the ids of sending sends that nobody alive is working on and that
     have rows due, for the caller to run_send again.
     """
-    ledger.reap_stale(db)
-    with db.session() as session:
-        ids = list(session.scalars(select(Send.id).where(Send.status == SendStatus.SENDING).order_by(Send.id)))
-        due = [i for i in ids if ledger.has_due(session, i)]
-    return [i for i in due if not ledger.live_claimants(db, i)]
-
-
-def list_names(db: Database, slugs: list[str]) -> dict[str, str]:
-    with db.session() as session:
-        return dict(session.execute(select(MailingList.slug, MailingList.name).where(MailingList.slug.in_(slugs))).all())
+    return [i for i in ledger.due_sends(db) if not ledger.live_claimants(db, i)]

@@ -15,14 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sqlalchemy import select
-
 from mailer import ledger
 from mailer.backends import load_backend
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError, MailerError
-from mailer.models import Send, SendStatus
 from mailer.sending import SendSummary, run_send
 
 Log = Callable[[str], None]
@@ -50,15 +47,6 @@ def sqlite_worker_lock(db: Database) -> Iterator[None]:
         os.close(fd)   # closing releases the lock
 
 
-def due_sends(db: Database) -> list[int]:
-    """Sends in status sending not yet frozen or with rows due now, oldest first (after reaping dead claims)."""
-    ledger.reap_stale(db)
-    with db.session() as session:
-        sends = session.execute(select(Send.id, Send.audience_frozen)
-                                .where(Send.status == SendStatus.SENDING).order_by(Send.id)).all()
-        return [i for i, frozen in sends if not frozen or ledger.has_due(session, i)]
-
-
 def run_worker(db: Database, settings: Settings, *, backend_name: str | None = None, poll: float = 5.0,
                until_idle: bool = False, stop: threading.Event | None = None,
                log: Log = lambda line: None) -> list[SendSummary]:
@@ -68,7 +56,7 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
     with sqlite_worker_lock(db):
         log(f"worker {ledger.worker_id()} started on {db.dialect}")
         while not stop.is_set():
-            ids = due_sends(db)
+            ids = ledger.due_sends(db)
             if ids:
                 backend = load_backend(settings, backend_name)
                 try:
