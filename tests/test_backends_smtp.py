@@ -269,3 +269,16 @@ def test_server_gone_mid_send_reports_every_message_temporary(settings):
 def test_classify_E4(code, reply, stage, expected):
     """E4: the reply classification table (5.7.x is never a recipient bounce)."""
     assert classify(code, reply, stage) is expected
+
+
+def test_421_greeting_at_open_is_retried_E3(server, settings, monkeypatch):
+    """E3: a 421 on connect: the connection is dropped and tried again; a server busy for good is one line."""
+    monkeypatch.setattr(SMTPBackend, "OPEN_RETRY_SECONDS", 0.05)
+    s = server.settings(settings, smtp_connections=1)
+    server.fail("CONNECT", "421 4.7.0 too busy, try later", times=1)
+    with SMTPBackend(s) as backend:
+        assert outcomes(backend.send(messages(s, "a@example.net")).results) == [Outcome.SENT]
+    assert server.connections == 2
+    server.fail("CONNECT", "421 4.7.0 too busy, try later")
+    with pytest.raises(DeliveryError, match=r"the server refused the session: 421 4.7.0 too busy"):
+        SMTPBackend(s).open()

@@ -18,6 +18,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -28,6 +29,10 @@ from mailer.errors import ConfigError, DeliveryError
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 # stages of one transaction; EOD is the reply after the message data
 MAIL, RCPT, DATA, EOD = "MAIL", "RCPT", "DATA", "EOD"
+
+
+class ServerBusy(DeliveryError):
+    """The server answered 421 to the connection itself: try again in a moment (E3)."""
 
 
 def enhanced_status(reply: str) -> str:
@@ -109,6 +114,8 @@ class Connection:
             _close(smtp)
             if isinstance(exc, DeliveryError):
                 raise
+            if isinstance(exc, smtplib.SMTPConnectError) and exc.smtp_code == 421:
+                raise ServerBusy(f"SMTP {self.where}: {self._reason(exc)}") from None
             if isinstance(exc, Exception):
                 raise DeliveryError(f"SMTP {self.where}: {self._reason(exc)}") from None
             raise
@@ -268,6 +275,7 @@ class SMTPBackend(Backend):
     """Sends over `smtp.connections` parallel sessions, kept open across batches (E1)."""
 
     name = "smtp"
+    OPEN_RETRY_SECONDS = 1.0
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -276,9 +284,19 @@ class SMTPBackend(Backend):
         self._report_lock = threading.Lock()
 
     def open(self) -> None:
-        """Connect the first session now, so a wrong host, password or certificate fails here."""
-        if self.connections[0].smtp is None:
-            self.connections[0].connect()
+        """Connect the first session now, so a wrong host, password or certificate fails here.
+
+        A 421 greeting (server busy) is retried twice, after OPEN_RETRY_SECONDS and twice that.
+        """
+        for attempt in range(3):
+            if self.connections[0].smtp is not None:
+                break
+            try:
+                self.connections[0].connect()
+            except ServerBusy:
+                if attempt == 2:
+                    raise
+                time.sleep(self.OPEN_RETRY_SECONDS * 2 ** attempt)
         if len(self.connections) > 1 and self._pool is None:
             self._pool = ThreadPoolExecutor(len(self.connections), thread_name_prefix="smtp")
 
