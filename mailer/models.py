@@ -398,3 +398,43 @@ class WebHit(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     bucket: Mapped[str] = mapped_column(String(80))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IntakeStatus(enum.Enum):
+    NEW = "new"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SignupIntake(Base):
+    """A web sign-up as received: the request writes only this row; the queue thread applies it.
+
+    Once applied (subscription, consent record, confirmation mail) the personal fields are
+    cleared; the hashes and the time stay a day for the rate limits, then the row goes.
+    """
+
+    __tablename__ = "signup_intake"
+    __table_args__ = (
+        Index("ix_signup_intake_status_id", "status", "id"),
+        Index("ix_signup_intake_ip_bucket_at", "ip_bucket", "at"),
+        Index("ix_signup_intake_address_bucket_at", "address_bucket", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_list.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[ConsentSource] = mapped_column(_enum(ConsentSource))
+    form_id: Mapped[str] = mapped_column(String(100), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(500), default="")
+    text_version: Mapped[str] = mapped_column(String(50), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    # keyed hashes, never clear values: what the rate limits count by
+    ip_bucket: Mapped[str] = mapped_column(String(80), default="")
+    address_bucket: Mapped[str] = mapped_column(String(80), default="")
+    status: Mapped[IntakeStatus] = mapped_column(_enum(IntakeStatus), default=IntakeStatus.NEW)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(200), default="")

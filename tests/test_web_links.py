@@ -92,6 +92,7 @@ def test_c2_confirm_post_needs_form_token(web_app: WebApp) -> None:
 
 def test_c3_expired_confirm_token_gives_expired_page_and_no_change(web_app: WebApp) -> None:
     web_app.sign_up("tom@example.org")
+    web_app.process_intake()
     with web_app.db.session() as session:
         uid = session.scalar(select(Subscriber.uid))
     # a token minted 100 hours ago with the real key and salt (max age is 72 h)
@@ -258,6 +259,7 @@ def test_preferences_lists_subscriptions_and_get_changes_nothing(member: tuple[W
 def test_preferences_leave_one_list_then_all_by_post_with_form_token(member: tuple[WebApp, str]) -> None:
     app, uid = member
     app.sign_up("rita@example.org", slug="bulletin")
+    app.process_intake()
     path = prefs_path(app, uid)
     token = TOKEN_RE.search(app.client.get(path).text).group(1)
     assert app.client.post(path, data={"action": "unsubscribe", "list": "news"}).status_code == 403

@@ -18,6 +18,8 @@ def test_c1_signup_creates_pending_and_exactly_one_confirmation_mail(web_app: We
     response = web_app.sign_up("Ada@Example.org", "Ada Lovelace")
     assert response.status_code == 200
     assert "a mail is on its way" in response.text
+    assert web_app.status("ada@example.org") is None     # the request only stored the intake row
+    assert web_app.process_intake().mails == 1
     assert web_app.status("ada@example.org") is SubscriptionStatus.PENDING
     assert web_app.outbox() == []            # queued, not sent inside the request
     assert web_app.queued() == 1
@@ -36,6 +38,7 @@ def test_c1_signup_creates_pending_and_exactly_one_confirmation_mail(web_app: We
 def test_c1_single_opt_in_list_confirms_at_once_without_mail(web_app: WebApp) -> None:
     response = web_app.sign_up("bo@example.org", slug="bulletin")
     assert response.status_code == 200
+    web_app.process_intake()
     assert web_app.status("bo@example.org", "bulletin") is SubscriptionStatus.CONFIRMED
     web_app.deliver()
     assert web_app.outbox() == []
@@ -219,6 +222,7 @@ def test_api_subscribe_json_and_cors(web_app: WebApp) -> None:
                                                       "consent": True}, headers={"Origin": "https://group.example"})
     assert ok.status_code == 202 and ok.json["ok"] is True
     assert ok.headers["Access-Control-Allow-Origin"] == "https://group.example"
+    web_app.process_intake()
     assert web_app.status("ola@example.org") is SubscriptionStatus.PENDING
     with web_app.db.session() as session:
         assert session.scalar(select(Consent.form_id)) == "api:https://group.example"

@@ -18,6 +18,7 @@ from mailer.config import Settings
 from mailer.db import Database
 from mailer.models import MailingList, OptIn, QueuedMail, Subscriber, Subscription, SubscriptionStatus
 from mailer.web import create_app
+from mailer.web.intake import IntakeReport, process_intake
 from mailer.web.mailqueue import QueueReport, process_queue
 
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -43,9 +44,19 @@ class WebApp:
             data["consent"] = "yes"
         return self.client.post(f"/subscribe/{slug}", data=data, headers=headers or {})
 
+    @property
+    def current_settings(self) -> Settings:
+        """The settings the app runs with now (tests replace them on the app)."""
+        return self.app.extensions["mailer"].settings
+
+    def process_intake(self) -> IntakeReport:
+        """Apply the received sign-ups, as the app's background thread does."""
+        return process_intake(self.current_settings, self.db)
+
     def deliver(self) -> QueueReport:
-        """Run the mail queue, as the app's background thread does."""
-        return process_queue(self.settings, self.db)
+        """Apply received sign-ups, then run the mail queue, as the app's background thread does."""
+        self.process_intake()
+        return process_queue(self.current_settings, self.db)
 
     def outbox(self) -> list[Message]:
         return [email.message_from_bytes(m.data) for m in MemoryBackend.outbox]

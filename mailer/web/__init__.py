@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from mailer.config import Settings, load_settings
 from mailer.db import Database
 from mailer.web.guard import FormTokens, add_security_headers
+from mailer.web.writegate import gate_sqlite_writes
 from mailer.web.pages import WebContext, find_template_file, message_page, template_folders
 
 MAX_BODY = 64 * 1024
@@ -29,8 +30,9 @@ ERRORS = {
 
 
 def create_app(settings: Settings, db: Database | None = None, *, start_queue: bool = False) -> Flask:
-    """The Flask app for *settings*; with start_queue, a thread sends queued confirmation mails."""
+    """The Flask app for *settings*; with start_queue, a thread applies sign-ups and sends their mails."""
     db = db or Database.from_settings(settings)
+    gate_sqlite_writes(db.engine)
     app = Flask(__name__, static_folder=None, template_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     app.jinja_loader = ChoiceLoader([FileSystemLoader(template_folders(settings))])

@@ -1,8 +1,8 @@
 """The web app's mail queue: confirmation mails are rows, sent outside the request.
 
-A sign-up inserts a `QueuedMail` row in the same transaction as the pending
-subscription; `process_queue` (run by the app's background `QueueThread`, or by
-anyone holding the database) claims rows with a compare-and-set, builds each
+Applying a sign-up (`mailer.web.intake.process_intake`) inserts a `QueuedMail`
+row in the same transaction as the pending subscription; `process_queue` (run
+by the app's background `QueueThread`, or by anyone holding the database) claims rows with a compare-and-set, builds each
 message at send time and hands it to the configured backend.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 RETRY_BASE = timedelta(seconds=60)
 STALE_CLAIM = timedelta(minutes=10)
+INTAKE_BATCH = 20
+PRUNE_EVERY_S = 600.0
 
 
 @dataclass
@@ -146,15 +149,24 @@ def process_queue(settings: Settings, db: Database, backend=None, limit: int = 5
 
 
 class QueueThread(threading.Thread):
-    """Runs process_queue every *interval* seconds, or at once when woken by a sign-up."""
+    """Applies received sign-ups, then sends due mail: every *interval* seconds, or at once when woken.
 
-    def __init__(self, settings: Settings, db: Database, interval: float = 5.0) -> None:
+    It works in batches. While sign-ups keep arriving it pauses between
+    batches (*duty* is the share of time it may then work), so the requests,
+    which share the interpreter with it, keep short answer times; once the
+    burst is over it drains the backlog at full speed.
+    """
+
+    def __init__(self, settings: Settings, db: Database, interval: float = 5.0, duty: float = 0.2) -> None:
         super().__init__(name="mailer-mail-queue", daemon=True)
-        self.settings, self.db, self.interval = settings, db, interval
+        self.settings, self.db, self.interval, self.duty = settings, db, interval, duty
         self._wake = threading.Event()
         self._halt = threading.Event()
+        self._pruned = 0.0
+        self._arrivals = 0          # sign-ups since the thread last looked (a racy count is fine)
 
     def wake(self) -> None:
+        self._arrivals += 1
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -164,10 +176,23 @@ class QueueThread(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
+        from mailer.web.intake import process_intake, prune_intake
+
         while not self._halt.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
+                started, self._arrivals = time.monotonic(), 0
+                intake = process_intake(self.settings, self.db, limit=INTAKE_BATCH)
+                more = intake.applied + intake.failed >= INTAKE_BATCH
                 process_queue(self.settings, self.db)
+                if started - self._pruned > PRUNE_EVERY_S:
+                    prune_intake(self.db)
+                    self._pruned = started
+                if more:  # a backlog: go on without waiting to be woken; pause while requests come in
+                    if self._arrivals:
+                        busy = time.monotonic() - started
+                        self._halt.wait(busy * (1 - self.duty) / self.duty)
+                    self._wake.set()
             except Exception:  # keep the thread alive; the rows stay queued
                 log.exception("mail queue: run failed")

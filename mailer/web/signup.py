@@ -1,8 +1,10 @@
 """Sign-up: the hosted form, its embeddable variant, and the logic the JSON API shares.
 
 Whatever the address's state, a valid sign-up gets the same answer (no
-enumeration); a pending subscription gets exactly one confirmation mail,
-queued in the same transaction (C1), subject to the cool-down (C5).
+enumeration). The request only validates, checks the rate limits and stores
+one intake row; the queue thread then subscribes, stores the consent record
+and queues exactly one confirmation mail (C1), subject to the cool-down (C5):
+see `mailer.web.intake`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from typing import Mapping
 from flask import Blueprint, abort, g, request
 
 from mailer.errors import InputError
-from mailer.models import ConsentSource, MailingList, OptIn, SubscriptionStatus
-from mailer.subscriptions import Address, ConsentInfo, clean_name, get_list, normalize_email, subscribe
+from mailer.models import ConsentSource, MailingList
+from mailer.subscriptions import Address, clean_name, get_list, normalize_email
 from mailer.web import limits
 from mailer.web.guard import HONEYPOT_FIELD, FORM_TOKEN_FIELD, client_ip, origin_allowed, own_origins
-from mailer.web.mailqueue import enqueue_confirmation
+from mailer.web.intake import Signup, record_signup
 from mailer.web.pages import WebContext, message_page, page, web
 
 bp = Blueprint("signup", __name__)
@@ -62,23 +64,11 @@ def read_fields(fields: Mapping[str, object], consent: object) -> SignupRequest:
 
 
 def sign_up(ctx: WebContext, slug: str, req: SignupRequest, source: ConsentSource, form_id: str) -> None:
-    """Record the sign-up and queue its confirmation; raise RateLimited or InputError (unknown list)."""
-    settings = ctx.settings
-    queued = False
-    with ctx.db.session() as session:
-        limits.check_ip(session, settings, client_ip(request))
-        mlist = get_list(session, slug)
-        consent = ConsentInfo(source=source, form_id=form_id, ip=client_ip(request),
-                              user_agent=request.headers.get("User-Agent", "")[:500],
-                              text_version=settings.consent_version, text=settings.consent_text)
-        sub, _outcome = subscribe(session, settings, mlist, req.address, name=req.name,
-                                  confirmed=mlist.opt_in is OptIn.SINGLE, consent=consent, actor=source.value)
-        if sub is not None and sub.status is SubscriptionStatus.PENDING:
-            if limits.confirmation_allowed(session, settings, sub.subscriber_id, mlist.id):
-                enqueue_confirmation(session, sub.subscriber, mlist)
-                queued = True
-    if queued:
-        ctx.wake_queue()
+    """Record the sign-up for the queue thread; raise RateLimited or InputError (unknown list)."""
+    signup = Signup(address=req.address, name=req.name, source=source, form_id=form_id,
+                    ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
+    record_signup(ctx.settings, ctx.db, slug, signup)
+    ctx.wake_queue()
 
 
 def _list_or_404(ctx: WebContext, slug: str) -> MailingList:
@@ -112,25 +102,29 @@ def embed(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/subscribe/<slug>")
 def submit(slug: str):  # type: ignore[no-untyped-def]
+    """The success path asks the database nothing but the sign-up itself; the list is checked by its INSERT."""
     ctx = web()
     settings = ctx.settings
     if request.form.get("embed"):
         g.frame_origins = settings.web_embed_origins
-    mlist = _list_or_404(ctx, slug)
     allowed = own_origins(settings, request) | set(settings.web_embed_origins)
     if not origin_allowed(request, allowed):
+        _list_or_404(ctx, slug)
         return message_page("Not accepted", "This form was sent from another website, so it was not "
                             "accepted. Please use the form on our own page.", 403)
     if not ctx.forms.valid(request.form.get(FORM_TOKEN_FIELD)):
-        return _form(mlist, 403, "This form has expired. Please check your details and send it again.",
-                     values=request.form)
+        return _form(_list_or_404(ctx, slug), 403, "This form has expired. Please check your details and "
+                     "send it again.", values=request.form)
     if request.form.get(HONEYPOT_FIELD):
+        _list_or_404(ctx, slug)
         return message_page("Thank you", THANKS, 200)
     try:
         req = read_fields(request.form, request.form.get("consent") == "yes")
         sign_up(ctx, slug, req, ConsentSource.WEB, form_id=f"web:{slug}")
     except FieldError as exc:
-        return _form(mlist, 400, str(exc), exc.field, request.form)
+        return _form(_list_or_404(ctx, slug), 400, str(exc), exc.field, request.form)
     except limits.RateLimited as exc:
         return message_page("Please wait", f"Sorry: {exc}.", 429)
+    except InputError:
+        abort(404)
     return message_page("Thank you", THANKS, 200)
