@@ -169,7 +169,7 @@ def main() -> None:
             conc = int(args.concurrency.split(",")[-1])
             big = run_child(port, size, args.big, conc)
             rate = big["sent"] / big["elapsed"]
-            rows.append((f"{size / 1024:.0f} KB", conc, args.big, big["sent"], rate, float("nan"), float("nan"),
+            rows.append((f"{real_size / 1024:.0f} KB", conc, args.big, big["sent"], rate, float("nan"), float("nan"),
                          big["rss_mb"]))
     finally:
         sink.send_signal(signal.SIGTERM)

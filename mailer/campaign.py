@@ -88,7 +88,7 @@ def resume(db: Database, issue_slug: str, *, retry_failed: bool = False, retry_u
     return Resumed(send.id, unknown, retried)
 
 
-def test_send(settings: Settings, db: Database, composed: ComposedIssue, to: str, backend: Backend,
+def send_test_message(settings: Settings, db: Database, composed: ComposedIssue, to: str, backend: Backend,
               list_slug: str = "") -> Result:
     """One message of the issue to *to*: links are not bound to a subscriber; nothing is recorded."""
     address = normalize_email(to)

@@ -185,10 +185,12 @@ class _Run:
         """Persist one outcome at once (called by the backend before that connection goes on)."""
         row = self.rows[int(result.key)]
         done.add(row.id)
+        if result.outcome is not Outcome.SENT:
+            self.message_ids.pop(row.id, None)
         s, code, reply = self.summary, result.code, result.reply
         if result.outcome is Outcome.SENT:
             self.errors_in_row = 0
-            self.finish(row.id, DeliveryStatus.SENT, code=code, reply=reply, message_id=self.message_ids[row.id])
+            self.finish(row.id, DeliveryStatus.SENT, code=code, reply=reply, message_id=self.message_ids.pop(row.id))
             s.sent += 1
             return
         self.errors_in_row += 1

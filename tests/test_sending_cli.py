@@ -19,6 +19,7 @@ from mailer.db import Database
 from mailer.models import Delivery, DeliveryStatus, Send, SendStatus
 from mailer.worker import run_worker, sqlite_worker_lock
 from tests.conftest import TEST_ENV
+from tests.smtpserver import SMTPServer, tls_cert  # noqa: F401
 
 
 @pytest.fixture
@@ -193,3 +194,30 @@ def test_worker_sends_due_sends_and_a_second_sqlite_worker_is_refused(project, a
     stop = threading.Event()
     stop.set()
     assert run_worker(app, settings, stop=stop) == []
+
+
+@pytest.mark.parametrize("case", ["untrusted certificate", "wrong password"])
+def test_tls_failure_and_wrong_credentials_one_line_resumable(project, app, monkeypatch, tls_cert, case):
+    """D4 / bad input: a certificate we do not trust, or refused credentials: one line, exit 3,
+    the send paused with every row still queued (resumable), nothing delivered."""
+    server = SMTPServer(tls_cert=tls_cert, credentials=("editor", "right-password")).start()
+    try:
+        for key, value in {"MAILER_BACKEND": "smtp", "MAILER_SMTP_HOST": "localhost",
+                           "MAILER_SMTP_PORT": str(server.port), "MAILER_SMTP_SECURITY": "starttls",
+                           "MAILER_SMTP_TIMEOUT": "5", "MAILER_SMTP_USERNAME": "editor",
+                           "MAILER_SMTP_PASSWORD": "wrong-password"}.items():
+            monkeypatch.setenv(key, value)
+        if case == "wrong password":
+            monkeypatch.setenv("MAILER_SMTP_CA_FILE", str(tls_cert[0]))
+        r = mailer(project, "send", "issues/example", "--yes")
+    finally:
+        server.stop()
+    assert r.exit_code == 3, r.stderr
+    assert r.stderr.startswith("error: SMTP localhost:") and r.stderr.count("\n") == 1
+    assert ("certificate" in r.stderr.lower()) if case == "untrusted certificate" else ("credentials" in r.stderr.lower()
+                                                                                      or "auth" in r.stderr.lower())
+    assert server.messages == []
+    with app.session() as session:
+        send = session.scalars(select(Send)).one()
+        assert send.status is SendStatus.PAUSED
+        assert ledger.counts(session, send.id)[DeliveryStatus.QUEUED] == 12

@@ -141,7 +141,7 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
         targets = list(lists) or list(composed.lists)
         if to_addr:
             backend = load_backend(settings, backend_name)
-            result = campaign.test_send(settings, db, composed, to_addr, backend, targets[0] if targets else "")
+            result = campaign.send_test_message(settings, db, composed, to_addr, backend, targets[0] if targets else "")
             if result.outcome is not Outcome.SENT:
                 raise MailerError(f"test send to {to_addr} failed: {result.code} {result.reply}")
             click.echo(f"test message sent to {settings.dev_redirect or to_addr} ({result.reply}); "
@@ -173,9 +173,12 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
                 raise MailerError("not sent")
         send_id = campaign.start(db, composed, targets, again=again)
     backend = load_backend(settings, backend_name)
-    with stop_on_signals() as stop:
-        summary = _progress_run(app, send_id, backend, stop)
-        stopped = stop.is_set()
+    try:
+        with stop_on_signals() as stop:
+            summary = _progress_run(app, send_id, backend, stop)
+            stopped = stop.is_set()
+    finally:
+        backend.close()
     if stopped and summary.status is SendStatus.SENDING:
         ledger.set_send_status(db, send_id, SendStatus.PAUSED, "stopped by a signal",
                                only_from=SendStatus.SENDING)
