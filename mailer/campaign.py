@@ -13,7 +13,7 @@ from typing import Sequence
 
 from sqlalchemy import select
 
-from mailer import ledger
+from mailer import ledger, recovery
 from mailer.backends.base import Backend, Result
 from mailer.compose import ComposedIssue
 from mailer.config import Settings
@@ -74,15 +74,15 @@ def resume(db: Database, issue_slug: str, *, retry_failed: bool = False, retry_u
         raise InputError(f"send #{send.id} of {issue_slug!r} is {send.status.value}: nothing to resume")
     if send.status is SendStatus.DONE and not (retry_failed or retry_unknown):
         raise InputError(f"send #{send.id} of {issue_slug!r} is done; use --retry-failed or --retry-unknown")
-    others = ledger.live_claimants(db, send.id)
+    others = recovery.live_claimants(db, send.id)
     if others:
         raise InputError(f"send #{send.id} is being sent right now by {', '.join(others)}")
-    unknown, _ = ledger.reap_stale(db, send.id)
+    unknown, _ = recovery.reap_stale(db, send.id)
     retried = 0
     if retry_failed:
-        retried += ledger.retry_failed(db, send.id)
+        retried += recovery.retry_failed(db, send.id)
     if retry_unknown:
-        retried += ledger.retry_unknown(db, send.id)
+        retried += recovery.retry_unknown(db, send.id)
     if send.status is not SendStatus.SENDING and not ledger.claim_send(db, send.id, send.status):
         raise InputError(f"send #{send.id} changed status meanwhile; try again")
     return Resumed(send.id, unknown, retried)

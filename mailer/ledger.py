@@ -5,9 +5,8 @@ queued -> sending -> sent | deferred | failed | unknown | skipped. A worker
 first *claims* a batch (claimed_by = host:pid, status unchanged), marks the
 few rows it is about to hand to the backend ``sending`` (committed), and
 records each outcome as soon as it is known (committed) before the next
-message starts (STANDARDS E5). A row found ``sending`` whose claimant is dead
-became ``unknown``: it may or may not have reached the server, so it is
-never resent automatically.
+message starts (STANDARDS E5). What happens to the rows of a dead claimant
+is mailer.recovery's business.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Sequence
 
 from sqlalchemy import Connection, and_, exists, func, insert, literal, not_, or_, select, update
@@ -39,31 +38,11 @@ from mailer.models import (
 from mailer.subscriptions import GLOBAL, get_list
 
 D = Delivery.__table__
-FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNKNOWN)
-# a claim on another host counts as abandoned after this long without any update
-STALE_AFTER = timedelta(minutes=15)
 
 
 def worker_id() -> str:
     """``host:pid``: who claimed a row (Delivery.claimed_by)."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def claim_is_live(claimed_by: str, updated_at: datetime | None, now: datetime | None = None) -> bool:
-    """True while the claimant may still be working: its pid lives (this host) or it updated recently."""
-    if not claimed_by:
-        return False
-    host, _, pid = claimed_by.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    now = now or utcnow()
-    return updated_at is not None and now - updated_at < STALE_AFTER
 
 
 def create_send(session: Session, composed: ComposedIssue, list_slugs: Sequence[str],
@@ -238,13 +217,14 @@ def claimed_rows(conn: Connection, send_id: int, me: str) -> list[Row]:
         .order_by(D.c.id)
     )
     rows = [Row(r[0], r[1] or "", r[2], r[3] or "", r[4] or "", r[5] or "", r[6] or "", r[7] or "",
-                r[8] in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.CONFIRMED.value), r[9] or 0, _aware(r[10]))
+                r[8] in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.CONFIRMED.value), r[9] or 0, as_utc(r[10]))
             for r in conn.execute(q)]
     conn.commit()
     return rows
 
 
-def _aware(value):  # type: ignore[no-untyped-def]
+def as_utc(value):  # type: ignore[no-untyped-def]
+    """A datetime read by hand from a UTCDateTime column, made timezone-aware."""
     return Delivery.first_attempt_at.type.process_result_value(value, None) if value is not None else None
 
 
@@ -315,42 +295,6 @@ def release(conn: Connection, send_id: int, me: str) -> None:
     conn.commit()
 
 
-def reap_stale(db: Database, send_id: int | None = None) -> tuple[int, int]:
-    """Rows held by dead claimants: ``sending`` -> unknown (G7), claimed but untouched -> released.
-
-    Returns (rows now unknown, rows released).
-    """
-    now = utcnow()
-    unknown = released = 0
-    with db.engine.connect() as conn:
-        where = [D.c.claimed_by != ""]
-        if send_id is not None:
-            where.append(D.c.send_id == send_id)
-        holders = conn.execute(select(D.c.claimed_by, func.max(D.c.updated_at)).where(*where)
-                               .group_by(D.c.claimed_by)).all()
-        conn.commit()
-        for holder, last in holders:
-            if claim_is_live(holder, _aware(last), now):
-                continue
-            base = [D.c.claimed_by == holder] + ([D.c.send_id == send_id] if send_id is not None else [])
-            unknown += conn.execute(update(D).where(*base, D.c.status == DeliveryStatus.SENDING.value).values(
-                status=DeliveryStatus.UNKNOWN.value, claimed_by="", updated_at=now,
-                last_reply=f"in flight when {holder} stopped: may or may not have been delivered; "
-                           "not resent automatically (--retry-unknown)")).rowcount
-            released += conn.execute(update(D).where(*base).values(claimed_by="")).rowcount
-            conn.commit()
-    return unknown, released
-
-
-def live_claimants(db: Database, send_id: int) -> list[str]:
-    """Other processes that hold rows of *send_id* and are still alive."""
-    me = worker_id()
-    with db.engine.connect() as conn:
-        holders = conn.execute(select(D.c.claimed_by, func.max(D.c.updated_at))
-                               .where(D.c.send_id == send_id, D.c.claimed_by != "").group_by(D.c.claimed_by)).all()
-    return [h for h, last in holders if h != me and claim_is_live(h, _aware(last))]
-
-
 def counts(session: Session, send_id: int) -> dict[DeliveryStatus, int]:
     """How many rows of *send_id* are in each status (every status present, zeros included)."""
     out = {s: 0 for s in DeliveryStatus}
@@ -364,40 +308,9 @@ def next_retry_at(session: Session, send_id: int) -> datetime | None:
     """When the earliest deferred row of *send_id* becomes due."""
     value = session.scalar(select(func.min(D.c.next_attempt_at))
                            .where(D.c.send_id == send_id, D.c.status == DeliveryStatus.DEFERRED.value))
-    return _aware(value)
+    return as_utc(value)
 
 
 def has_due(session: Session, send_id: int) -> bool:
     """True when some unclaimed row of *send_id* could be sent now (queued, or deferred and due)."""
     return session.scalar(select(exists().where(_due(send_id, utcnow()), D.c.claimed_by == ""))) or False
-
-
-def due_sends(db: Database) -> list[int]:
-    """Sends in status sending not yet frozen or with unclaimed rows due now, oldest first
-    (after reaping dead claims)."""
-    reap_stale(db)
-    with db.session() as session:
-        sends = session.execute(select(Send.id, Send.audience_frozen)
-                                .where(Send.status == SendStatus.SENDING).order_by(Send.id)).all()
-        return [i for i, frozen in sends if not frozen or has_due(session, i)]
-
-
-def retry_failed(db: Database, send_id: int) -> int:
-    """Temporary failures due now: deferred rows, and rows failed after retrying 4xx until too old."""
-    now = utcnow()
-    with db.engine.begin() as conn:
-        n = conn.execute(update(D).where(D.c.send_id == send_id, D.c.status == DeliveryStatus.DEFERRED.value)
-                         .values(next_attempt_at=now, claimed_by="")).rowcount
-        n += conn.execute(update(D).where(
-            D.c.send_id == send_id, D.c.status == DeliveryStatus.FAILED.value,
-            or_(D.c.last_code.like("4%"), D.c.last_code == "")).values(
-                status=DeliveryStatus.QUEUED.value, first_attempt_at=None, next_attempt_at=None,
-                claimed_by="", updated_at=now)).rowcount
-    return n
-
-
-def retry_unknown(db: Database, send_id: int) -> int:
-    """Unknown rows queued again: the caller accepts that some may get a second copy."""
-    with db.engine.begin() as conn:
-        return conn.execute(update(D).where(D.c.send_id == send_id, D.c.status == DeliveryStatus.UNKNOWN.value)
-                            .values(status=DeliveryStatus.QUEUED.value, claimed_by="", updated_at=utcnow())).rowcount

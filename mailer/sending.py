@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from mailer import ledger
+from mailer import ledger, recovery
 from mailer.backends import load_backend
 from mailer.backends.base import Backend, Outcome, OutgoingMessage, Result
 from mailer.config import Settings
@@ -271,7 +271,7 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
         if send.status is not SendStatus.SENDING:
             raise InputError(f"send #{send_id} is {send.status.value}, not sending")
     ledger.freeze_audience(db, send_id)
-    summary_unknown, _ = ledger.reap_stale(db, send_id)
+    summary_unknown, _ = recovery.reap_stale(db, send_id)
     stop = stop or threading.Event()
     own_backend = backend is None
     backend = backend or load_backend(settings)
@@ -317,4 +317,4 @@ def resume_interrupted(db: Database, settings: Settings) -> list[int]:
     Returns the ids of sending sends that nobody alive is working on and that
     have rows due, for the caller to run_send again.
     """
-    return [i for i in ledger.due_sends(db) if not ledger.live_claimants(db, i)]
+    return [i for i in recovery.due_sends(db) if not recovery.live_claimants(db, i)]

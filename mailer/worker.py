@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from mailer import ledger
+from mailer import ledger, recovery
 from mailer.backends import load_backend
 from mailer.config import Settings
 from mailer.db import Database
@@ -56,7 +56,7 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
     with sqlite_worker_lock(db):
         log(f"worker {ledger.worker_id()} started on {db.dialect}")
         while not stop.is_set():
-            ids = ledger.due_sends(db)
+            ids = recovery.due_sends(db)
             if ids:
                 backend = load_backend(settings, backend_name)
                 try:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bench.audience import add_subscribers, composed_issue, make_list
-from mailer import ledger
+from mailer import ledger, recovery
 from mailer.backends.base import Outcome
 from mailer.backends.memory import MemoryBackend
 from mailer.errors import InputError
@@ -219,4 +219,4 @@ def test_stale_sending_rows_become_unknown_and_are_not_resent_G7(db, db_settings
     assert summary.counts[DeliveryStatus.UNKNOWN] == 1 and summary.counts[DeliveryStatus.SENT] == 9
     got = rows(db, send_id)
     assert {m.recipient for m in MemoryBackend.outbox} == {e for e, d in got.items() if d.id in ids[4:]}
-    assert ledger.retry_unknown(db, send_id) == 1
+    assert recovery.retry_unknown(db, send_id) == 1
