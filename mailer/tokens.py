@@ -3,16 +3,21 @@
 Each purpose has its own salt, so a token minted for one purpose never
 verifies for another. Unsubscribe and preferences tokens never expire;
 confirm tokens do. Keys rotate: the newest key signs, every listed key verifies.
-Tokens carry the subscriber's random ``uid``, never an address or a row id.
+Tokens carry the subscriber's random ``uid``, never an address or a row id:
+``<uid>.<list slug>[.<timestamp>].<signature>``. Signing is itsdangerous'
+`Signer` (HMAC) without a JSON or base64 layer: two tokens go into every
+message, so this is on the per-recipient path (~3 µs each instead of ~24).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
 from mailer.config import Settings, signing_keys
 from mailer.errors import MailerError
@@ -25,6 +30,8 @@ class Purpose(Enum):
 
 
 EXPIRING = {Purpose.CONFIRM}
+_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SLUG = re.compile(r"[A-Za-z0-9_-]{0,64}")
 
 
 class TokenError(MailerError):
@@ -43,34 +50,36 @@ class TokenData:
 
 
 @lru_cache(maxsize=32)
-def _serializer(keys: tuple[str, ...], purpose: Purpose) -> URLSafeSerializer:
+def _signer(keys: tuple[str, ...], purpose: Purpose) -> Signer:
     # itsdangerous signs with the last key and verifies with all of them
     ordered = list(reversed(keys))
-    salt = f"mailer.{purpose.value}.v1"
+    salt = f"mailer.{purpose.value}.v2"
     if purpose in EXPIRING:
-        return URLSafeTimedSerializer(ordered, salt=salt)
-    return URLSafeSerializer(ordered, salt=salt)
+        return TimestampSigner(ordered, salt=salt, digest_method=hashlib.sha256)
+    return Signer(ordered, salt=salt, digest_method=hashlib.sha256)
 
 
 def make_token(settings: Settings, purpose: Purpose, subscriber_uid: str, list_slug: str = "") -> str:
     """Sign (uid, list) for *purpose*."""
-    return _serializer(tuple(signing_keys(settings)), purpose).dumps([subscriber_uid, list_slug])
+    if not _PART.fullmatch(subscriber_uid) or not _SLUG.fullmatch(list_slug):
+        raise ValueError("token parts must be URL-safe (uid) and a list slug")
+    return _signer(tuple(signing_keys(settings)), purpose).sign(f"{subscriber_uid}.{list_slug}").decode()
 
 
 def read_token(settings: Settings, purpose: Purpose, token: str, max_age_s: float | None = None) -> TokenData:
     """Verify *token* for *purpose*; raise TokenExpired or TokenError."""
-    serializer = _serializer(tuple(signing_keys(settings)), purpose)
+    signer = _signer(tuple(signing_keys(settings)), purpose)
     try:
-        if purpose in EXPIRING:
+        if isinstance(signer, TimestampSigner):
             age = settings.confirm_max_age_hours * 3600 if max_age_s is None else max_age_s
-            payload = serializer.loads(token, max_age=age)  # type: ignore[call-arg]
+            payload = signer.unsign(token, max_age=age)
         else:
-            payload = serializer.loads(token)
+            payload = signer.unsign(token)
+        uid, _, slug = payload.decode("ascii").partition(".")
     except SignatureExpired:
         raise TokenExpired("this link has expired") from None
-    except (BadSignature, UnicodeError, ValueError):
+    except (BadSignature, UnicodeError, ValueError, TypeError):
         raise TokenError("this link is not valid") from None
-    if (not isinstance(payload, list) or len(payload) != 2
-            or not all(isinstance(p, str) for p in payload)):
+    if not _PART.fullmatch(uid) or not _SLUG.fullmatch(slug):
         raise TokenError("this link is not valid")
-    return TokenData(purpose, payload[0], payload[1])
+    return TokenData(purpose, uid, slug)
