@@ -98,3 +98,45 @@ def test_sigkill_at_several_points_then_resume_exactly_once_E5_G7(project, smtp_
             assert status is DeliveryStatus.SENT and copies[address] == 1, (address, status, copies[address])
     assert max(copies.values()) == 1
     db.dispose()
+
+
+def test_worker_sigterm_finishes_in_flight_and_parks(project, smtp_server):
+    """SIGTERM to `mailer worker`: exit 0, every message that reached the server is recorded sent,
+    nothing is left `sending` or claimed; the next worker finishes the send with one copy each."""
+    from bench.audience import composed_issue
+    from mailer import ledger
+    from mailer.models import SendStatus
+
+    db = Database(f"sqlite:///{project}/subscribers/mailer.db")
+    db.upgrade()
+    emails = add_subscribers(db, "news", 60)
+    with db.session() as session:
+        send_id = ledger.create_send(session, composed_issue(project / "issues" / "example"), ["news"]).id
+    assert ledger.claim_send(db, send_id, SendStatus.DRAFT)
+    env = _env(project, smtp_server)
+    env["MAILER_RATE_PER_SECOND"] = "30"
+    worker = subprocess.Popen([sys.executable, "-m", "mailer", "worker", "--poll", "0.2"], cwd=project, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while len(smtp_server.messages) < 10:
+        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
+        time.sleep(0.005)
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=20)
+    assert worker.returncode == 0, err.decode()
+    assert "worker stopped" in err.decode()
+    with db.session() as session:
+        rows = list(session.scalars(select(Delivery)))
+        assert ledger.counts(session, send_id)[DeliveryStatus.SENT] < 60
+    sent = {d.email for d in rows if d.status is DeliveryStatus.SENT}
+    assert sent == set(smtp_server.recipients())                       # recorded exactly what arrived
+    assert {d.status for d in rows} <= {DeliveryStatus.SENT, DeliveryStatus.QUEUED}
+    assert all(d.claimed_by == "" for d in rows)
+
+    env["MAILER_RATE_PER_SECOND"] = "0"
+    done = subprocess.run([sys.executable, "-m", "mailer", "worker", "--until-idle"], cwd=project, env=env,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    copies = Counter(smtp_server.recipients())
+    assert set(copies) == set(emails) and set(copies.values()) == {1}
+    db.dispose()

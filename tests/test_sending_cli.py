@@ -161,6 +161,7 @@ def test_file_backend_writes_one_eml_per_subscriber(project, app, monkeypatch):
     monkeypatch.setenv("MAILER_BACKEND", "file")
     r = mailer(project, "send", "issues/example", "--yes")
     assert r.exit_code == 0, r.stderr
+    assert f"messages written to {project / 'outbox'}/" in r.stdout
     files = sorted((project / "outbox").rglob("*.eml"))
     assert len(files) == 12
     tos = {email.message_from_bytes(f.read_bytes())["To"] for f in files}

@@ -182,6 +182,9 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
     if stopped and summary.status is SendStatus.SENDING:
         ledger.set_send_status(db, send_id, SendStatus.PAUSED, "stopped by a signal",
                                only_from=SendStatus.SENDING)
+    folder = getattr(backend, "directory", None)
+    if backend.name == "file" and folder is not None and summary.sent:
+        click.echo(f"messages written to {folder}/ (one .eml each)")
     _report(summary, issue_dir, stopped)
 
 
