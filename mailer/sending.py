@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -39,6 +39,18 @@ from mailer.subscriptions import GLOBAL, email_hash, unsubscribe
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2]
+
+
+def redirect_to(message: OutgoingMessage, address: str) -> OutgoingMessage:
+    """dev_redirect: the envelope and the To header name *address*; the rest stays as rendered."""
+    head, sep, body = message.data.partition(b"\r\n\r\n")
+    lines, in_to = [], False
+    for line in head.split(b"\r\n"):
+        if in_to and line[:1] in (b" ", b"\t"):
+            continue                      # a folded continuation of the old To
+        in_to = line[:3].lower() == b"to:"
+        lines.append(b"To: " + address.encode() if in_to else line)
+    return replace(message, recipient=address, data=b"\r\n".join(lines) + sep + body)
 
 
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
@@ -134,6 +146,8 @@ class _Run:
         messages = []
         for r in group:
             message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name), now)
+            if self.settings.dev_redirect:
+                message = redirect_to(message, self.settings.dev_redirect)
             self.message_ids[r.id] = message.message_id
             messages.append(message)
         return messages

@@ -173,6 +173,11 @@ def test_dev_redirect_sends_everything_to_one_address(project, app, monkeypatch)
     r = mailer(project, "send", "issues/example", "--yes")
     assert r.exit_code == 0
     assert {m.recipient for m in MemoryBackend.outbox} == {"dev@example.org"} and len(MemoryBackend.outbox) == 12
+    parsed = [email.message_from_bytes(m.data) for m in MemoryBackend.outbox]
+    assert {p["To"] for p in parsed} == {"dev@example.org"}
+    assert all(len(p.get_all("To")) == 1 and not p.defects for p in parsed)
+    bodies = {p.get_payload()[0].get_payload(decode=True).decode() for p in parsed}
+    assert len(bodies) == 12                             # each still rendered for its real recipient
 
 
 def test_worker_sends_due_sends_and_a_second_sqlite_worker_is_refused(project, app):

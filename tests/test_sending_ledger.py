@@ -220,3 +220,16 @@ def test_stale_sending_rows_become_unknown_and_are_not_resent_G7(db, db_settings
     got = rows(db, send_id)
     assert {m.recipient for m in MemoryBackend.outbox} == {e for e, d in got.items() if d.id in ids[4:]}
     assert recovery.retry_unknown(db, send_id) == 1
+
+
+def test_redirect_to_rewrites_a_folded_to_header_only():
+    """dev_redirect: a folded To becomes one line naming the redirect; other headers and the body stay."""
+    from mailer.backends.base import OutgoingMessage
+    from mailer.sending import redirect_to
+
+    data = (b"From: news@example.org\r\nTo: =?utf-8?q?Ren=C3=A9e_Lo?=\r\n <renee@example.net>\r\n"
+            b"Subject: Hi\r\n\r\nTo: not a header\r\n")
+    out = redirect_to(OutgoingMessage(1, "b@example.org", "renee@example.net", "<x@y>", data), "dev@example.org")
+    assert out.recipient == "dev@example.org"
+    assert out.data == (b"From: news@example.org\r\nTo: dev@example.org\r\nSubject: Hi\r\n\r\n"
+                        b"To: not a header\r\n")
