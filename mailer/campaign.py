@@ -70,7 +70,7 @@ def resume(db: Database, issue_slug: str, *, retry_failed: bool = False, retry_u
     if not sends:
         raise InputError(f"issue {issue_slug!r} has no send to resume; start one with --list")
     send = sends[-1]
-    if send.status in (SendStatus.DRAFT, SendStatus.SCHEDULED):
+    if send.status not in (SendStatus.SENDING, SendStatus.PAUSED, SendStatus.DONE):
         raise InputError(f"send #{send.id} of {issue_slug!r} is {send.status.value}: nothing to resume")
     if send.status is SendStatus.DONE and not (retry_failed or retry_unknown):
         raise InputError(f"send #{send.id} of {issue_slug!r} is done; use --retry-failed or --retry-unknown")

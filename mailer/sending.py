@@ -41,6 +41,12 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2]
 
 
+def _parallel(backend: Backend) -> int:
+    """How many messages the backend sends at once (one per SMTP connection); 1 when it does not say."""
+    connections = getattr(backend, "connections", None)
+    return len(connections) if isinstance(connections, list) and connections else 1
+
+
 def redirect_to(message: OutgoingMessage, address: str) -> OutgoingMessage:
     """dev_redirect: the envelope and the To header name *address*; the rest stays as rendered."""
     head, sep, body = message.data.partition(b"\r\n\r\n")
@@ -113,8 +119,7 @@ class _Run:
         self.rows: dict[int, ledger.Row] = {}
         self.message_ids: dict[int, str] = {}
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="send")
-        self.group = max(1, min(settings.smtp_connections if backend.name == "smtp" else 1,
-                                self.limiter.max_parallel))
+        self.group = max(1, min(_parallel(backend), self.limiter.max_parallel))
 
     # -- one batch -------------------------------------------------------------------------
     def eligible(self, rows: list[ledger.Row]) -> list[ledger.Row]:
