@@ -39,6 +39,7 @@ test: venv
 
 bench: venv
 	$(BIN)/python bench/compose_bench.py
+	$(BIN)/python bench/send_bench.py
 
 screenshots: venv
 	$(BIN)/python -m mailer.web.screenshots
