@@ -4,36 +4,29 @@
 re-checks each batch's eligibility (STANDARDS B7), and hands the backend a
 few messages at a time: rows are marked ``sending`` before they leave, and
 each outcome is committed as soon as the backend reports it, before the next
-message on that connection starts (E5). The failure policy (E4):
-
-- 250: sent.
-- 4xx, 421 after the backend's own reconnect, dropped connection: deferred
-  with exponential backoff from `retry_base_seconds`, failed once older than
-  `retry_max_age_hours`.
-- 5.1.x: failed, a hard bounce: BounceEvent and global suppression.
-- other 5xx: failed, reply kept.
-- 5.7.x policy: the row goes back to the queue and the send pauses, saying why.
-- `max_send_errors` errors in a row: the send pauses.
+message on that connection starts (E5). What each outcome means is
+mailer.policy's (E4); a hard bounce is recorded and suppressed here, and
+`max_send_errors` errors in a row pause the send.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 from mailer import ledger, recovery
+from mailer.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
 from mailer.backends import load_backend
-from mailer.backends.base import Backend, Outcome, OutgoingMessage, Result
+from mailer.backends.base import Backend, OutgoingMessage, Result
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError
 from mailer.message import MessageFactory, Recipient
 from mailer.models import BounceEvent, BounceKind, DeliveryStatus, Reason, Send, SendStatus, Subscriber, utcnow
-from mailer.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
+from mailer.policy import decide, enhanced_status
 from mailer.ratelimit import RateLimiter
 from mailer.subscriptions import GLOBAL, email_hash, unsubscribe
 
@@ -59,7 +52,6 @@ def redirect_to(message: OutgoingMessage, address: str) -> OutgoingMessage:
     return replace(message, recipient=address, data=b"\r\n".join(lines) + sep + body)
 
 
-_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 @dataclass
@@ -85,19 +77,6 @@ class SendSummary:
 
 
 Progress = Callable[[SendSummary], None]
-
-
-def enhanced_status(result: Result) -> str:
-    """The enhanced status code (``5.1.1``) of a result, from the backend or the reply text."""
-    if result.status:
-        return result.status
-    match = _ENHANCED.search(result.reply or "")
-    return match.group(1) if match else ""
-
-
-def backoff(settings: Settings, attempts: int) -> timedelta:
-    """Delay before attempt ``attempts + 1``: base * 2^(attempts-1)."""
-    return timedelta(seconds=settings.retry_base_seconds * 2 ** min(max(attempts - 1, 0), 20))
 
 
 class _Run:
@@ -201,43 +180,29 @@ class _Run:
             ledger.finish(self.conn, delivery_id, status, commit=False, **kw)
 
     def record(self, result: Result, done: set[int]) -> None:
-        """Persist one outcome at once (called by the backend before that connection goes on)."""
+        """Persist one outcome (called by the backend before that connection goes on)."""
         row = self.rows[int(result.key)]
         done.add(row.id)
-        if result.outcome is not Outcome.SENT:
-            self.message_ids.pop(row.id, None)
-        s, code, reply = self.summary, result.code, result.reply
-        if result.outcome is Outcome.SENT:
+        message_id = self.message_ids.pop(row.id, "")
+        decision = decide(self.settings, result, row.attempts + 1, row.first_attempt_at, utcnow())
+        if decision.hard_bounce:
+            self.bounce(row, result)
+        self.finish(row.id, decision.status, code=result.code, reply=decision.reply,
+                    message_id=message_id, next_attempt_at=decision.next_attempt_at)
+        s = self.summary
+        if decision.status is DeliveryStatus.SENT:
             self.errors_in_row = 0
-            self.finish(row.id, DeliveryStatus.SENT, code=code, reply=reply, message_id=self.message_ids.pop(row.id))
             s.sent += 1
             return
         self.errors_in_row += 1
-        status = enhanced_status(result)
-        if result.outcome is Outcome.POLICY:
-            self.finish(row.id, DeliveryStatus.QUEUED, code=code, reply=reply)
-            self.pause_reason = (f"the server refused a message by policy ({code} {status or ''} "
-                                 f"{reply.strip()[:200]}); not the recipient's fault: fix and resume")
-        elif result.outcome is Outcome.TEMPORARY:
-            now = utcnow()
-            first = row.first_attempt_at or now
-            if now - first >= timedelta(hours=self.settings.retry_max_age_hours):
-                self.finish(row.id, DeliveryStatus.FAILED, code=code,
-                            reply=f"gave up after {self.settings.retry_max_age_hours:g} h: {reply}")
-                s.failed += 1
-            else:
-                self.finish(row.id, DeliveryStatus.DEFERRED, code=code, reply=reply,
-                            next_attempt_at=now + backoff(self.settings, row.attempts + 1))
-                s.deferred += 1
-        else:
-            if status.startswith("5.1."):
-                self.bounce(row, result, status)
-            self.finish(row.id, DeliveryStatus.FAILED, code=code, reply=reply)
-            s.failed += 1
+        s.deferred += decision.status is DeliveryStatus.DEFERRED
+        s.failed += decision.status is DeliveryStatus.FAILED
+        self.pause_reason = self.pause_reason or decision.pause
         if not self.pause_reason and self.errors_in_row >= self.settings.max_send_errors:
-            self.pause_reason = f"{self.errors_in_row} errors in a row (max_send_errors); last: {code} {reply[:200]}"
+            self.pause_reason = (f"{self.errors_in_row} errors in a row (max_send_errors); "
+                                 f"last: {result.code} {result.reply[:200]}")
 
-    def bounce(self, row: ledger.Row, result: Result, status: str) -> None:
+    def bounce(self, row: ledger.Row, result: Result) -> None:
         """A hard bounce: record it and suppress the address everywhere."""
         with self.lock:
             self.conn.commit()   # our pending writes first: SQLite has one writer
@@ -246,7 +211,7 @@ class _Run:
             if subscriber is None:
                 return
             session.add(BounceEvent(subscriber_id=subscriber.id, send_id=self.send.id, kind=BounceKind.HARD,
-                                    status_code=status or str(result.code), diagnostic=result.reply[:2000]))
+                                    status_code=enhanced_status(result) or str(result.code), diagnostic=result.reply[:2000]))
             unsubscribe(session, self.settings, subscriber, None, Reason.BOUNCE, actor="sending",
                         detail=f"{result.code} {result.reply[:200]}")
         self.summary.bounced += 1

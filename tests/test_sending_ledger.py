@@ -15,7 +15,8 @@ from mailer.backends.memory import MemoryBackend
 from mailer.errors import InputError
 from mailer.models import (BounceEvent, Delivery, DeliveryStatus, Send, SendStatus, Subscriber, Subscription,
                            SubscriptionStatus, Suppression, SuppressionReason, utcnow)
-from mailer.sending import backoff, resume_interrupted, run_send
+from mailer.policy import backoff
+from mailer.sending import resume_interrupted, run_send
 from mailer.subscriptions import Address, find_subscriber, get_list, suppress, unsubscribe
 
 
