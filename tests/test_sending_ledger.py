@@ -234,3 +234,26 @@ def test_redirect_to_rewrites_a_folded_to_header_only():
     assert out.recipient == "dev@example.org"
     assert out.data == (b"From: news@example.org\r\nTo: dev@example.org\r\nSubject: Hi\r\n\r\n"
                         b"To: not a header\r\n")
+
+
+@pytest.mark.parametrize("outcome, code, reply, status, bounce, pause", [
+    (Outcome.SENT, 250, "2.0.0 ok", DeliveryStatus.SENT, False, False),
+    (Outcome.TEMPORARY, 450, "4.2.0 busy", DeliveryStatus.DEFERRED, False, False),
+    (Outcome.TEMPORARY, 421, "4.3.2 closing", DeliveryStatus.DEFERRED, False, False),
+    (Outcome.TEMPORARY, 0, "connection lost (EOD)", DeliveryStatus.DEFERRED, False, False),
+    (Outcome.PERMANENT, 550, "5.1.1 no such user", DeliveryStatus.FAILED, True, False),
+    (Outcome.PERMANENT, 552, "5.2.2 mailbox full", DeliveryStatus.FAILED, False, False),
+    (Outcome.POLICY, 550, "5.7.1 rejected by policy", DeliveryStatus.QUEUED, False, True),
+])
+def test_policy_decides_each_outcome_E4(settings, outcome, code, reply, status, bounce, pause):
+    """E4: per-recipient classification, as a pure function of the backend's result."""
+    from mailer.backends.base import Result
+    from mailer.policy import decide
+
+    now = utcnow()
+    d = decide(settings, Result(1, outcome, code, reply), 3, now - timedelta(hours=1), now)
+    assert (d.status, d.hard_bounce, bool(d.pause)) == (status, bounce, pause)
+    if status is DeliveryStatus.DEFERRED:
+        assert d.next_attempt_at == now + timedelta(seconds=240)        # 60 s doubled twice
+    old = decide(settings, Result(1, Outcome.TEMPORARY, 450, "4.2.0"), 9, now - timedelta(hours=73), now)
+    assert old.status is DeliveryStatus.FAILED and old.reply.startswith("gave up after 72 h")
