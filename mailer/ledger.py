@@ -241,7 +241,8 @@ def suppressed_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, set[
 
 # the two statements run once per message: driver-level SQL, no statement building per call
 _MARK_SENDING = ("UPDATE delivery SET status = 'sending', attempts = attempts + 1, "
-                 "first_attempt_at = COALESCE(first_attempt_at, {p}), updated_at = {p} WHERE id = {p}")
+                 "first_attempt_at = COALESCE(first_attempt_at, {p}), updated_at = {p} "
+                 "WHERE id = {p} AND claimed_by = {p} AND status IN ('queued', 'deferred')")
 _FINISH = ("UPDATE delivery SET status = {p}, claimed_by = '', updated_at = {p}, last_code = {p}, "
            "last_reply = {p}, next_attempt_at = {p}, sent_at = COALESCE({p}, sent_at), "
            "message_id = COALESCE({p}, message_id) WHERE id = {p}")
@@ -258,11 +259,17 @@ def _when(conn: Connection, value: datetime | None):  # type: ignore[no-untyped-
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def mark_sending(conn: Connection, ids: Sequence[int]) -> None:
-    """Rows about to be handed to the backend (committed before anything leaves)."""
+def mark_sending(conn: Connection, ids: Sequence[int], me: str) -> list[int]:
+    """Mark rows ``sending`` just before they leave, committed; returns those still ours to send.
+
+    A row is skipped when it is no longer claimed by *me* or no longer due (a
+    claim taken over as stale by another worker): never two senders for one row.
+    """
     now = _when(conn, utcnow())
-    conn.exec_driver_sql(_sql(conn, _MARK_SENDING), [(now, now, i) for i in ids])
+    sql = _sql(conn, _MARK_SENDING)
+    marked = [i for i in ids if conn.exec_driver_sql(sql, (now, now, i, me)).rowcount == 1]
     conn.commit()
+    return marked
 
 
 def finish(conn: Connection, delivery_id: int, status: DeliveryStatus, *, code: int | str = "", reply: str = "",

@@ -163,7 +163,17 @@ class _Run:
         for k, group in enumerate(groups):
             if messages is None or self.stop.is_set() or self.pause_reason:
                 return
-            ledger.mark_sending(self.conn, [r.id for r in group])
+            marked = set(ledger.mark_sending(self.conn, [r.id for r in group], self.me))
+            if len(marked) < len(group):   # lost to another worker: not ours to send
+                for r in group:
+                    if r.id not in marked:
+                        self.limiter.complete(_domain(r.email))
+                        self.message_ids.pop(r.id, None)
+                kept = [(r, m) for r, m in zip(group, messages) if r.id in marked]
+                group, messages = [r for r, _ in kept], [m for _, m in kept]
+                if not group:
+                    messages = self.prepare(groups[k + 1]) if k + 1 < len(groups) else None
+                    continue
             if pipelined:
                 future = self.pool.submit(self.transmit, group, messages)
                 messages = self.prepare(groups[k + 1]) if k + 1 < len(groups) else None

@@ -257,3 +257,23 @@ def test_policy_decides_each_outcome_E4(settings, outcome, code, reply, status, 
         assert d.next_attempt_at == now + timedelta(seconds=240)        # 60 s doubled twice
     old = decide(settings, Result(1, Outcome.TEMPORARY, 450, "4.2.0"), 9, now - timedelta(hours=73), now)
     assert old.status is DeliveryStatus.FAILED and old.reply.startswith("gave up after 72 h")
+
+
+def test_a_row_taken_over_by_another_worker_is_not_sent_twice(db, db_settings):
+    """E5: a claim another worker took over (stale) is skipped at the last moment, not sent twice."""
+    add_subscribers(db, "news", 6)
+    send_id = start(db, db_settings)
+    taken = {}
+
+    def progress(summary):
+        if summary.sent == 1 and not taken:      # another worker grabs user4's row meanwhile
+            with db.engine.begin() as conn:
+                conn.execute(update(Delivery).where(Delivery.email == "user4@example.net")
+                             .values(claimed_by="elsewhere:1"))
+            taken["done"] = True
+
+    summary = run_send(db, db_settings, send_id, backend=MemoryBackend(db_settings), progress=progress)
+    assert "user4@example.net" not in {m.recipient for m in MemoryBackend.outbox}
+    assert summary.sent == 5 and summary.status is SendStatus.SENDING
+    row = rows(db, send_id)["user4@example.net"]
+    assert row.status is DeliveryStatus.QUEUED and row.claimed_by == "elsewhere:1" and row.attempts == 0
