@@ -227,3 +227,32 @@ def test_tls_failure_and_wrong_credentials_one_line_resumable(project, app, monk
         send = session.scalars(select(Send)).one()
         assert send.status is SendStatus.PAUSED
         assert ledger.counts(session, send.id)[DeliveryStatus.QUEUED] == 12
+
+
+def test_resume_refused_while_another_live_process_sends(project, app):
+    """G7: --resume does not take over a send whose rows a live process holds; it does once that one died."""
+    import socket
+    import subprocess
+
+    from sqlalchemy import update
+
+    MemoryBackend.outcomes["user5@example.net"] = (Outcome.POLICY, 554, "5.7.1 policy")
+    assert mailer(project, "send", "issues/example", "--yes").exit_code == 1      # paused at user5
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        with app.engine.begin() as conn:
+            conn.execute(update(Delivery).where(Delivery.email == "user5@example.net")
+                         .values(status="sending", claimed_by=f"{socket.gethostname()}:{other.pid}"))
+        MemoryBackend.outcomes.clear()
+        r = mailer(project, "send", "issues/example", "--resume", "--yes")
+        assert r.exit_code == 2 and "is being sent right now by" in r.stderr and str(other.pid) in r.stderr
+    finally:
+        other.kill()
+        other.wait()
+    r = mailer(project, "send", "issues/example", "--resume", "--yes")
+    assert r.exit_code == 0, r.stderr
+    assert "1 message(s) were in flight when the last run died" in r.stdout
+    with app.session() as session:
+        counts = ledger.counts(session, 1)
+    assert counts[DeliveryStatus.UNKNOWN] == 1 and counts[DeliveryStatus.SENT] == 11
+    assert "user5@example.net" not in {m.recipient for m in MemoryBackend.outbox}

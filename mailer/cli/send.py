@@ -96,6 +96,44 @@ def _report(summary: SendSummary, issue_dir: Path, stopped: bool) -> None:
         click.echo(f"send #{summary.send_id} done")
 
 
+def _confirmed(yes: bool, question: str) -> bool:
+    """--yes, or the user's answer; never waits on a stdin that is not a terminal."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise InputError("stdin is not a terminal: pass --yes to confirm the send")
+    return click.confirm(question)
+
+
+def _continue(db, slug: str, yes: bool, retry_failed: bool, retry_unknown: bool) -> int:  # type: ignore[no-untyped-def]
+    """--resume / --retry-*: take the recorded send over; returns its id."""
+    if not yes and not sys.stdin.isatty():
+        raise InputError("stdin is not a terminal: pass --yes to confirm the send")
+    resumed = campaign.resume(db, slug, retry_failed=retry_failed, retry_unknown=retry_unknown)
+    if resumed.unknown:
+        click.echo(f"{resumed.unknown} message(s) were in flight when the last run died: marked unknown, "
+                   "not resent (see `mailer status`, --retry-unknown)")
+    if resumed.retried:
+        click.echo(f"{resumed.retried} row(s) queued again")
+    if not _confirmed(yes, f"Continue send #{resumed.send_id}?"):
+        ledger.set_send_status(db, resumed.send_id, SendStatus.PAUSED, "not confirmed")
+        raise MailerError("not sent")
+    return resumed.send_id
+
+
+def _print_dry_run(settings, subject: str, total: int, per_list: dict[str, int],  # type: ignore[no-untyped-def]
+                   sample: list[str]) -> None:
+    for name, n in per_list.items():
+        click.echo(f"{name}: {n} confirmed, not suppressed")
+    click.echo(f"would send {subject!r} to {total} subscriber(s)"
+               + (f", all redirected to {settings.dev_redirect}" if settings.dev_redirect else ""))
+    for email in sample:
+        click.echo(f"  {email}")
+    if total > len(sample):
+        click.echo(f"  ... and {total - len(sample)} more")
+    click.echo("dry run: nothing sent, nothing recorded")
+
+
 @click.command("send")
 @click.argument("issue_dir", type=ISSUE_DIR)
 @click.option("--list", "lists", multiple=True, metavar="SLUG",
@@ -122,18 +160,7 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
                          "--dry-run or --again")
     db = app.db
     if continuing:
-        if not yes and not sys.stdin.isatty():
-            raise InputError("stdin is not a terminal: pass --yes to confirm the send")
-        resumed = campaign.resume(db, slug, retry_failed=retry_failed, retry_unknown=retry_unknown)
-        if resumed.unknown:
-            click.echo(f"{resumed.unknown} message(s) were in flight when the last run died: marked unknown, "
-                       "not resent (see `mailer status`, --retry-unknown)")
-        if resumed.retried:
-            click.echo(f"{resumed.retried} row(s) queued again")
-        if not yes and not click.confirm(f"Continue send #{resumed.send_id}?"):
-            ledger.set_send_status(db, resumed.send_id, SendStatus.PAUSED, "not confirmed")
-            raise MailerError("not sent")
-        send_id = resumed.send_id
+        send_id = _continue(db, slug, yes, retry_failed, retry_unknown)
     else:
         from mailer.compose import compose_issue
 
@@ -153,24 +180,13 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
             total, per_list = ledger.audience_count(session, targets)
             sample = ledger.audience_sample(session, targets) if dry_run else []
         if dry_run:
-            for name, n in per_list.items():
-                click.echo(f"{name}: {n} confirmed, not suppressed")
-            click.echo(f"would send {composed.subject!r} to {total} subscriber(s)"
-                       + (f", all redirected to {settings.dev_redirect}" if settings.dev_redirect else ""))
-            for email in sample:
-                click.echo(f"  {email}")
-            if total > len(sample):
-                click.echo(f"  ... and {total - len(sample)} more")
-            click.echo("dry run: nothing sent, nothing recorded")
+            _print_dry_run(settings, composed.subject, total, per_list, sample)
             return
         if total == 0:
             raise InputError(f"no confirmed subscribers in {', '.join(targets)}: nothing to send")
         campaign.check_not_sent(db, composed.slug, targets, again)
-        if not yes:
-            if not sys.stdin.isatty():
-                raise InputError("stdin is not a terminal: pass --yes to confirm the send")
-            if not click.confirm(f"Send {composed.subject!r} to {total} subscriber(s) of {', '.join(targets)}?"):
-                raise MailerError("not sent")
+        if not _confirmed(yes, f"Send {composed.subject!r} to {total} subscriber(s) of {', '.join(targets)}?"):
+            raise MailerError("not sent")
         send_id = campaign.start(db, composed, targets, again=again)
     backend = load_backend(settings, backend_name)
     try:
