@@ -30,6 +30,7 @@ from mailer.policy import decide, enhanced_status
 from mailer.ratelimit import RateLimiter
 from mailer.subscriptions import GLOBAL, email_hash, unsubscribe
 
+
 def _domain(address: str) -> str:
     return address.rpartition("@")[2]
 
@@ -50,8 +51,6 @@ def redirect_to(message: OutgoingMessage, address: str) -> OutgoingMessage:
         in_to = line[:3].lower() == b"to:"
         lines.append(b"To: " + address.encode() if in_to else line)
     return replace(message, recipient=address, data=b"\r\n".join(lines) + sep + body)
-
-
 
 
 @dataclass
@@ -221,7 +220,8 @@ class _Run:
             if subscriber is None:
                 return
             session.add(BounceEvent(subscriber_id=subscriber.id, send_id=self.send.id, kind=BounceKind.HARD,
-                                    status_code=enhanced_status(result) or str(result.code), diagnostic=result.reply[:2000]))
+                                    status_code=enhanced_status(result) or str(result.code),
+                                    diagnostic=result.reply[:2000]))
             unsubscribe(session, self.settings, subscriber, None, Reason.BOUNCE, actor="sending",
                         detail=f"{result.code} {result.reply[:200]}")
         self.summary.bounced += 1

@@ -241,7 +241,8 @@ def status_command(app, issue_dir: Path, limit: int) -> None:  # type: ignore[no
 @click.option("--poll", default=5.0, show_default=True, help="Seconds between looks for due work.")
 @click.option("--until-idle", is_flag=True, help="Exit when nothing is due instead of waiting for more.")
 @pass_app
-def worker_command(app, backend_name: str | None, poll: float, until_idle: bool) -> None:  # type: ignore[no-untyped-def]
+def worker_command(app, backend_name: str | None, poll: float,  # type: ignore[no-untyped-def]
+                   until_idle: bool) -> None:
     """Send due sends and deferred retries until stopped (SIGTERM: finish the message in flight, park)."""
     with stop_on_signals() as stop:
         run_worker(app.db, app.settings, backend_name=backend_name, poll=poll, until_idle=until_idle, stop=stop,
