@@ -216,3 +216,26 @@ def test_stop_event_finishes_in_flight_and_parks(sqlite_db, settings, smtp_serve
     assert Counter(d.status for d in rows.values()) == {DeliveryStatus.SENT: 7, DeliveryStatus.QUEUED: 23}
     assert all(d.claimed_by == "" for d in rows.values())
     assert len(smtp_server.recipients()) == 7
+
+
+def test_date_is_stamped_at_send_time_not_queue_time_A3(sqlite_db, settings, smtp_server):
+    """A3: a send queued hours ago carries a Date within minutes of the SMTP transaction."""
+    from datetime import datetime, timedelta, timezone
+    from email import message_from_bytes
+    from email.utils import parsedate_to_datetime
+
+    from sqlalchemy import update
+
+    from mailer.models import Send
+
+    settings = smtp_server.settings(settings)
+    send_id, _ = new_send(sqlite_db, settings, 5)
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=6)
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(update(Send).where(Send.id == send_id).values(created_at=long_ago))
+    with SMTPBackend(settings) as backend:
+        run_send(sqlite_db, settings, send_id, backend=backend)
+    arrived = datetime.now(timezone.utc)
+    dates = [parsedate_to_datetime(message_from_bytes(m.data)["Date"]) for m in smtp_server.messages]
+    assert len(dates) == 5
+    assert all(d.tzinfo is not None and abs(arrived - d) < timedelta(minutes=5) for d in dates)
