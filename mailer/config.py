@@ -67,6 +67,9 @@ class Settings:
     retry_base_seconds: float = 60.0
     batch_size: int = 100
     max_send_errors: int = 1000
+    # soft bounces suppress once they fall on this many distinct days within the window
+    bounce_soft_limit: int = 3
+    bounce_soft_window_days: float = 14.0
     dkim_selector: str = ""
     dkim_domain: str = ""
     dkim_private_key_file: str = ""

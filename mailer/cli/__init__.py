@@ -14,7 +14,7 @@ from mailer.config import Settings, load_settings
 from mailer.errors import MailerError
 
 # modules of this package that each export COMMANDS, a list of click commands
-COMMAND_MODULES = ("settings", "issue", "store", "send", "schedule", "web")
+COMMAND_MODULES = ("settings", "issue", "store", "send", "schedule", "web", "bounces")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from mailer.compose import ComposedIssue, compose_issue
 from mailer.errors import InputError
 from mailer.lint import html_part_size
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def _summary(issue: ComposedIssue) -> None:

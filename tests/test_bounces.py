@@ -1,0 +1,161 @@
+"""Bounce and complaint reports (STANDARDS F1-F3), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from mailer.bounces import Verdict, apply_feedback, parse_report
+from mailer.cli import cli
+from mailer.models import (BounceEvent, BounceKind, ConsentSource, Delivery, DeliveryStatus, MailingList, Send,
+                           SendStatus, Subscription, SubscriptionStatus, utcnow)
+from mailer.subscriptions import ConsentInfo, normalize_email, subscribe, suppression_for
+
+MID = "<4f1c0ffee@example.org>"
+
+
+def dsn(action: str, status: str, to: str, third: str = "rfc822", recipient: str = "ana@example.org") -> bytes:
+    returned = f"From: news@example.org\r\nTo: {recipient}\r\nMessage-ID: {MID}\r\nSubject: December\r\n"
+    if third == "rfc822":
+        tail = f"Content-Type: message/rfc822\r\n\r\n{returned}\r\nbody\r\n"
+    else:
+        tail = f"Content-Type: text/rfc822-headers\r\n\r\n{returned}"
+    return (
+        f"From: MAILER-DAEMON@mx.example.net\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nOriginal-Recipient: rfc822;{recipient}\r\n"
+        f"Action: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 550 {status} <{recipient}>: Recipient address rejected\r\n\r\n"
+        f"--B\r\n{tail}--B--\r\n"
+    ).encode()
+
+
+def arf(feedback_type: str = "abuse", to: str = "bounces@example.org") -> bytes:
+    return (
+        f"From: fbl@mailbox.example.com\r\nTo: {to}\r\nSubject: FW: December\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="F"\r\n\r\n'
+        "--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+        "--F\r\nContent-Type: message/feedback-report\r\n\r\n"
+        f"Feedback-Type: {feedback_type}\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"
+        "Original-Rcpt-To: <ana@example.org>\r\n\r\n"
+        f"--F\r\nContent-Type: message/rfc822\r\n\r\nFrom: news@example.org\r\nTo: ana@example.org\r\n"
+        f"Message-ID: {MID}\r\nSubject: December\r\n\r\nbody\r\n--F--\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def sent(db, settings):  # type: ignore[no-untyped-def]
+    """Ana, confirmed on `news`, with one delivered message of a send; returns the delivery id."""
+    with db.session() as s:
+        news = MailingList(slug="news", name="News")
+        s.add(news)
+        s.flush()
+        sub, _ = subscribe(s, settings, news, normalize_email("ana@example.org"),
+                           consent=ConsentInfo(ConsentSource.ADMIN), confirmed=True)
+        send = Send(issue_slug="dec", issue_path="issues/dec", subject="December", html="", text="",
+                    content_hash="x", list_slugs=["news"], status=SendStatus.DONE)
+        s.add(send)
+        s.flush()
+        delivery = Delivery(send_id=send.id, subscriber_id=sub.subscriber_id, list_id=news.id,
+                            email="ana@example.org", status=DeliveryStatus.SENT, message_id=MID)
+        s.add(delivery)
+        s.flush()
+        return delivery.id
+
+
+def state(db, settings):  # type: ignore[no-untyped-def]
+    with db.session() as s:
+        status = s.scalar(select(Subscription.status))
+        suppressed = suppression_for(s, settings, "ana@example.org", "news") is not None
+        kinds = [e.kind for e in s.scalars(select(BounceEvent).order_by(BounceEvent.id))]
+        return status, suppressed, kinds
+
+
+def apply(db, settings, data: bytes):  # type: ignore[no-untyped-def]
+    with db.session() as s:
+        return [apply_feedback(s, settings, f) for f in parse_report(settings, data)]
+
+
+def test_hard_bounce_via_verp_suppresses_at_once_F1_F2(db, settings, sent):
+    """F1: Action failed + 5.x.x is hard; F2: a hard bounce suppresses at once."""
+    [feedback] = parse_report(settings, dsn("failed", "5.1.1", f"bounces+{sent}@example.org"))
+    assert (feedback.verdict, feedback.status, feedback.delivery_id) == (Verdict.HARD, "5.1.1", sent)
+    apply(db, settings, dsn("failed", "5.1.1", f"bounces+{sent}@example.org"))
+    assert state(db, settings) == (SubscriptionStatus.UNSUBSCRIBED, True, [BounceKind.HARD])
+    with db.session() as s:
+        delivery = s.get(Delivery, sent)
+        assert delivery.status is DeliveryStatus.FAILED and delivery.last_code == "5.1.1"
+
+
+def test_dsn_with_only_returned_headers_correlates_by_message_id_F1(db, settings, sent):
+    """F1: a DSN whose third part is text/rfc822-headers, sent to the plain bounce address."""
+    data = dsn("failed", "5.1.1", "bounces@example.org", third="headers", recipient="someone-else@example.org")
+    [feedback] = parse_report(settings, data)
+    assert feedback.delivery_id is None and feedback.message_id == MID
+    [applied] = apply(db, settings, data)
+    assert applied.subscriber_found and applied.suppressed
+    assert state(db, settings)[:2] == (SubscriptionStatus.UNSUBSCRIBED, True)
+
+
+@pytest.mark.parametrize("action, status", [("delayed", "4.4.7"), ("failed", "4.2.2")])
+def test_delayed_or_4xx_is_soft_and_does_not_suppress_once_F1(db, settings, sent, action, status):
+    apply(db, settings, dsn(action, status, f"bounces+{sent}@example.org"))
+    assert state(db, settings) == (SubscriptionStatus.CONFIRMED, False, [BounceKind.SOFT])
+
+
+@pytest.mark.parametrize("action", ["delivered", "relayed", "expanded"])
+def test_delivered_relayed_expanded_are_ignored_F1(db, settings, sent, action):
+    [feedback] = parse_report(settings, dsn(action, "2.0.0", f"bounces+{sent}@example.org"))
+    assert feedback.verdict is Verdict.IGNORED
+    apply(db, settings, dsn(action, "2.0.0", f"bounces+{sent}@example.org"))
+    assert state(db, settings) == (SubscriptionStatus.CONFIRMED, False, [])
+
+
+def test_soft_bounces_suppress_only_on_three_distinct_days_within_14_F2(db, settings, sent):
+    """F2: the soft counter counts distinct days in the window; the same day twice is one day."""
+    soft = dsn("delayed", "4.4.7", f"bounces+{sent}@example.org")
+    apply(db, settings, soft)
+    apply(db, settings, soft)
+    assert state(db, settings)[:2] == (SubscriptionStatus.CONFIRMED, False)
+    with db.session() as s:
+        for i, event in enumerate(s.scalars(select(BounceEvent).order_by(BounceEvent.id))):
+            event.at = utcnow() - timedelta(days=20 if i == 0 else 3)   # one outside the window
+    apply(db, settings, soft)
+    assert state(db, settings)[:2] == (SubscriptionStatus.CONFIRMED, False), "only 2 days in the window"
+    with db.session() as s:
+        first = s.scalars(select(BounceEvent).order_by(BounceEvent.id)).first()
+        first.at = utcnow() - timedelta(days=10)
+    apply(db, settings, soft)
+    assert state(db, settings)[:2] == (SubscriptionStatus.UNSUBSCRIBED, True)
+
+
+def test_arf_abuse_complaint_suppresses_at_once_F3(db, settings, sent):
+    [feedback] = parse_report(settings, arf())
+    assert feedback.verdict is Verdict.COMPLAINT and feedback.recipient == "ana@example.org"
+    apply(db, settings, arf())
+    assert state(db, settings) == (SubscriptionStatus.UNSUBSCRIBED, True, [BounceKind.COMPLAINT])
+
+
+def test_cli_reads_a_maildir_and_skips_what_is_not_a_report(db, settings, sent, project, tmp_path):
+    maildir = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "new" / "1.eml").write_bytes(dsn("failed", "5.1.1", f"bounces+{sent}@example.org"))
+    (maildir / "new" / "2.eml").write_bytes(b"From: someone@example.org\r\nSubject: hello\r\n\r\nhi\r\n")
+    result = CliRunner().invoke(cli, ["--root", str(project), "bounces", str(maildir)],
+                                env={"MAILER_DATABASE_URL": db.url, "MAILER_HASH_KEY": settings.hash_key},
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "hard bounce 5.1.1 for ana@example.org: suppressed" in result.output
+    assert "2.eml: not a bounce or complaint report; skipped" in result.output
+    assert state(db, settings)[:2] == (SubscriptionStatus.UNSUBSCRIBED, True)
+    missing = CliRunner().invoke(cli, ["--root", str(project), "bounces", str(tmp_path / "nope")],
+                                 env={"MAILER_DATABASE_URL": db.url})
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output
