@@ -70,10 +70,13 @@ def test_send_scheduled_2s_ahead_while_the_daemon_runs_is_sent_once(db, db_setti
 def test_daemon_killed_before_the_time_and_restarted_within_grace_sends_once(db, db_settings, env, project,
                                                                              tmp_path):
     """G2: down across T, restarted within the grace: the send starts late, once."""
-    row = schedule_once(db, db_settings, "issues/example", ("news",), _at(2), "UTC")
+    # due 5 s ahead: the first daemon must be gone before the job could fire (it may run 1 s early)
+    row = schedule_once(db, db_settings, "issues/example", ("news",), _at(5), "UTC")
     first = Daemon(env, log=tmp_path / "d1.log")
     first.wait_log(f"schedule {row.id}: planned")
     first.stop(signal.SIGKILL)
+    assert datetime.now(timezone.utc) < row.run_at - timedelta(seconds=1), "machine too slow for this test"
+    assert "sending send" not in first.log
     wait_for(lambda: datetime.now(timezone.utc) > row.run_at + timedelta(seconds=1), 10, "the due time")
     assert emls(project) == []
     second = Daemon(env, log=tmp_path / "d2.log")
