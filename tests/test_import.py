@@ -12,6 +12,7 @@ from mailer.addresses import fast_normalize
 from mailer.errors import InputError
 from mailer.importing import import_csv
 from mailer.lists import add_list
+from mailer.people import person_data
 from mailer.models import (AuditEvent, Consent, ConsentSource, Reason, Subscriber, Subscription,
                            SubscriptionStatus)
 from mailer.subscriptions import normalize_email, unsubscribe
@@ -51,7 +52,14 @@ def test_bom_semicolon_case_insensitive_headers_and_attributes(db, settings, new
         consent = s.scalar(select(Consent).where(Consent.subscriber_id == ana.id))
         assert consent.source is ConsentSource.IMPORT and consent.form_id == "import:m.csv"
         assert consent.confirmed_at is not None
-        assert s.scalar(select(func.count()).select_from(AuditEvent)) == 2
+        # one audit event for the batch, not one per person: each person's record is the consent row
+        events = s.execute(select(AuditEvent.subscriber_id, AuditEvent.action, AuditEvent.new_status,
+                                  AuditEvent.detail)).all()
+        assert events == [(None, "import", "confirmed", "import:m.csv lines 2-3: 2 subscribed, "
+                                                        "0 pending now confirmed")]
+        data = person_data(s, settings, ana)
+        assert [(c["source"], c["form_id"], c["list"]) for c in data["consents"]] == [
+            ("import", "import:m.csv", "news")]
 
 
 def test_duplicates_in_file_and_against_db_are_merged(db, settings, news, tmp_path):
@@ -75,7 +83,10 @@ def test_reimport_is_idempotent(db, settings, news, tmp_path):
     before = [count(db, t) for t in tables]
     report = import_csv(db, settings, path, news, batch_size=7)
     assert report.subscribed == 0 and report.already_subscribed == 30
-    assert [count(db, t) for t in tables] == before == [30, 30, 30, 30]
+    assert [count(db, t) for t in tables] == before == [30, 30, 30, 5]  # an audit event per batch of 7
+    with db.session() as s:
+        assert s.scalars(select(AuditEvent.detail).order_by(AuditEvent.id)).all()[-1] == (
+            "import:m.csv lines 30-31: 2 subscribed, 0 pending now confirmed")
 
 
 def test_pending_import_then_confirmed_import_confirms(db, settings, news, tmp_path):
@@ -85,6 +96,11 @@ def test_pending_import_then_confirmed_import_confirms(db, settings, news, tmp_p
     assert report.confirmed == 1
     with db.session() as s:
         assert s.scalar(select(Subscription.status)) is SubscriptionStatus.CONFIRMED
+        assert s.scalars(select(AuditEvent.detail).order_by(AuditEvent.id)).all() == [
+            "import:m.csv lines 2-2: 1 subscribed, 0 pending now confirmed",
+            "import:m.csv lines 2-2: 0 subscribed, 1 pending now confirmed"]
+        assert [c.confirmed_at is not None for c in s.scalars(select(Consent).order_by(Consent.id))] == [
+            False, True]
 
 
 def test_suppressed_addresses_are_never_made_sendable_and_counted(db, settings, news, tmp_path):
