@@ -18,6 +18,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from mailer.config import Settings, load_settings
 from mailer.db import Database
 from mailer.web.guard import FormTokens, add_security_headers
+from mailer.web.intake import intake_writer
+from mailer.web.limits import SignupLimiter
 from mailer.web.writegate import gate_sqlite_writes
 from mailer.web.pages import WebContext, find_template_file, message_page, template_folders
 
@@ -37,7 +39,8 @@ def create_app(settings: Settings, db: Database | None = None, *, start_queue: b
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     app.jinja_loader = ChoiceLoader([FileSystemLoader(template_folders(settings))])
     app.jinja_env.undefined = StrictUndefined
-    ctx = WebContext(settings=settings, db=db, forms=FormTokens(settings))
+    ctx = WebContext(settings=settings, db=db, forms=FormTokens(settings), limiter=SignupLimiter(db),
+                     writer=intake_writer(db))
     app.extensions["mailer"] = ctx
 
     from mailer.web import api, archive, optin, preferences, signup, unsubscribe

@@ -1,7 +1,8 @@
 """Sign-ups in two steps: the request writes one intake row; the queue thread applies it.
 
-`record_signup` is all a sign-up request does in the database: the rate limits
-(two indexed counts) and one INSERT, committed. `process_intake` (run by the
+`record_signup` is all a sign-up request does: the rate limits (in memory, see
+`mailer.web.limits`) and one INSERT, committed by the app's writer thread
+together with those of other requests (`mailer.web.writer`). `process_intake` (run by the
 app's background `QueueThread`, or by anyone holding the database) claims new
 rows and applies each in its own transaction: `subscribe()` with the consent
 record (timed when the person signed up), then at most one confirmation mail
@@ -34,6 +35,7 @@ from mailer.models import (
 )
 from mailer.subscriptions import Address, ConsentInfo, subscribe
 from mailer.web import limits
+from mailer.web.writer import IntakeWriter
 
 log = logging.getLogger(__name__)
 STALE_CLAIM = timedelta(minutes=10)
@@ -64,8 +66,8 @@ class IntakeReport:
 _LIST_ID = select(_LISTS.c.id).where(_LISTS.c.slug == bindparam("slug"))
 _VALUES = ("at", "email", "name", "source", "form_id", "ip", "user_agent", "text_version", "text",
            "ip_bucket", "address_bucket", "status", "outcome")
-# built once (building a statement costs more than running it): the list is looked up by the
-# INSERT itself, so a sign-up is two statements, the rate-limit counts and this
+# built once and compiled once by the writer: the list is looked up by the INSERT itself,
+# so a sign-up is this one statement
 _INSERT = insert(_INTAKE).from_select(
     ["list_id", *_VALUES],
     select(_LISTS.c.id, *(bindparam(name, type_=_INTAKE.c[name].type) for name in _VALUES))
@@ -77,27 +79,32 @@ def list_id(conn: Connection, slug: str) -> int | None:
     return conn.scalar(_LIST_ID, {"slug": slug})
 
 
-def record_signup(settings: Settings, db: Database, slug: str, signup: Signup) -> None:
+def intake_writer(db: Database) -> IntakeWriter:
+    """The app's writer of intake rows (one thread, group commit)."""
+    return IntakeWriter(db.engine, _INSERT if db.dialect == "sqlite" else _INSERT_RETURNING)
+
+
+def record_signup(settings: Settings, limiter: limits.SignupLimiter, writer: IntakeWriter, slug: str,
+                  signup: Signup) -> None:
     """Check the rate limits and store the sign-up; raise RateLimited, or InputError for an unknown list."""
     now = utcnow()
     ip_hash = limits.ip_bucket(settings, signup.ip)
     address_hash = limits.address_bucket(settings, signup.address.key)
-    # AUTOCOMMIT: the INSERT is its own transaction, one round trip (and on SQLite the write
-    # lock is held for that one statement only); the counts before it need no transaction
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        limits.check_signup(conn, settings, ip_hash, address_hash, now)
-        values = {
+    stamp = now.timestamp()
+    limiter.take(settings, ip_hash, address_hash, stamp)
+    stored = False
+    try:
+        stored = writer.store({
             "slug": slug, "at": now, "email": signup.address.email, "name": signup.name,
             "source": signup.source, "form_id": signup.form_id[:100], "ip": signup.ip[:64],
             "user_agent": signup.user_agent[:500], "text_version": settings.consent_version,
             "text": settings.consent_text, "ip_bucket": ip_hash, "address_bucket": address_hash,
-            "status": IntakeStatus.NEW, "outcome": ""}
-        if conn.dialect.name == "sqlite":
-            stored = conn.execute(_INSERT, values).rowcount == 1
-        else:
-            stored = conn.scalar(_INSERT_RETURNING, values) is not None
+            "status": IntakeStatus.NEW, "outcome": ""})
+    finally:
         if not stored:
-            raise InputError(f"unknown list {slug!r}")
+            limiter.give_back(ip_hash, address_hash, stamp)
+    if not stored:
+        raise InputError(f"unknown list {slug!r}")
 
 
 def _claim(db: Database, limit: int) -> list[int]:

@@ -1,36 +1,36 @@
-"""Sign-up rate limits kept in the database, so every process of the web app shares them.
+"""Sign-up rate limits: counted in the process's memory when a sign-up arrives, re-checked in the database for mails.
 
-Decided when a sign-up arrives, from the `signup_intake` rows (one indexed count each):
-per client IP at most ``web_rate_per_ip_per_hour`` sign-ups an hour, and per address at
-most ``web_confirm_max_per_day`` sign-ups a day (C6, both 429). Each accepted sign-up
-causes at most one confirmation mail, so that is also the daily cap of mails (C5).
-When the queue thread applies a sign-up it checks the mails themselves again:
-none within ``web_confirm_cooldown_minutes`` of the last one (C5), and the cap.
-IPs and addresses are counted by keyed hashes, never in clear.
+When a sign-up arrives (C6, both 429): per client IP at most
+``web_rate_per_ip_per_hour`` sign-ups an hour, per address at most
+``web_confirm_max_per_day`` sign-ups a day. `SignupLimiter` counts them in
+memory, so a request reads nothing from the database; it starts from the last
+day's `signup_intake` rows, so a restart forgets nothing. Each process counts
+its own: with N server processes a client may get up to N times the limit
+accepted before a 429. The mails themselves are still capped for every process
+alike: when the queue thread applies a sign-up it checks `queued_mail` in the
+database, none within ``web_confirm_cooldown_minutes`` of the last one (C5)
+and at most ``web_confirm_max_per_day`` a day. IPs and addresses are counted
+by keyed hashes, never in clear.
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta
+import threading
+from collections import deque
+from datetime import timedelta
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
+from mailer.db import Database
 from mailer.models import MailKind, QueuedMail, SignupIntake, utcnow
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+MAX_KEYS = 200_000        # per kind; past it the oldest keys are forgotten (the mail cap still holds)
 _INTAKE = SignupIntake.__table__
-# built once (the hot path only binds values): both counts in one statement
-_COUNTS = select(
-    select(func.count()).select_from(_INTAKE).where(
-        _INTAKE.c.ip_bucket == bindparam("ip"), _INTAKE.c.at > bindparam("hour_ago", type_=_INTAKE.c.at.type),
-        bindparam("per_ip") > 0).scalar_subquery(),
-    select(func.count()).select_from(_INTAKE).where(
-        _INTAKE.c.address_bucket == bindparam("address"),
-        _INTAKE.c.at > bindparam("day_ago", type_=_INTAKE.c.at.type), bindparam("per_day") > 0).scalar_subquery())
 
 
 class RateLimited(Exception):
@@ -50,19 +50,79 @@ def address_bucket(settings: Settings, key: str) -> str:
     return _bucket(settings, "addr", key)
 
 
-def check_signup(conn: Connection, settings: Settings, ip_hash: str, address_hash: str,
-                 now: datetime) -> None:
-    """Raise RateLimited when this IP or this address had its share of sign-ups already."""
-    per_ip, per_day = settings.web_rate_per_ip_per_hour, settings.web_confirm_max_per_day
-    if per_ip <= 0 and per_day <= 0:
-        return
-    by_ip, by_address = conn.execute(_COUNTS, {
-        "ip": ip_hash, "hour_ago": now - HOUR, "per_ip": per_ip,
-        "address": address_hash, "day_ago": now - DAY, "per_day": per_day}).one()
-    if per_ip > 0 and by_ip >= per_ip:
-        raise RateLimited("too many sign-ups from your network; please try again in an hour")
-    if per_day > 0 and by_address >= per_day:
-        raise RateLimited("too many confirmation mails for this address today; please try tomorrow")
+class _Window:
+    """Times of recent events per key, in one sliding window."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.events: dict[str, deque[float]] = {}
+
+    def count(self, key: str, now: float) -> int:
+        times = self.events.get(key)
+        if not times:
+            return 0
+        while times and times[0] <= now - self.seconds:
+            times.popleft()
+        return len(times)
+
+    def add(self, key: str, at: float) -> None:
+        times = self.events.get(key)
+        if times is None:
+            if len(self.events) >= MAX_KEYS:
+                self._shrink(at)
+            times = self.events[key] = deque()
+        times.append(at)
+
+    def remove(self, key: str, at: float) -> None:
+        times = self.events.get(key)
+        if times and at in times:
+            times.remove(at)
+
+    def _shrink(self, now: float) -> None:
+        for key in [k for k, times in self.events.items() if not times or times[-1] <= now - self.seconds]:
+            del self.events[key]
+        for key in list(self.events)[:max(0, len(self.events) - MAX_KEYS * 9 // 10)]:
+            del self.events[key]   # oldest first: dicts keep insertion order
+
+
+class SignupLimiter:
+    """The sign-up rate limits of this process (thread-safe), started from the database's last day."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self._lock = threading.Lock()
+        self._ip, self._address = _Window(HOUR.total_seconds()), _Window(DAY.total_seconds())
+        self._db = db
+
+    def _load(self) -> None:
+        db, self._db = self._db, None
+        if db is None:
+            return
+        with db.engine.connect() as conn:
+            rows = conn.execute(select(_INTAKE.c.ip_bucket, _INTAKE.c.address_bucket, _INTAKE.c.at)
+                                .where(_INTAKE.c.at > utcnow() - DAY).order_by(_INTAKE.c.at)).all()
+        for ip, address, at in rows:
+            stamp = at.timestamp()
+            self._ip.add(ip, stamp)
+            self._address.add(address, stamp)
+
+    def take(self, settings: Settings, ip_hash: str, address_hash: str, now: float) -> None:
+        """Count one sign-up at *now* (a POSIX time), or raise RateLimited."""
+        per_ip, per_day = settings.web_rate_per_ip_per_hour, settings.web_confirm_max_per_day
+        with self._lock:
+            if self._db is not None:
+                self._load()
+            if per_ip > 0 and self._ip.count(ip_hash, now) >= per_ip:
+                raise RateLimited("too many sign-ups from your network; please try again in an hour")
+            if per_day > 0 and self._address.count(address_hash, now) >= per_day:
+                raise RateLimited("too many confirmation mails for this address today; please try tomorrow")
+            self._ip.add(ip_hash, now)
+            self._address.add(address_hash, now)
+
+    def give_back(self, ip_hash: str, address_hash: str, stamp: float) -> None:
+        """Uncount a sign-up that was not stored after all."""
+        with self._lock:
+            self._ip.remove(ip_hash, stamp)
+            self._address.remove(address_hash, stamp)
 
 
 def confirmation_allowed(session: Session, settings: Settings, subscriber_id: int, list_id: int) -> bool:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 RETRY_BASE = timedelta(seconds=60)
 STALE_CLAIM = timedelta(minutes=10)
-INTAKE_BATCH = 20
+INTAKE_BATCH = 5     # short bursts: requests share the interpreter (and the SQLite write gate) with it
 PRUNE_EVERY_S = 600.0
 
 

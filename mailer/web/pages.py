@@ -12,6 +12,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.web.guard import FormTokens
+from mailer.web.limits import SignupLimiter
+from mailer.web.writer import IntakeWriter
 
 # the repository's own templates: the fallback when a group overrides only some of them
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -24,7 +26,12 @@ class WebContext:
     settings: Settings
     db: Database
     forms: FormTokens
+    limiter: SignupLimiter
+    writer: IntakeWriter
     queue: Any = field(default=None)   # a mailqueue.QueueThread when the app sends its own mail
+    # rendered message pages: they are the same for everyone (no form token), so rendered once
+    messages: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    messages_for: Settings | None = None
 
     def wake_queue(self) -> None:
         if self.queue is not None:
@@ -75,6 +82,21 @@ def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return html, status
 
 
+MAX_CACHED_MESSAGES = 100
+
+
 def message_page(title: str, message: str, status: int, **extra: Any) -> tuple[str, int]:
-    """A page that only says one thing (errors, results)."""
-    return page("message.html", status, title=title, message=message, **extra)
+    """A page that only says one thing (errors, results); rendered once per text and settings."""
+    if extra:
+        return page("message.html", status, title=title, message=message, **extra)
+    ctx = web()
+    if ctx.messages_for is not ctx.settings:    # tests and reloads may swap the settings
+        ctx.messages.clear()
+        ctx.messages_for = ctx.settings
+    key = (title, message, status, bool(getattr(g, "frame_origins", ())))
+    html = ctx.messages.get(key)
+    if html is None:
+        html, _ = page("message.html", status, title=title, message=message)
+        if len(ctx.messages) < MAX_CACHED_MESSAGES:
+            ctx.messages[key] = html
+    return html, status

@@ -1,8 +1,8 @@
 """Sign-up: the hosted form, its embeddable variant, and the logic the JSON API shares.
 
 Whatever the address's state, a valid sign-up gets the same answer (no
-enumeration). The request only validates, checks the rate limits and stores
-one intake row; the queue thread then subscribes, stores the consent record
+enumeration). The request only validates, checks the rate limits (in memory) and
+stores one intake row; the queue thread then subscribes, stores the consent record
 and queues exactly one confirmation mail (C1), subject to the cool-down (C5):
 see `mailer.web.intake`.
 """
@@ -67,7 +67,7 @@ def sign_up(ctx: WebContext, slug: str, req: SignupRequest, source: ConsentSourc
     """Record the sign-up for the queue thread; raise RateLimited or InputError (unknown list)."""
     signup = Signup(address=req.address, name=req.name, source=source, form_id=form_id,
                     ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
-    record_signup(ctx.settings, ctx.db, slug, signup)
+    record_signup(ctx.settings, ctx.limiter, ctx.writer, slug, signup)
     ctx.wake_queue()
 
 
