@@ -1,6 +1,7 @@
 """Compose + inline a 6-report issue (once per issue) and personalise it (once per recipient).
 
 Targets (issue 2): compose + inline <= 300 ms; personalisation <= 50 µs per recipient.
+STANDARDS H3: inlining a newsletter stays within budget, once per issue, never per recipient.
 Reference measured in the same run: rendering the same issue with Jinja + premailer per recipient,
 which is what personalisation by substitution avoids.
 Run: .venv/bin/python bench/compose_bench.py
