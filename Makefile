@@ -37,9 +37,14 @@ demo: venv
 test: venv
 	$(BIN)/pytest -q
 
+# each prints its figures next to a reference measured in the same run (see bench/*_NOTES.md)
 bench: venv
 	$(BIN)/python bench/compose_bench.py
+	$(BIN)/python bench/message_bench.py
+	$(BIN)/python -m bench.import_bench
 	$(BIN)/python bench/send_bench.py
+	$(BIN)/python bench/web_bench.py
+	$(BIN)/python bench/schedule_bench.py
 
 screenshots: venv
 	$(BIN)/python -m mailer.web.screenshots
