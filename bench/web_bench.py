@@ -1,8 +1,13 @@
 """Sign-up POSTs under load with the production server (waitress) on loopback: most req/s, and latency at a set rate.
 
-Starts `mailer serve --production` in a subprocess on a fresh SQLite database
-(or PostgreSQL with --postgres), fetches one form token, then POSTs sign-ups
-with a new address each, twice, each time on a fresh database and server:
+Starts the production shape on a fresh SQLite database (or PostgreSQL with
+--postgres): `mailer serve --production` with ``web.background_thread = false``
+and a `mailer worker` process next to it, which applies the sign-ups
+(subscription, consent, queued confirmation mail) and writes the mails (file
+backend) while the load runs, on the same two cores (--background-thread: the
+single-process default instead, the web process's own thread doing that work).
+It fetches one form token, then POSTs sign-ups with a new address each, twice,
+each time on a fresh database, server and worker:
 
 - closed loop (wrk, N connections, each sends its next request when the last
   is answered): the most req/s. Its p99 depends on N (N / throughput is the
@@ -15,12 +20,13 @@ with a new address each, twice, each time on a fresh database and server:
 
 Both next to a reference measured in the same run the same way: a bare WSGI
 "hello" app under waitress with the same threads (the server's own ceiling).
-The request stores one intake row; the app's queue thread applies the
-sign-ups (subscription, consent, queued confirmation mail) and writes the
-mails (file backend) meanwhile, pausing between batches while requests come
-in; the backlog left is reported.
+The request stores one intake row. Reported per measurement: sign-ups
+received, how many were applied while the load ran, how long the backlog took
+to drain after it (all applied, every confirmation mail sent), and the CPU
+seconds the web and worker processes used.
 
     .venv/bin/python bench/web_bench.py [--seconds 10] [--connections 16] [--threads 8] [--rate 500] [--postgres]
+                                        [--background-thread]
 """
 
 from __future__ import annotations
@@ -197,16 +203,11 @@ def signup_request(token: str) -> Callable[[int], bytes]:
 @dataclass
 class Rows:
     intake: int
-    backlog: int
+    applied: int
     subscribers: int
     queued: int
     sent: int
     mails: int
-
-    def __str__(self) -> str:
-        return (f"{self.intake} sign-ups received, {self.backlog} not yet applied when the server stopped; "
-                f"{self.subscribers} subscribers, {self.queued} confirmation mails queued, {self.sent} sent "
-                f"by the queue thread during the run ({self.mails} .eml files)")
 
 
 def count_rows(db_url: str, outbox: Path) -> Rows:
@@ -218,12 +219,52 @@ def count_rows(db_url: str, outbox: Path) -> Rows:
     with db.engine.connect() as conn:
         count = lambda sql: conn.execute(text(sql)).scalar()  # noqa: E731
         rows = Rows(count("select count(*) from signup_intake"),
-                    count("select count(*) from signup_intake where status='new'"),
+                    count("select count(*) from signup_intake where status in ('done', 'failed')"),
                     count("select count(*) from subscriber"), count("select count(*) from queued_mail"),
                     count("select count(*) from queued_mail where status='sent'"),
                     len(list(outbox.glob("*.eml"))) if outbox.exists() else 0)
     db.dispose()
     return rows
+
+
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU time of a running process so far (Linux /proc)."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    """The app's processes for one measurement, and what they did."""
+
+    server: subprocess.Popen
+    worker: subprocess.Popen | None
+    db_url: str
+    root: Path
+    token: str
+    report: str = ""
+
+    def finish(self, load_s: float, drain_timeout: float = 600.0) -> None:
+        """After the load: count what was applied during it, wait for the backlog to drain, stop."""
+        during = count_rows(self.db_url, self.root / "outbox")
+        cpu = {name: cpu_seconds(proc) for name, proc in (("web", self.server), ("worker", self.worker)) if proc}
+        started = time.monotonic()
+        rows = during
+        while (rows.applied < rows.intake or rows.sent < rows.queued) and time.monotonic() - started < drain_timeout:
+            time.sleep(0.2)
+            rows = count_rows(self.db_url, self.root / "outbox")
+        drained = time.monotonic() - started
+        left = rows.intake - rows.applied
+        for proc in (self.server, self.worker):
+            if proc:
+                stop(proc)
+        self.report = (
+            f"{during.intake} sign-ups received; applied during the load: {during.applied} "
+            f"({during.applied / load_s:.0f}/s), confirmation mails sent: {during.sent}; backlog "
+            + (f"drained {drained:.1f} s after the load" if not left and rows.sent >= rows.queued
+               else f"NOT drained after {drained:.0f} s ({left} sign-ups left)")
+            + f" ({rows.subscribers} subscribers, {rows.mails} .eml files); CPU during the load: "
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cpu.items()))
 
 
 class Bench:
@@ -247,8 +288,8 @@ class Bench:
         wait_up(f"http://127.0.0.1:{port}/", proc, log)
         return proc
 
-    def app(self) -> tuple[subprocess.Popen, str, Path, str]:
-        """The app on a new database: (process, its database URL, its root, a form token)."""
+    def app(self) -> Run:
+        """The app on a new database: the web server, the worker (unless --background-thread), a form token."""
         self.runs += 1
         root = self.root / f"run{self.runs}"
         root.mkdir()
@@ -256,7 +297,8 @@ class Bench:
         env = {**os.environ, "MAILER_ROOT": str(root), "MAILER_DATABASE_URL": db_url,
                "MAILER_SECRET_KEYS": "bench-only-key", "MAILER_HASH_KEY": "bench-only-key",
                "MAILER_BACKEND": "file", "MAILER_WEB_RATE_PER_IP_PER_HOUR": "0",
-               "MAILER_TEMPLATES_PATH": str(REPO / "templates")}
+               "MAILER_TEMPLATES_PATH": str(REPO / "templates"),
+               "MAILER_WEB_BACKGROUND_THREAD": "true" if self.args.background_thread else "false"}
         subprocess.run([sys.executable, "-c", (
             "from mailer.db import Database; from mailer.models import MailingList;"
             f"db = Database({db_url!r}); db.upgrade();"
@@ -271,9 +313,15 @@ class Bench:
         proc.port = port  # type: ignore[attr-defined]
         base = f"http://127.0.0.1:{port}"
         wait_up(f"{base}/subscribe/news", proc, log)
+        worker = None
+        if not self.args.background_thread:
+            with (root / "worker.log").open("wb") as out:
+                nice = ["nice", "-n", str(self.args.worker_nice)] if self.args.worker_nice else []
+                worker = subprocess.Popen([*nice, sys.executable, "-m", "mailer", "worker", "--poll", "1"],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=out)
         form = urllib.request.urlopen(f"{base}/subscribe/news").read().decode()
         token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        return proc, db_url, root, token
+        return Run(proc, worker, db_url, root, token)
 
 
 def main() -> None:
@@ -283,6 +331,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rate", type=float, default=500.0, help="req/s offered in the open-loop measurement")
     parser.add_argument("--postgres", action="store_true", help="use a temporary PostgreSQL instead of SQLite")
+    parser.add_argument("--background-thread", action="store_true",
+                        help="the single-process default: the web process applies sign-ups itself, no worker")
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="run the worker under `nice -n N` (on SQLite this made the tail worse: a worker put "
+                             "off the CPU while it holds the write lock stalls the web process's commits)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -297,27 +350,25 @@ def main() -> None:
         ref_open = open_loop(hello.port, hello_request, args.rate, args.seconds)
         stop(hello)
 
-        server, db_url, run_root, token = bench.app()
-        procs.append(server)
+        closed = bench.app()
+        procs += [p for p in (closed.server, closed.worker) if p]
         script = root / "signup.lua"
-        script.write_text(f'TOKEN = "{token}"\n' + LUA)
-        rps, p99, non2xx = wrk(f"http://127.0.0.1:{server.port}/subscribe/news", args.seconds,
+        script.write_text(f'TOKEN = "{closed.token}"\n' + LUA)
+        rps, p99, non2xx = wrk(f"http://127.0.0.1:{closed.server.port}/subscribe/news", args.seconds,
                                args.connections, script)
-        time.sleep(1)
-        stop(server)
-        closed_rows = count_rows(db_url, run_root / "outbox")
+        closed.finish(args.seconds)
 
-        server, db_url, run_root, token = bench.app()
-        procs.append(server)
-        signup_open = open_loop(server.port, signup_request(token), args.rate, args.seconds)
-        time.sleep(1)
-        stop(server)
-        open_rows = count_rows(db_url, run_root / "outbox")
+        opened = bench.app()
+        procs += [p for p in (opened.server, opened.worker) if p]
+        signup_open = open_loop(opened.server.port, signup_request(opened.token), args.rate, args.seconds)
+        opened.finish(args.seconds + 1.0)
 
         db_name = "PostgreSQL" if pg else "SQLite"
         rate = f"{args.rate:.0f} req/s offered"
+        shape = ("the web process's own background thread applies sign-ups" if args.background_thread else
+                 "web.background_thread = false + a `mailer worker` process applying sign-ups")
         print(f"web sign-up bench: waitress {args.threads} threads, {db_name}, {args.seconds} s each; closed loop: "
-              f"wrk 2 threads x {args.connections} connections; open loop: {rate} (fixed schedule)")
+              f"wrk 2 threads x {args.connections} connections; open loop: {rate} (fixed schedule); {shape}")
         print(f"  reference (bare WSGI hello under waitress): closed {ref_rps:8.0f} req/s   p99 {ref_p99:6.1f} ms"
               f" | {rate}: p50 {ref_open.p50:6.1f} ms   p99 {ref_open.p99:6.1f} ms   max {ref_open.worst:6.1f} ms")
         print(f"  sign-up POST (validate, CSRF, rate limits, one intake row):")
@@ -327,8 +378,8 @@ def main() -> None:
               f"generator sent p99 {signup_open.late_p99:.1f} ms late)")
         print(f"  ratio to reference: {rps / ref_rps:.2f}   target >= 500 req/s (closed loop) and p99 <= 50 ms "
               f"at {rate}: {'met' if rps >= 500 and signup_open.p99 <= 50 else 'NOT met'}")
-        print(f"  rows, closed loop: {closed_rows}")
-        print(f"  rows, open loop:   {open_rows}")
+        print(f"  closed loop: {closed.report}")
+        print(f"  open loop:   {opened.report}")
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -91,6 +91,8 @@ class Settings:
     web_confirm_cooldown_minutes: float = 60.0
     web_confirm_max_per_day: int = 3
     web_trust_proxy: bool = False
+    # false: the web process only accepts sign-ups; `mailer worker` applies them and sends their mails
+    web_background_thread: bool = True
     consent_text: str = (
         "I agree to receive this newsletter by email. I can unsubscribe at any time "
         "with the link in every message."

@@ -1,5 +1,9 @@
 """`mailer worker`: run every send that has rows due (new ones and deferred retries) until stopped.
 
+Alongside, a thread applies the web sign-ups waiting in `signup_intake` and
+sends their confirmation mails (`mailer.web.mailqueue.QueueThread`, the same
+work the web app's own thread does unless ``web.background_thread = false``).
+
 On PostgreSQL any number of workers, on one or several machines, share the
 work: each claims batches of rows with ``FOR UPDATE SKIP LOCKED``. On SQLite
 one worker only: it holds an fcntl lock on ``<database>.worker.lock`` and a
@@ -47,13 +51,33 @@ def sqlite_worker_lock(db: Database) -> Iterator[None]:
         os.close(fd)   # closing releases the lock
 
 
+@contextmanager
+def sign_up_thread(db: Database, settings: Settings, backend_name: str | None, poll: float,
+                   start: bool) -> Iterator[None]:
+    """Apply web sign-ups and send their mails in a thread while the block runs (if *start*)."""
+    from mailer.web.mailqueue import QueueThread
+
+    thread = QueueThread(settings, db, interval=poll, backend_name=backend_name,
+                         watch_intake=True) if start else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        if thread is not None:
+            thread.stop()
+
+
 def run_worker(db: Database, settings: Settings, *, backend_name: str | None = None, poll: float = 5.0,
                until_idle: bool = False, stop: threading.Event | None = None,
                log: Log = lambda line: None) -> list[SendSummary]:
-    """Send what is due, sleep *poll* seconds, repeat; return when *stop* is set (or idle, if asked)."""
+    """Send what is due, sleep *poll* seconds, repeat; return when *stop* is set (or idle, if asked).
+
+    Web sign-ups are applied by a thread meanwhile, or, with *until_idle*, all at the end.
+    """
     stop = stop or threading.Event()
     done: list[SendSummary] = []
-    with sqlite_worker_lock(db):
+    with sqlite_worker_lock(db), sign_up_thread(db, settings, backend_name, poll, start=not until_idle):
         log(f"worker {ledger.worker_id()} started on {db.dialect}")
         while not stop.is_set():
             ids = recovery.due_sends(db)
@@ -78,6 +102,12 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
                     backend.close()
                 continue
             if until_idle:
+                from mailer.web.mailqueue import drain
+
+                applied, mails = drain(settings, db, backend_name)
+                if applied or mails.sent or mails.retried or mails.failed:
+                    log(f"sign-ups: {applied} applied; confirmation mails: {mails.sent} sent, "
+                        f"{mails.retried} to retry, {mails.failed} failed")
                 break
             stop.wait(poll)
         log("worker stopped")

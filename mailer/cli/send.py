@@ -243,7 +243,7 @@ def status_command(app, issue_dir: Path, limit: int) -> None:  # type: ignore[no
 @pass_app
 def worker_command(app, backend_name: str | None, poll: float,  # type: ignore[no-untyped-def]
                    until_idle: bool) -> None:
-    """Send due sends and deferred retries until stopped (SIGTERM: finish the message in flight, park)."""
+    """Send due sends and retries, apply web sign-ups and send their mails until stopped (SIGTERM: park)."""
     with stop_on_signals() as stop:
         run_worker(app.db, app.settings, backend_name=backend_name, poll=poll, until_idle=until_idle, stop=stop,
                    log=lambda line: click.echo(line, err=True))

@@ -17,16 +17,18 @@ from mailer.cli import AppContext, pass_app
               help="Worker threads of the production server.")
 @pass_app
 def serve(app: AppContext, host: str | None, port: int | None, production: bool, threads: int) -> None:
-    """Serve the web pages; a background thread sends the queued confirmation mails."""
+    """Serve the web pages; a background thread applies sign-ups and sends their mails (unless turned off)."""
     from mailer.web import create_app, stop_app
 
     settings = app.settings
     host = host or settings.web_host
     port = port or settings.web_port
-    flask_app = create_app(settings, app.db, start_queue=True)
+    flask_app = create_app(settings, app.db, start_queue=settings.web_background_thread)
     Console(stderr=True).print(f"serving [bold]{settings.group_name}[/] on http://{host}:{port} "
                                f"({'waitress' if production else 'development server'}); "
-                               f"links in mails point to {settings.base_url}")
+                               f"links in mails point to {settings.base_url}"
+                               + ("" if settings.web_background_thread else
+                                  "; sign-ups are applied by `mailer worker` (web.background_thread = false)"))
     try:
         if production:
             import waitress

@@ -2,7 +2,8 @@
 
 `create_app(settings, db)` builds it; `make_wsgi_app()` is the production entry
 point (``waitress-serve --call mailer.web:make_wsgi_app``), reading settings
-from mailer.toml and MAILER_* like every command. No cookies, no sessions,
+from mailer.toml and MAILER_* like every command; with ``web.background_thread =
+false`` it leaves applying sign-ups and sending their mails to `mailer worker`. No cookies, no sessions,
 no scripts: every page works without JavaScript.
 """
 
@@ -32,7 +33,10 @@ ERRORS = {
 
 
 def create_app(settings: Settings, db: Database | None = None, *, start_queue: bool = False) -> Flask:
-    """The Flask app for *settings*; with start_queue, a thread applies sign-ups and sends their mails."""
+    """The Flask app for *settings*; with start_queue, a thread applies sign-ups and sends their mails.
+
+    Without it the app only stores sign-ups: `mailer worker` (or a test) applies them.
+    """
     db = db or Database.from_settings(settings)
     gate_sqlite_writes(db.engine)
     app = Flask(__name__, static_folder=None, template_folder=None)
@@ -98,4 +102,4 @@ def make_wsgi_app() -> Flask:
     settings = load_settings()
     db = Database.from_settings(settings)
     db.require_schema()
-    return create_app(settings, db, start_queue=True)
+    return create_app(settings, db, start_queue=settings.web_background_thread)

@@ -1,9 +1,10 @@
 """The web app's mail queue: confirmation mails are rows, sent outside the request.
 
 Applying a sign-up (`mailer.web.intake.process_intake`) inserts a `QueuedMail`
-row in the same transaction as the pending subscription; `process_queue` (run
-by the app's background `QueueThread`, or by anyone holding the database) claims rows with a compare-and-set, builds each
-message at send time and hands it to the configured backend.
+row in the same transaction as the pending subscription; `process_queue` claims
+rows with a compare-and-set, builds each message at send time and hands it to
+the configured backend. Both run in a `QueueThread`: the web app's own (setting
+``web.background_thread``) or `mailer worker`'s.
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ def confirmation_message(settings: Settings, row: QueuedMail, subscriber: Subscr
 
 
 def _claim(session: Session, row_id: int) -> bool:
+    # next_attempt_at is the claim's time: a row left `sending` for STALE_CLAIM is taken back
     result = session.execute(update(QueuedMail).where(
         QueuedMail.id == row_id, QueuedMail.status == QueueStatus.QUEUED
-    ).values(status=QueueStatus.SENDING, attempts=QueuedMail.attempts + 1))
+    ).values(status=QueueStatus.SENDING, attempts=QueuedMail.attempts + 1, next_attempt_at=utcnow()))
     return result.rowcount == 1
 
 
@@ -90,8 +92,9 @@ def _retry_or_fail(row: QueuedMail, reason: str, report: QueueReport) -> None:
         report.retried += 1
 
 
-def process_queue(settings: Settings, db: Database, backend=None, limit: int = 50) -> QueueReport:  # type: ignore[no-untyped-def]
-    """Send what is due; returns counts. *backend* defaults to the configured one."""
+def process_queue(settings: Settings, db: Database, backend=None, limit: int = 50,  # type: ignore[no-untyped-def]
+                  backend_name: str | None = None) -> QueueReport:
+    """Send what is due; returns counts. *backend* defaults to the configured one (or *backend_name*)."""
     from mailer.backends import load_backend
     from mailer.backends.base import Outcome
 
@@ -108,16 +111,17 @@ def process_queue(settings: Settings, db: Database, backend=None, limit: int = 5
     if not claimed:
         return report
     own_backend = backend is None
-    backend = backend or load_backend(settings)
+    backend = backend or load_backend(settings, backend_name)
     try:
         if own_backend:
             backend.open()
         for row_id in claimed:
+            # nothing is written before the mail has gone: on SQLite the write lock is taken
+            # only for the outcome, not held across the backend's round trip
             with db.session() as session:
                 row = session.get(QueuedMail, row_id)
                 if row is None:
                     continue
-                row.next_attempt_at = utcnow()
                 subscriber = session.get(Subscriber, row.subscriber_id)
                 mlist = session.get(MailingList, row.list_id) if row.list_id else None
                 sub = session.scalar(select(Subscription).where(
@@ -148,6 +152,30 @@ def process_queue(settings: Settings, db: Database, backend=None, limit: int = 5
     return report
 
 
+def _newest_intake(db: Database) -> int:
+    from sqlalchemy import func
+
+    from mailer.models import SignupIntake
+
+    with db.engine.connect() as conn:
+        return conn.scalar(select(func.max(SignupIntake.id))) or 0
+
+
+def drain(settings: Settings, db: Database, backend_name: str | None = None) -> tuple[int, QueueReport]:
+    """Apply every sign-up waiting and send every mail due; returns (sign-ups applied, mail counts)."""
+    from mailer.web.intake import process_intake
+
+    applied, total = 0, QueueReport()
+    while True:
+        intake = process_intake(settings, db, limit=INTAKE_BATCH)
+        sent = process_queue(settings, db, backend_name=backend_name)
+        applied += intake.applied + intake.failed
+        total.sent, total.retried, total.failed = (total.sent + sent.sent, total.retried + sent.retried,
+                                                   total.failed + sent.failed)
+        if intake.applied + intake.failed + sent.sent + sent.retried + sent.failed == 0:
+            return applied, total
+
+
 class QueueThread(threading.Thread):
     """Applies received sign-ups, then sends due mail: every *interval* seconds, or at once when woken.
 
@@ -157,9 +185,14 @@ class QueueThread(threading.Thread):
     burst is over it drains the backlog at full speed.
     """
 
-    def __init__(self, settings: Settings, db: Database, interval: float = 5.0, duty: float = 0.2) -> None:
+    def __init__(self, settings: Settings, db: Database, interval: float = 5.0, duty: float = 0.2,
+                 backend_name: str | None = None, watch_intake: bool = False) -> None:
         super().__init__(name="mailer-mail-queue", daemon=True)
         self.settings, self.db, self.interval, self.duty = settings, db, interval, duty
+        self.backend_name = backend_name
+        # in another process than the web app (`mailer worker`): nobody calls wake(), so
+        # sign-ups arriving are seen as new rows in signup_intake
+        self.watch_intake, self._newest = watch_intake, 0
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._pruned = 0.0
@@ -185,11 +218,14 @@ class QueueThread(threading.Thread):
                 started, self._arrivals = time.monotonic(), 0
                 intake = process_intake(self.settings, self.db, limit=INTAKE_BATCH)
                 more = intake.applied + intake.failed >= INTAKE_BATCH
-                process_queue(self.settings, self.db)
+                process_queue(self.settings, self.db, backend_name=self.backend_name)
                 if started - self._pruned > PRUNE_EVERY_S:
                     prune_intake(self.db)
                     self._pruned = started
                 if more:  # a backlog: go on without waiting to be woken; pause while requests come in
+                    if self.watch_intake:
+                        newest = _newest_intake(self.db)
+                        self._arrivals, self._newest = int(newest > self._newest), newest
                     if self._arrivals:
                         busy = time.monotonic() - started
                         self._halt.wait(busy * (1 - self.duty) / self.duty)

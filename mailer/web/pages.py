@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,16 @@ def find_template_file(settings: Settings, name: str) -> Path | None:
 
 
 def text_environment(settings: Settings) -> Environment:
-    """A Jinja environment for plain-text mail bodies: no HTML escaping, strict undefined."""
-    return Environment(loader=FileSystemLoader(template_folders(settings)), autoescape=False,
+    """A Jinja environment for plain-text mail bodies: no HTML escaping, strict undefined.
+
+    One per set of template folders, so each template is compiled once (and again when its file changes).
+    """
+    return _text_environment(tuple(str(folder) for folder in template_folders(settings)))
+
+
+@functools.lru_cache(maxsize=16)
+def _text_environment(folders: tuple[str, ...]) -> Environment:
+    return Environment(loader=FileSystemLoader(list(folders)), autoescape=False,
                        undefined=StrictUndefined, keep_trailing_newline=True)
 
 
