@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable, Mapping
 
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200
 IDLE_S = 30.0
 WAIT_S = 30.0
+RETRY_S = 0.0005
+BUSY_TIMEOUT_MS = 30000   # what mailer.db sets on every SQLite connection
 
 
 class _Prepared:
@@ -99,20 +103,40 @@ class IntakeWriter:
 
     def _insert(self, rows: list[Any]) -> list[bool]:
         gate = getattr(self.engine, "_mailer_write_gate", None) or contextlib.nullcontext()
+        sqlite = self.engine.dialect.name == "sqlite"
         conn = self.engine.raw_connection()
         try:
             cursor = conn.cursor()
-            stored = []
-            with gate:
-                try:
-                    for params in rows:
-                        cursor.execute(self._prepared.sql, params)
-                        stored.append(cursor.fetchone() is not None if self._returning else cursor.rowcount == 1)
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
-            cursor.close()
-            return stored
+            if sqlite:
+                # SQLite's own busy handler sleeps in steps of up to 100 ms while another process
+                # (`mailer worker`) writes; retrying every half millisecond keeps the wait as short
+                # as the other writer's transaction
+                cursor.execute("PRAGMA busy_timeout = 0")
+            deadline = time.monotonic() + WAIT_S
+            try:
+                while True:
+                    try:
+                        with gate:
+                            return self._insert_once(conn, cursor, rows)
+                    except sqlite3.OperationalError as exc:
+                        if not sqlite or "locked" not in str(exc) or time.monotonic() > deadline:
+                            raise
+                    time.sleep(RETRY_S)
+            finally:
+                if sqlite:
+                    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                cursor.close()
         finally:
             conn.close()
+
+    def _insert_once(self, conn: Any, cursor: Any, rows: list[Any]) -> list[bool]:
+        stored = []
+        try:
+            for params in rows:
+                cursor.execute(self._prepared.sql, params)
+                stored.append(cursor.fetchone() is not None if self._returning else cursor.rowcount == 1)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return stored
