@@ -389,17 +389,6 @@ class QueuedMail(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
 
-class WebHit(Base):
-    """One counted web request (a sign-up) for rate limits; `bucket` is a keyed hash, never a raw IP."""
-
-    __tablename__ = "web_hit"
-    __table_args__ = (Index("ix_web_hit_bucket_at", "bucket", "at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    bucket: Mapped[str] = mapped_column(String(80))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 class IntakeStatus(enum.Enum):
     NEW = "new"
     CLAIMED = "claimed"

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from mailer.links import UNSUBSCRIBE_PATH, preferences_url
 from mailer.models import MailingList, Reason, Subscriber
-from mailer.tokens import Purpose, TokenError, read_token
+from mailer.tokens import Purpose, TokenData, TokenError, read_token
 from mailer.web.pages import message_page, page, web
 
 bp = Blueprint("unsubscribe", __name__)
@@ -22,20 +22,29 @@ INVALID = ("Link not valid", "This unsubscribe link is not valid. Please copy th
            "mail, or use the link at the bottom of any newsletter.")
 
 
-def _list_name(session, slug: str) -> str:  # type: ignore[no-untyped-def]
-    mlist = session.scalar(select(MailingList).where(MailingList.slug == slug)) if slug else None
+def _list(session, slug: str) -> MailingList | None:  # type: ignore[no-untyped-def]
+    return session.scalar(select(MailingList).where(MailingList.slug == slug)) if slug else None
+
+
+def _name(mlist: MailingList | None) -> str:
     return mlist.name if mlist else "all our lists"
+
+
+def _read(token: str) -> TokenData | None:
+    """The token's data, or None when it does not verify (B4: one answer for every bad token)."""
+    try:
+        return read_token(web().settings, Purpose.UNSUBSCRIBE, token)
+    except TokenError:
+        return None
 
 
 @bp.get(UNSUBSCRIBE_PATH)
 def show(token: str):  # type: ignore[no-untyped-def]
-    ctx = web()
-    try:
-        data = read_token(ctx.settings, Purpose.UNSUBSCRIBE, token)
-    except TokenError:
+    data = _read(token)
+    if data is None:
         return message_page(*INVALID, 400)
-    with ctx.db.session() as session:
-        list_name = _list_name(session, data.list_slug)
+    with web().db.session() as session:
+        list_name = _name(_list(session, data.list_slug))
     return page("unsubscribe.html", list_name=list_name, action=request.path)
 
 
@@ -43,16 +52,15 @@ def show(token: str):  # type: ignore[no-untyped-def]
 def submit(token: str):  # type: ignore[no-untyped-def]
     from mailer.subscriptions import unsubscribe
 
-    ctx = web()
-    try:
-        data = read_token(ctx.settings, Purpose.UNSUBSCRIBE, token)
-    except TokenError:
+    data = _read(token)
+    if data is None:
         return message_page(*INVALID, 400)
+    ctx = web()
     with ctx.db.session() as session:
-        list_name = _list_name(session, data.list_slug)
+        mlist = _list(session, data.list_slug)
+        list_name = _name(mlist)
         subscriber = session.scalar(select(Subscriber).where(Subscriber.uid == data.subscriber_uid))
         if subscriber is not None:
-            mlist = session.scalar(select(MailingList).where(MailingList.slug == data.list_slug))
             one_click = request.form.get("List-Unsubscribe") == "One-Click"
             unsubscribe(session, ctx.settings, subscriber, mlist, Reason.USER,
                         actor="one-click" if one_click else "web")
