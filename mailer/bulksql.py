@@ -20,6 +20,7 @@ class BulkSQL:
     def __init__(self, conn: Connection) -> None:
         self.conn, dialect = conn, conn.dialect
         self.pg = dialect.name == "postgresql"
+        self.sqlite = dialect.name == "sqlite"
         self.ph = "%s" if self.pg else "?"
         column_type = Subscriber.__table__.c.created_at.type.dialect_impl(dialect)
         self._ts = column_type.bind_processor(dialect) or (lambda v: v)
@@ -38,12 +39,13 @@ class BulkSQL:
         return ", ".join([self.ph] * n)
 
     def insert(self, table: Any, columns: list[str], rows: list[tuple[Any, ...]], conflict: str = "",
-               json_cols: tuple[str, ...] = ()) -> None:
+               json_cols: tuple[str, ...] = ()) -> int:
+        """executemany of one INSERT; returns the number of rows inserted (conflicts skipped)."""
         marks = ", ".join(self.json_ph() if c in json_cols else self.ph for c in columns)
         sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
         if conflict:
             sql += f" ON CONFLICT ({conflict}) DO NOTHING"
-        self.conn.exec_driver_sql(sql, rows)
+        return self.conn.exec_driver_sql(sql, rows).rowcount
 
     def select_in(self, sql: str, values: list[Any], *params: Any) -> list[Any]:
         """Run *sql* whose last condition is ``IN ({in})`` over *values*, after *params*."""

@@ -22,7 +22,7 @@ MAX_LINE = 1 << 20  # characters; a longer line is rejected without being held i
 SAMPLE = 64 * 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One record: where it starts, its email and name, other columns, or why it is unreadable."""
 
@@ -107,6 +107,7 @@ def read_rows(path: Path, f: io.BufferedReader) -> Iterator[Row]:
         name_col = next((i for i, n in enumerate(names) if n in NAME_HEADERS), None)
         csv.field_size_limit(MAX_LINE)
         reader = csv.reader(it, delimiter=delimiter)
+        attribute_cols = [(i, n) for i, n in enumerate(names) if i != email_col and i != name_col and n]
         while True:
             start = lines.count + 1
             try:
@@ -121,27 +122,27 @@ def read_rows(path: Path, f: io.BufferedReader) -> Iterator[Row]:
                 continue
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
-            yield _row(start, fields, names, email_col, name_col)
+            yield _row(start, fields, len(names), email_col, name_col, attribute_cols)
     finally:
         text.detach()  # the caller owns (and closes) f
 
 
-def _row(line: int, fields: list[str], names: list[str], email_col: int, name_col: int | None) -> Row:
-    try:
-        "".join(fields).encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes were kept as surrogates
-        return Row(line, error="not UTF-8 text")
-    width = len(names)
+def _row(line: int, fields: list[str], width: int, email_col: int, name_col: int | None,
+         attribute_cols: list[tuple[int, str]]) -> Row:
+    text = "".join(fields)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes were kept as surrogates
+            return Row(line, error="not UTF-8 text")
     if len(fields) > width and any(v.strip() for v in fields[width:]):
         return Row(line, error=f"{len(fields)} fields but the header has {width} "
                                "(unquoted delimiter in a value?)")
     if len(fields) < width:
         fields = fields + [""] * (width - len(fields))
     attributes = {}
-    for i in range(width):
-        if i != email_col and i != name_col and names[i]:
-            value = fields[i].strip()
-            if value:
-                attributes[names[i]] = value
-    return Row(line, email=fields[email_col], name=fields[name_col] if name_col is not None else "",
-               attributes=attributes)
+    for i, name in attribute_cols:
+        value = fields[i].strip()
+        if value:
+            attributes[name] = value
+    return Row(line, fields[email_col], fields[name_col] if name_col is not None else "", attributes)

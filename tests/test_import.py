@@ -203,3 +203,48 @@ def test_fast_validation_equals_email_validator(raw):
         assert str(info.value) == str(exc)
     else:
         assert fast_normalize(raw) == expected
+
+
+def test_a_child_process_reads_the_same_rows_and_reports_the_same_rejects(db, settings, news, tmp_path):
+    """Large files are read by a child process (child_min_bytes): same rows, rejects, lines and counts."""
+    data = ("email;name;city\n" + "".join(f"u{i}@example.org;U {i};C{i % 3}\n" for i in range(50))
+            + "not-an-address;X;\nU7@EXAMPLE.org;;Porto\n\"a@example.org\r\nBcc: x@example.org\";Y;\n")
+    path = write(tmp_path / "big.csv", data)
+    report = import_csv(db, settings, path, news, batch_size=16, child_min_bytes=0)
+    assert (report.rows, report.new_subscribers, report.duplicates_in_file, report.rejected) == (53, 50, 1, 2)
+    assert [line for line, _ in rejects(settings.path("subscribers") / "big-rejects.csv")] == [52, 54]
+    assert count(db, Subscriber) == count(db, Subscription) == count(db, Consent) == 50
+    with db.session() as s:
+        u7 = s.scalar(select(Subscriber).where(Subscriber.email_key == "u7@example.org"))
+        assert (u7.name, u7.attributes) == ("U 7", {"city": "Porto"})
+
+
+def test_a_child_process_reports_an_unusable_file_in_one_line(db, settings, news, tmp_path):
+    path = write(tmp_path / "bad.csv", "name,city\nAna,Lisboa\n")
+    with pytest.raises(InputError, match="no email column") as info:
+        import_csv(db, settings, path, news, child_min_bytes=0)
+    assert str(info.value).startswith(f"{path}:") and "\n" not in str(info.value)
+    assert count(db, Subscriber) == 0
+
+
+def test_an_interrupt_stops_the_child_reader_and_leaves_whole_batches(db, settings, news, tmp_path):
+    path = write(tmp_path / "m.csv", "email\n" + "".join(f"u{i}@example.org\n" for i in range(100)))
+
+    def interrupt(done: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        import_csv(db, settings, path, news, batch_size=10, progress=interrupt, child_min_bytes=0)
+    assert count(db, Subscriber) == 10 and count(db, Subscription) == 10 and count(db, Consent) == 10
+    report = import_csv(db, settings, path, news, batch_size=10, child_min_bytes=0)
+    assert (report.subscribed, report.already_subscribed) == (90, 10)
+
+
+def test_uids_are_time_ordered_and_unguessable(db, settings, news, tmp_path):
+    """New uids sort after older ones (the index grows at its end) and carry 80 random bits."""
+    import_csv(db, settings, write(tmp_path / "a.csv", "email\nzed@example.org\nann@example.org\n"), news)
+    import_csv(db, settings, write(tmp_path / "b.csv", "email\nbob@example.org\n"), news)
+    with db.session() as s:
+        uids = s.scalars(select(Subscriber.uid).order_by(Subscriber.id)).all()
+    assert len(set(uids)) == 3 and all(len(u) == 32 and int(u, 16) >= 0 for u in uids)
+    assert uids == sorted(uids) and len({u[12:] for u in uids}) == 3
