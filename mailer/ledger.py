@@ -256,33 +256,52 @@ def _when(conn: Connection, value: datetime | None):  # type: ignore[no-untyped-
     """A UTC datetime as the driver wants it: SQLAlchemy's SQLite text format, or aware for PostgreSQL."""
     if value is None or conn.dialect.name != "sqlite":
         return value
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def mark_sending(conn: Connection, ids: Sequence[int], me: str) -> list[int]:
-    """Mark rows ``sending`` just before they leave, committed; returns those still ours to send.
+class Writer:
+    """The per-message ledger writes of one worker, on the DBAPI connection under *conn*.
 
-    A row is skipped when it is no longer claimed by *me* or no longer due (a
-    claim taken over as stale by another worker): never two senders for one row.
+    Marking a row ``sending`` commits, and with it every outcome recorded since
+    (`finish` does not commit): the send loop marks a connection's next message
+    only after recording its last one, so each 250 is on disk before the next
+    message on that connection starts (STANDARDS E5). Plain DBAPI calls, no
+    statement building per call: SQLAlchemy's execution layer cost more than
+    SQLite here. Not thread-safe: the caller serialises the calls.
     """
-    now = _when(conn, utcnow())
-    sql = _sql(conn, _MARK_SENDING)
-    marked = [i for i in ids if conn.exec_driver_sql(sql, (now, now, i, me)).rowcount == 1]
-    conn.commit()
-    return marked
 
+    def __init__(self, conn: Connection, me: str) -> None:
+        self.conn, self.me = conn, me
+        self.dbapi = conn.connection.dbapi_connection
+        self.cursor = self.dbapi.cursor()
+        self.mark_sql, self.finish_sql = _sql(conn, _MARK_SENDING), _sql(conn, _FINISH)
 
-def finish(conn: Connection, delivery_id: int, status: DeliveryStatus, *, code: int | str = "", reply: str = "",
-           message_id: str = "", next_attempt_at: datetime | None = None, commit: bool = True) -> None:
-    """Record one outcome and release the row; committed at once unless *commit* is False
-    (then the caller commits it with the next mark_sending, before the next message leaves)."""
-    now = _when(conn, utcnow())
-    sent = status is DeliveryStatus.SENT
-    conn.exec_driver_sql(_sql(conn, _FINISH), (
-        status.value, now, str(code)[:20], reply[:2000], _when(conn, next_attempt_at), now if sent else None,
-        message_id[:255] if sent else None, delivery_id))
-    if commit:
-        conn.commit()
+    def mark_sending(self, delivery_id: int) -> bool:
+        """Mark one row ``sending``, committed; False when it is no longer ours to send.
+
+        A row is skipped when it is no longer claimed by this worker or no longer
+        due (a claim taken over as stale by another worker): never two senders for one row.
+        """
+        now = _when(self.conn, utcnow())
+        self.cursor.execute(self.mark_sql, (now, now, delivery_id, self.me))
+        ours = self.cursor.rowcount == 1
+        self.dbapi.commit()
+        return ours
+
+    def finish(self, delivery_id: int, status: DeliveryStatus, *, code: int | str = "", reply: str = "",
+               message_id: str = "", next_attempt_at: datetime | None = None) -> None:
+        """Record one outcome and release the row (committed by the next mark_sending or commit)."""
+        now = _when(self.conn, utcnow())
+        sent = status is DeliveryStatus.SENT
+        self.cursor.execute(self.finish_sql, (
+            status.value, now, str(code)[:20], reply[:2000], _when(self.conn, next_attempt_at),
+            now if sent else None, message_id[:255] if sent else None, delivery_id))
+
+    def commit(self) -> None:
+        self.dbapi.commit()
+
+    def close(self) -> None:
+        self.cursor.close()
 
 
 def requeue(conn: Connection, ids: Sequence[int]) -> None:

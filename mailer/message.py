@@ -77,8 +77,10 @@ def _finish(settings: Settings, signer: Signer | None, key: int | str, to_email:
     if signer is not None:
         data = signer.sign(data)
     recipient = settings.dev_redirect or to_email
+    # headers never start a line with "." (folded lines start with a space) and the bodies are
+    # mime.dot_safe quoted-printable: the SMTP backend needs no dot-stuffing scan
     return OutgoingMessage(key=key, envelope_from=verp_address(settings, key),
-                           recipient=recipient, message_id=mid, data=data)
+                           recipient=recipient, message_id=mid, data=data, dot_safe=True)
 
 
 class MessageFactory:

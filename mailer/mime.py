@@ -76,14 +76,14 @@ def quote_phrase(text: str) -> str:
 
 
 def qp_body(text: str) -> bytes:
-    """UTF-8, CRLF line ends, quoted-printable (lines <= 76 octets; A12), ending in CRLF."""
+    """UTF-8, CRLF line ends, quoted-printable (lines <= 76 octets; A12), ending in CRLF; dot-safe."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     data = text.replace("\n", "\r\n").encode("utf-8")
     if not data.endswith(CRLF):
         data += CRLF
     # b2a_qp keeps the CRLF line ends it finds and folds with "=\r\n"
-    return binascii.b2a_qp(data, istext=True)
+    return dot_safe(binascii.b2a_qp(data, istext=True))
 
 
 _PLACEHOLDERS = re.compile("|".join(re.escape(placeholder(k)) for k in KEYS))
@@ -93,13 +93,40 @@ _QP_PLAIN = re.compile(rb"(?:[!-<>-~][ !-<>-~]*)?[!-<>-~]|")
 
 
 def _qp(data: bytes) -> bytes:
-    """b2a_qp with CRLF everywhere: it picks LF for soft breaks when the data holds no CRLF."""
+    """b2a_qp with CRLF everywhere (it picks LF for soft breaks when the data holds no CRLF),
+    starting at a line start, with no line starting with "." (see dot_safe)."""
     if len(data) <= 76 and _QP_PLAIN.fullmatch(data):
-        return data   # the common case for a value: nothing to encode, no line to break
+        return dot_safe(data)   # the common case for a value: nothing to encode, no line to break
     out = binascii.b2a_qp(data, istext=True)
     if b"\n" in out and (b"\r\n" not in out or b"=\n" in out):
         out = out.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    return out
+    return dot_safe(out)
+
+
+def dot_safe(encoded: bytes) -> bytes:
+    """Quoted-printable *encoded* (starting at a line start) with no line that starts with ".".
+
+    Such a dot becomes ``=2E``, the same text once decoded, so the message needs no
+    SMTP dot-stuffing (RFC 5321 4.5.2): the backend skips a scan of every message. A
+    line that grows past 76 octets is folded with a soft break, never inside an escape.
+    """
+    if not (encoded[:1] == b"." or b"\n." in encoded):
+        return encoded
+    out = []
+    for line in encoded.split(b"\r\n"):
+        while line[:1] == b".":
+            line = b"=2E" + line[1:]
+            if len(line) <= 76:
+                break
+            cut = 75
+            if line[cut - 1:cut] == b"=":
+                cut -= 1
+            elif line[cut - 2:cut - 1] == b"=":
+                cut -= 2
+            out.append(line[:cut] + b"=")
+            line = line[cut:]
+        out.append(line)
+    return b"\r\n".join(out)
 
 
 class QPTemplate:

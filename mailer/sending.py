@@ -1,10 +1,11 @@
 """The resumable send loop: ledger rows in id order -> rendered bytes -> backend -> ledger.
 
 `run_send` freezes the audience (once), then claims batches of due rows,
-re-checks each batch's eligibility (STANDARDS B7), and hands the backend a
-few messages at a time: rows are marked ``sending`` before they leave, and
-each outcome is committed as soon as the backend reports it, before the next
-message on that connection starts (E5). What each outcome means is
+re-checks each batch's eligibility (STANDARDS B7), and hands the backend the
+batch as a stream: each of its connections takes the next message when it is
+free, and that message is rendered and its row marked ``sending`` (committed)
+right then. Each outcome is recorded as soon as the backend reports it and
+committed before the next message on that connection starts (E5). What each outcome means is
 mailer.policy's (E4); a hard bounce is recorded and suppressed here, and
 `max_send_errors` errors in a row pause the send.
 """
@@ -12,10 +13,10 @@ mailer.policy's (E4); a hard bounce is recorded and suppressed here, and
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterator
 
 from mailer import ledger, recovery
 from mailer.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
@@ -75,11 +76,14 @@ class SendSummary:
         return self.sent + self.deferred + self.failed + self.skipped
 
 
+# called after each batch and, from the backend's threads, at most every 0.2 s in between
 Progress = Callable[[SendSummary], None]
 
 
 class _Run:
     """The state of one run_send call: the connection, the counters, the pause reason."""
+
+    PROGRESS_EVERY_S = 0.2
 
     def __init__(self, db: Database, settings: Settings, send: Send, backend: Backend,
                  progress: Progress | None, stop: threading.Event) -> None:
@@ -92,12 +96,15 @@ class _Run:
         self.summary = SendSummary(send.id)
         self.errors_in_row = 0
         self.pause_reason = ""
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()       # the database connection is shared by the backend's threads
         self.conn = db.engine.connect()
+        self.writer = ledger.Writer(self.conn, self.me)
         self.rows: dict[int, ledger.Row] = {}
         self.message_ids: dict[int, str] = {}
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="send")
+        # in flight at once: the backend's connections, fewer when a per-second limit is smaller
         self.group = max(1, min(_parallel(backend), self.limiter.max_parallel))
+        self.slots = threading.Semaphore(self.group)
+        self.last_progress = 0.0
 
     # -- one batch -------------------------------------------------------------------------
     def eligible(self, rows: list[ledger.Row]) -> list[ledger.Row]:
@@ -114,84 +121,74 @@ class _Run:
             elif scopes.get(hashes.get(r.id, ""), set()) & {GLOBAL, r.list_slug}:
                 why = "suppressed during the send"
             if why:
-                ledger.finish(self.conn, r.id, DeliveryStatus.SKIPPED, reply=why)
+                self.writer.finish(r.id, DeliveryStatus.SKIPPED, reply=why)
                 self.summary.skipped += 1
             else:
                 keep.append(r)
+        self.writer.commit()
         return keep
 
-    def prepare(self, group: list[ledger.Row]) -> list[OutgoingMessage] | None:
-        """Wait for the rate limits, then render the group (None when stopped while waiting)."""
-        for r in group:
-            if not self.limiter.acquire(_domain(r.email), self.stop):
-                return None
-        now = utcnow()
-        messages = []
-        for r in group:
-            message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name), now)
+    def messages(self, rows: list[ledger.Row], handed: list[int]) -> Iterator[OutgoingMessage]:
+        """Each row's message, made when a connection takes it: rate limits, render, mark ``sending``.
+
+        The backend's connections take messages as they become free, so none waits for
+        another. Marking commits, and with it the outcomes recorded since (E5).
+        """
+        for r in rows:
+            if self.stop.is_set() or self.pause_reason:
+                return
+            domain = _domain(r.email)
+            self.slots.acquire()          # released by record(), or below
+            if not self.limiter.acquire(domain, self.stop):
+                self.slots.release()
+                return
+            message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name))
             if self.settings.dev_redirect:
                 message = redirect_to(message, self.settings.dev_redirect)
+            with self.lock:
+                ours = self.writer.mark_sending(r.id)
+            if not ours:                  # lost to another worker: not ours to send
+                self.limiter.complete(domain)
+                self.slots.release()
+                continue
             self.message_ids[r.id] = message.message_id
-            messages.append(message)
-        return messages
+            handed.append(r.id)
+            yield message
 
-    def transmit(self, group: list[ledger.Row], messages: list[OutgoingMessage]) -> None:
-        """Hand the group (already marked sending) to the backend; every outcome is recorded."""
-        ids = [r.id for r in group]
+    def stream(self, rows: list[ledger.Row]) -> None:
+        """Send the rows through the backend; every message handed to it ends with a recorded outcome."""
+        handed: list[int] = []
         done: set[int] = set()
         try:
-            self.backend.send(messages, on_result=lambda res: self.record(res, done))
+            self.backend.send(self.messages(rows, handed), on_result=lambda res: self.record(res, done))
         except DeliveryError:
-            ledger.requeue(self.conn, [i for i in ids if i not in done])
+            with self.lock:
+                self.writer.commit()
+            ledger.requeue(self.conn, [i for i in handed if i not in done])
             raise
         finally:
-            for r in group:
-                self.limiter.complete(_domain(r.email))
-        for i in ids:
+            for i in handed:
+                if i not in done:
+                    self.limiter.complete(_domain(self.rows[i].email))
+                    self.slots.release()
+        for i in handed:
             if i not in done:  # a backend that reported nothing for a message: it may have gone out
                 self.finish(i, DeliveryStatus.UNKNOWN, reply="the backend reported no outcome")
-
-    def send_groups(self, groups: list[list[ledger.Row]]) -> None:
-        """Send group after group; without rate limits the next group renders while one is on the wire.
-
-        The outcome of a group is committed together with the ``sending`` mark
-        of the next one, before that one leaves (E5).
-        """
-        pipelined = self.limiter.unlimited and len(groups) > 1
-        messages = self.prepare(groups[0]) if groups else None
-        for k, group in enumerate(groups):
-            if messages is None or self.stop.is_set() or self.pause_reason:
-                return
-            marked = set(ledger.mark_sending(self.conn, [r.id for r in group], self.me))
-            if len(marked) < len(group):   # lost to another worker: not ours to send
-                for r in group:
-                    if r.id not in marked:
-                        self.limiter.complete(_domain(r.email))
-                        self.message_ids.pop(r.id, None)
-                kept = [(r, m) for r, m in zip(group, messages) if r.id in marked]
-                group, messages = [r for r, _ in kept], [m for _, m in kept]
-                if not group:
-                    messages = self.prepare(groups[k + 1]) if k + 1 < len(groups) else None
-                    continue
-            if pipelined:
-                future = self.pool.submit(self.transmit, group, messages)
-                messages = self.prepare(groups[k + 1]) if k + 1 < len(groups) else None
-                future.result()
-            else:
-                self.transmit(group, messages)
-                messages = self.prepare(groups[k + 1]) if k + 1 < len(groups) else None
-            if self.progress:
-                self.conn.commit()   # the callback may write to the database itself
-                self.progress(self.summary)
+        with self.lock:
+            self.writer.commit()
+        if self.progress:
+            self.progress(self.summary)
 
     def finish(self, delivery_id: int, status: DeliveryStatus, **kw) -> None:  # type: ignore[no-untyped-def]
         with self.lock:
-            ledger.finish(self.conn, delivery_id, status, commit=False, **kw)
+            self.writer.finish(delivery_id, status, **kw)
 
     def record(self, result: Result, done: set[int]) -> None:
         """Persist one outcome (called by the backend before that connection goes on)."""
         row = self.rows[int(result.key)]
         done.add(row.id)
+        self.limiter.complete(_domain(row.email))
+        self.slots.release()
         message_id = self.message_ids.pop(row.id, "")
         decision = decide(self.settings, result, row.attempts + 1, row.first_attempt_at, utcnow())
         if decision.hard_bounce:
@@ -202,28 +199,33 @@ class _Run:
         if decision.status is DeliveryStatus.SENT:
             self.errors_in_row = 0
             s.sent += 1
-            return
-        self.errors_in_row += 1
-        s.deferred += decision.status is DeliveryStatus.DEFERRED
-        s.failed += decision.status is DeliveryStatus.FAILED
-        self.pause_reason = self.pause_reason or decision.pause
-        if not self.pause_reason and self.errors_in_row >= self.settings.max_send_errors:
-            self.pause_reason = (f"{self.errors_in_row} errors in a row (max_send_errors); "
-                                 f"last: {result.code} {result.reply[:200]}")
+        else:
+            self.errors_in_row += 1
+            s.deferred += decision.status is DeliveryStatus.DEFERRED
+            s.failed += decision.status is DeliveryStatus.FAILED
+            self.pause_reason = self.pause_reason or decision.pause
+            if not self.pause_reason and self.errors_in_row >= self.settings.max_send_errors:
+                self.pause_reason = (f"{self.errors_in_row} errors in a row (max_send_errors); "
+                                     f"last: {result.code} {result.reply[:200]}")
+        if self.progress and time.monotonic() - self.last_progress >= self.PROGRESS_EVERY_S:
+            self.last_progress = time.monotonic()
+            with self.lock:
+                self.writer.commit()   # the callback may write to the database itself
+            self.progress(s)
 
     def bounce(self, row: ledger.Row, result: Result) -> None:
         """A hard bounce: record it and suppress the address everywhere."""
         with self.lock:
-            self.conn.commit()   # our pending writes first: SQLite has one writer
-        with self.db.session() as session:
-            subscriber = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
-            if subscriber is None:
-                return
-            session.add(BounceEvent(subscriber_id=subscriber.id, send_id=self.send.id, kind=BounceKind.HARD,
-                                    status_code=enhanced_status(result) or str(result.code),
-                                    diagnostic=result.reply[:2000]))
-            unsubscribe(session, self.settings, subscriber, None, Reason.BOUNCE, actor="sending",
-                        detail=f"{result.code} {result.reply[:200]}")
+            self.writer.commit()   # our pending writes first: SQLite has one writer
+            with self.db.session() as session:
+                subscriber = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
+                if subscriber is None:
+                    return
+                session.add(BounceEvent(subscriber_id=subscriber.id, send_id=self.send.id, kind=BounceKind.HARD,
+                                        status_code=enhanced_status(result) or str(result.code),
+                                        diagnostic=result.reply[:2000]))
+                unsubscribe(session, self.settings, subscriber, None, Reason.BOUNCE, actor="sending",
+                            detail=f"{result.code} {result.reply[:200]}")
         self.summary.bounced += 1
 
     # -- the loop ----------------------------------------------------------------------------
@@ -237,15 +239,16 @@ class _Run:
                 break
             after = rows[-1].id
             self.rows = {r.id: r for r in rows}
-            todo = self.eligible(rows)
-            self.send_groups([todo[i:i + self.group] for i in range(0, len(todo), self.group)])
+            self.stream(self.eligible(rows))
             ledger.release(self.conn, self.send.id, self.me)
 
     def close(self) -> None:
         try:
+            with self.lock:
+                self.writer.commit()
             ledger.release(self.conn, self.send.id, self.me)
         finally:
-            self.pool.shutdown(wait=True)
+            self.writer.close()
             self.conn.close()
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 
 from mailer.backends import load_backend
-from mailer.backends.base import Outcome, Result
+from mailer.backends.base import OutgoingMessage, Outcome, Result
 from mailer.backends.smtp import SMTPBackend, classify
 from mailer.config import Settings
 from mailer.errors import DeliveryError
@@ -54,9 +55,21 @@ def test_envelope_is_bounce_address_and_subscriber_and_bytes_arrive_unchanged_A1
     got = server.messages
     assert [(m.mail_from, m.rcpt_tos) for m in got] == [
         ("bounces+1@example.org", ["alice@example.net"]), ("bounces+2@example.org", ["bob@example.net"])]
-    assert [m.data for m in got] == [m.data for m in batch]   # leading dot unstuffed again, CRLF kept
-    assert b"\r\n.leading dot" in got[0].data.replace(b"=\r\n", b"")
+    assert [m.data for m in got] == [m.data for m in batch]   # CRLF kept, nothing stuffed or lost
+    text = message_from_bytes(got[0].data, policy=policy.SMTP).get_body(("plain",)).get_content()
+    assert "\n.leading dot\r\n" in text     # sent as =2E: no line of the bytes starts with a dot
     assert all(b"\nBcc:" not in m.data for m in got)
+
+
+def test_a_message_not_built_dot_safe_is_dot_stuffed_on_the_wire(server, settings):
+    """RFC 5321 4.5.2: bytes from elsewhere (a plugin, a test send) with lines starting with "." arrive whole."""
+    s = server.settings(settings, smtp_connections=1)
+    data = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: dots\r\n\r\n"
+            b".one\r\n..two\r\n.\r\nlast\r\n")
+    message = OutgoingMessage(7, "bounces@example.org", "b@example.net", "<x@example.org>", data)
+    with load_backend(s, "smtp") as backend:
+        assert outcomes(backend.send([message]).results) == [Outcome.SENT]
+    assert [m.data for m in server.messages] == [data]
 
 
 def test_connection_reused_across_batches_E1(server, settings):

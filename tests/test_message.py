@@ -309,3 +309,21 @@ def test_dev_redirect_changes_envelope_recipient_only(settings, composed):
     out = factory_for(s, composed).render(alice())
     assert out.recipient == "dev@example.org"
     assert parse(out.data)["To"] == "Alice Example <alice@example.net>"
+
+
+@pytest.mark.parametrize("name", ["Ana", ".dot", "." * 120, ". " * 60, "é." * 50, ".=x" * 40])
+def test_no_line_starts_with_a_dot_and_the_text_survives_A12(settings, name):
+    """Messages are built dot-safe (a line-leading "." is sent as =2E), so SMTP needs no dot-stuffing
+    scan; the decoded parts are exactly the text, and every line stays within 76 octets."""
+    text = ".leading dot\n" + "x" * 74 + "\n." + "y" * 80 + "\nHi __mailer_name__\n..\n.\n"
+    html = "<p>\n.a</p>\n" + "." * 200 + "\n<b>__mailer_name__</b>\n"
+    factory = MessageFactory(settings, subject="Dots", issue_slug="2026-12", html=html, text=text)
+    message = factory.render(Recipient(1, "ana@example.net", name, "uid1", "news", "News"))
+    assert message.dot_safe
+    lines = message.data.split(b"\r\n")
+    assert not [line for line in lines if line.startswith(b".")]
+    head, _, body = message.data.partition(b"\r\n\r\n")
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    parsed = message_from_bytes(message.data, policy=policy.SMTP)
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == text.replace("__mailer_name__", name)
+    assert f"<b>{name}</b>".replace(" ", "") in parsed.get_body(("html",)).get_content().replace(" ", "")

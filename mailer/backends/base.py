@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable
 
 from mailer.config import Settings
 
@@ -29,6 +29,8 @@ class OutgoingMessage:
     recipient: str
     message_id: str
     data: bytes
+    # True when no line of `data` starts with "." (mailer.message builds them so): SMTP sends it unstuffed
+    dot_safe: bool = False
 
 
 class Outcome(enum.Enum):
@@ -77,9 +79,13 @@ class Backend:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, batch: Sequence[OutgoingMessage],
+    def send(self, batch: Iterable[OutgoingMessage],
              on_result: Callable[[Result], None] | None = None) -> BatchResult:
         """Send each message; report every one of them.
+
+        *batch* may be a generator that prepares each message as it is taken (the
+        send loop marks the message's row ``sending`` then): take one only when it
+        can go, and call *on_result* for every message taken.
 
         *on_result*, when given, is called with each Result as soon as it is
         known and before the next message on the same connection starts, so a

@@ -16,7 +16,7 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable
 
 from mailer.backends.base import Backend, BatchResult, OutgoingMessage, Outcome, Result
 from mailer.errors import DeliveryError
@@ -51,7 +51,7 @@ class FileBackend(Backend):
         if not os.access(self.directory, os.W_OK):
             raise DeliveryError(f"outbox folder {self.directory}: not writable")
 
-    def send(self, batch: Sequence[OutgoingMessage],
+    def send(self, batch: Iterable[OutgoingMessage],
              on_result: Callable[[Result], None] | None = None) -> BatchResult:
         result = super().send(batch, on_result)
         _fsync_dir(self.directory)

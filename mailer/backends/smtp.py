@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator
 
 from mailer.backends.base import Backend, BatchResult, OutgoingMessage, Outcome, Result
 from mailer.config import Settings
@@ -187,8 +187,8 @@ class Connection:
                 # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies
                 encoding = "utf-8" if options else "ascii"
                 extra = " SMTPUTF8" if options else ""
-                smtp.send(f"MAIL FROM:{smtplib.quoteaddr(message.envelope_from)}{extra}\r\n"
-                          f"RCPT TO:{smtplib.quoteaddr(message.recipient)}\r\nDATA\r\n".encode(encoding))
+                smtp.send(f"MAIL FROM:{_path(message.envelope_from)}{extra}\r\n"
+                          f"RCPT TO:{_path(message.recipient)}\r\nDATA\r\n".encode(encoding))
                 replies = []
                 for stage in (MAIL, RCPT, DATA):
                     code, reply = smtp.getreply()
@@ -220,7 +220,8 @@ class Connection:
                 if code != 354:
                     return self._refused(message, code, reply, DATA)
             stage = EOD
-            smtp.send(_dot_stuff(message.data))
+            smtp.send(message.data + b".\r\n" if message.dot_safe and message.data.endswith(b"\r\n")
+                      else _dot_stuff(message.data))
             code, reply = smtp.getreply()
             if code != 250:
                 return self._refused(message, code, reply, EOD)
@@ -250,6 +251,14 @@ class Connection:
                 self.drop()
         result = Result(message.key, outcome, code, f"{text} ({stage})", enhanced_status(text))
         return result, code == 421
+
+
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def _path(address: str) -> str:
+    """``<address>`` for MAIL FROM / RCPT TO: a plain address as it is, anything else via smtplib.quoteaddr."""
+    return f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
 
 
 def _dot_stuff(data: bytes) -> bytes:
@@ -307,34 +316,41 @@ class SMTPBackend(Backend):
         for connection in self.connections:
             connection.quit()
 
-    def send(self, batch: Sequence[OutgoingMessage],
+    def send(self, batch: Iterable[OutgoingMessage],
              on_result: Callable[[Result], None] | None = None) -> BatchResult:
-        """Split *batch* across the connections; every message gets a Result, in batch order."""
-        batch = list(batch)
-        n = min(len(self.connections), len(batch))
-        if n <= 1 or self._pool is None:
-            return BatchResult(self._run(self.connections[0], batch, on_result))
-        size = -(-len(batch) // n)
-        chunks = [batch[i * size:(i + 1) * size] for i in range(n)]
-        futures = [self._pool.submit(self._run, conn, chunk, on_result)
-                   for conn, chunk in zip(self.connections, chunks) if chunk]
-        return BatchResult([r for future in futures for r in future.result()])
+        """Send *batch* over the connections; every message gets a Result, in batch order.
+
+        Each connection takes the next message as soon as it is free (no connection waits for
+        another), so *batch* may be a generator that prepares each message when it is taken.
+        A connection that cannot reconnect stops taking messages; the last one left reports
+        each remaining message as temporary with the reason.
+        """
+        parallel = self._pool is not None and len(self.connections) > 1
+        source = _Source(batch, len(self.connections) if parallel else 1)
+        if not parallel:
+            results = self._run(self.connections[0], source, on_result)
+        else:
+            futures = [self._pool.submit(self._run, conn, source, on_result) for conn in self.connections]
+            results = [r for future in futures for r in future.result()]
+        results.sort(key=lambda pair: pair[0])
+        return BatchResult([result for _, result in results])
 
     def send_one(self, message: OutgoingMessage) -> Result:
-        return self._run(self.connections[0], [message], None)[0]
+        return self._run(self.connections[0], _Source([message], 1), None)[0][1]
 
-    def _run(self, connection: Connection, chunk: list[OutgoingMessage],
-             on_result: Callable[[Result], None] | None) -> list[Result]:
-        results: list[Result] = []
+    def _run(self, connection: Connection, source: "_Source",
+             on_result: Callable[[Result], None] | None) -> list[tuple[int, Result]]:
+        results: list[tuple[int, Result]] = []
         down = ""
-        for message in chunk:
+        for index, message in source.take(lambda: down):
             if down:
                 result = Result(message.key, Outcome.TEMPORARY, 0, down)
             else:
                 try:
                     result = connection.deliver(message)
-                except DeliveryError as exc:   # cannot reconnect: the rest of this chunk waits
+                except DeliveryError as exc:   # cannot reconnect: others go on, the last one drains
                     down = str(exc)
+                    source.went_down()
                     result = Result(message.key, Outcome.TEMPORARY, 0, down)
                 except Exception as exc:       # never let one message break the batch
                     connection.drop()
@@ -342,5 +358,29 @@ class SMTPBackend(Backend):
             if on_result is not None:
                 with self._report_lock:
                     on_result(result)
-            results.append(result)
+            results.append((index, result))
         return results
+
+
+class _Source:
+    """The messages of one send() call, handed out one at a time to whichever connection is free."""
+
+    def __init__(self, batch: Iterable[OutgoingMessage], live: int) -> None:
+        self.items = enumerate(batch)
+        self.lock = threading.Lock()
+        self.live = live      # connections still able to send (changed under self.lock)
+
+    def went_down(self) -> None:
+        with self.lock:
+            self.live -= 1
+
+    def take(self, down: Callable[[], str]) -> Iterator[tuple[int, OutgoingMessage]]:
+        """Next (index, message) until the batch is done; a down connection stops unless it is the last."""
+        while True:
+            with self.lock:
+                if down() and self.live > 0:
+                    return
+                item = next(self.items, None)
+            if item is None:
+                return
+            yield item
