@@ -127,7 +127,9 @@ def test_signup_confirm_receive_unsubscribe_in_a_real_browser(live, browser_page
 
     outbox = settings.path(settings.outbox_dir)
     [confirmation] = wait_for_mail(outbox, 1)
-    link = re.search(r"http://\S+/confirm/\S+", body_text(confirmation)).group(0)
+    found = re.search(r"http://\S+/confirm/\S+", body_text(confirmation))
+    assert found, confirmation.as_bytes()[:3000]
+    link = found.group(0)
     page.goto(link)
     page.wait_for_selector("text=Confirm your subscription")
     assert status(db) is SubscriptionStatus.PENDING             # C2: the GET changed nothing
