@@ -99,14 +99,24 @@ class _Run:
         self.lock = threading.Lock()       # the database connection is shared by the backend's threads
         self.conn = db.engine.connect()
         self.writer = ledger.Writer(self.conn, self.me)
-        self.rows: dict[int, ledger.Row] = {}
-        self.message_ids: dict[int, str] = {}
+        # rows handed to the backend whose outcome is not recorded yet, with their Message-ID
+        self.in_flight: dict[int, tuple[ledger.Row, str]] = {}
         # in flight at once: the backend's connections, fewer when a per-second limit is smaller
         self.group = max(1, min(_parallel(backend), self.limiter.max_parallel))
         self.slots = threading.Semaphore(self.group)
         self.last_progress = 0.0
 
-    # -- one batch -------------------------------------------------------------------------
+    # -- batches -----------------------------------------------------------------------------
+    def next_batch(self, after: int) -> tuple[list[ledger.Row], int] | None:
+        """Claim the next batch of due rows after id *after*: (the eligible ones, the last id claimed),
+        or None when no row is left."""
+        with self.lock:
+            self.writer.commit()
+            if not ledger.claim_batch(self.conn, self.send.id, self.me, after, self.settings.batch_size):
+                return None
+            rows = ledger.claimed_rows(self.conn, self.send.id, self.me)
+            return (self.eligible(rows), rows[-1].id) if rows else None
+
     def eligible(self, rows: list[ledger.Row]) -> list[ledger.Row]:
         """Mark rows whose subscriber left or is suppressed since the freeze as skipped (B7)."""
         hashes = {r.id: email_hash(self.settings, r.email_key) for r in rows if r.email_key}
@@ -128,68 +138,73 @@ class _Run:
         self.writer.commit()
         return keep
 
-    def messages(self, rows: list[ledger.Row], handed: list[int]) -> Iterator[OutgoingMessage]:
-        """Each row's message, made when a connection takes it: rate limits, render, mark ``sending``.
+    def messages(self) -> Iterator[OutgoingMessage]:
+        """Every due row's message, made when a connection takes it: rate limits, render, mark ``sending``.
 
-        The backend's connections take messages as they become free, so none waits for
-        another. Marking commits, and with it the outcomes recorded since (E5).
+        Rows are claimed a batch at a time and re-checked per batch (B7). The backend's
+        connections take messages as they become free, so none waits for another, not
+        even at the end of a batch. Marking commits, and with it the outcomes recorded
+        since (E5).
         """
-        for r in rows:
-            if self.stop.is_set() or self.pause_reason:
+        after = 0
+        while not self.stop.is_set() and not self.pause_reason:
+            batch = self.next_batch(after)
+            if batch is None:
                 return
-            domain = _domain(r.email)
-            self.slots.acquire()          # released by record(), or below
-            if not self.limiter.acquire(domain, self.stop):
-                self.slots.release()
-                return
-            message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name))
-            if self.settings.dev_redirect:
-                message = redirect_to(message, self.settings.dev_redirect)
-            with self.lock:
-                ours = self.writer.mark_sending(r.id)
-            if not ours:                  # lost to another worker: not ours to send
-                self.limiter.complete(domain)
-                self.slots.release()
-                continue
-            self.message_ids[r.id] = message.message_id
-            handed.append(r.id)
-            yield message
+            rows, after = batch
+            self.report_progress()
+            for r in rows:
+                if self.stop.is_set() or self.pause_reason:
+                    return
+                domain = _domain(r.email)
+                self.slots.acquire()          # released by record(), or below
+                if not self.limiter.acquire(domain, self.stop):
+                    self.slots.release()
+                    return
+                message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name))
+                if self.settings.dev_redirect:
+                    message = redirect_to(message, self.settings.dev_redirect)
+                with self.lock:
+                    ours = self.writer.mark_sending(r.id)
+                    if ours:
+                        self.in_flight[r.id] = (r, message.message_id)
+                if not ours:                  # lost to another worker: not ours to send
+                    self.limiter.complete(domain)
+                    self.slots.release()
+                    continue
+                yield message
 
-    def stream(self, rows: list[ledger.Row]) -> None:
-        """Send the rows through the backend; every message handed to it ends with a recorded outcome."""
-        handed: list[int] = []
-        done: set[int] = set()
+    def stream(self) -> None:
+        """Send every due row through the backend; each message handed to it ends with a recorded outcome."""
         try:
-            self.backend.send(self.messages(rows, handed), on_result=lambda res: self.record(res, done))
+            self.backend.send(self.messages(), on_result=self.record)
         except DeliveryError:
             with self.lock:
                 self.writer.commit()
-            ledger.requeue(self.conn, [i for i in handed if i not in done])
+                left = list(self.in_flight)
+                self.in_flight.clear()
+            ledger.requeue(self.conn, left)
             raise
         finally:
-            for i in handed:
-                if i not in done:
-                    self.limiter.complete(_domain(self.rows[i].email))
-                    self.slots.release()
-        for i in handed:
-            if i not in done:  # a backend that reported nothing for a message: it may have gone out
-                self.finish(i, DeliveryStatus.UNKNOWN, reply="the backend reported no outcome")
-        with self.lock:
-            self.writer.commit()
-        if self.progress:
-            self.progress(self.summary)
+            for row, _ in list(self.in_flight.values()):
+                self.limiter.complete(_domain(row.email))
+                self.slots.release()
+        for delivery_id in list(self.in_flight):
+            # a backend that reported nothing for a message: it may have gone out
+            self.finish(delivery_id, DeliveryStatus.UNKNOWN, reply="the backend reported no outcome")
+        self.in_flight.clear()
+        self.report_progress()
 
     def finish(self, delivery_id: int, status: DeliveryStatus, **kw) -> None:  # type: ignore[no-untyped-def]
         with self.lock:
             self.writer.finish(delivery_id, status, **kw)
 
-    def record(self, result: Result, done: set[int]) -> None:
+    def record(self, result: Result) -> None:
         """Persist one outcome (called by the backend before that connection goes on)."""
-        row = self.rows[int(result.key)]
-        done.add(row.id)
+        with self.lock:
+            row, message_id = self.in_flight.pop(int(result.key))
         self.limiter.complete(_domain(row.email))
         self.slots.release()
-        message_id = self.message_ids.pop(row.id, "")
         decision = decide(self.settings, result, row.attempts + 1, row.first_attempt_at, utcnow())
         if decision.hard_bounce:
             self.bounce(row, result)
@@ -207,11 +222,16 @@ class _Run:
             if not self.pause_reason and self.errors_in_row >= self.settings.max_send_errors:
                 self.pause_reason = (f"{self.errors_in_row} errors in a row (max_send_errors); "
                                      f"last: {result.code} {result.reply[:200]}")
-        if self.progress and time.monotonic() - self.last_progress >= self.PROGRESS_EVERY_S:
+        if time.monotonic() - self.last_progress >= self.PROGRESS_EVERY_S:
             self.last_progress = time.monotonic()
+            self.report_progress()
+
+    def report_progress(self) -> None:
+        """Call the progress callback with nothing of ours uncommitted: it may write to the database."""
+        if self.progress:
             with self.lock:
-                self.writer.commit()   # the callback may write to the database itself
-            self.progress(s)
+                self.writer.commit()
+                self.progress(self.summary)
 
     def bounce(self, row: ledger.Row, result: Result) -> None:
         """A hard bounce: record it and suppress the address everywhere."""
@@ -230,17 +250,8 @@ class _Run:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
-        after = 0
-        while not self.stop.is_set() and not self.pause_reason:
-            if not ledger.claim_batch(self.conn, self.send.id, self.me, after, self.settings.batch_size):
-                break
-            rows = ledger.claimed_rows(self.conn, self.send.id, self.me)
-            if not rows:
-                break
-            after = rows[-1].id
-            self.rows = {r.id: r for r in rows}
-            self.stream(self.eligible(rows))
-            ledger.release(self.conn, self.send.id, self.me)
+        self.stream()
+        ledger.release(self.conn, self.send.id, self.me)
 
     def close(self) -> None:
         try:
