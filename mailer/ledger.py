@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
 
-from sqlalchemy import Connection, and_, exists, func, insert, literal, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, literal, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.compose import ComposedIssue
@@ -172,17 +172,40 @@ def _due(send_id: int, now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
+def _claim_select(status_condition, postgresql: bool):  # type: ignore[no-untyped-def]
+    ids = (select(D.c.id)
+           .where(D.c.send_id == bindparam("send_id"), status_condition, D.c.claimed_by == "",
+                  D.c.id > bindparam("after_id"))
+           .order_by(D.c.id).limit(bindparam("limit")))
+    return ids.with_for_update(skip_locked=True) if postgresql else ids
+
+
+# built once (SQLAlchemy then reuses their compiled form): they run for every batch
+_CLAIM_SELECTS = {pg: (_claim_select(D.c.status == DeliveryStatus.QUEUED.value, pg),
+                       _claim_select(and_(D.c.status == DeliveryStatus.DEFERRED.value,
+                                          D.c.next_attempt_at <= bindparam("now", type_=Delivery.updated_at.type)),
+                                     pg))
+                  for pg in (False, True)}
+_CLAIM = (update(D).where(D.c.id.in_(bindparam("ids", expanding=True)), D.c.claimed_by == "")
+          .values(claimed_by=bindparam("me"), updated_at=bindparam("now", type_=Delivery.updated_at.type)))
+
+
 def claim_batch(conn: Connection, send_id: int, me: str, after_id: int, limit: int) -> int:
-    """Claim up to *limit* due, unclaimed rows after *after_id* (SKIP LOCKED on PostgreSQL)."""
+    """Claim up to *limit* due, unclaimed rows after *after_id* (SKIP LOCKED on PostgreSQL).
+
+    Queued rows and due deferred rows are looked up apart, each an index range scan
+    (send, status, id > after) that stops at *limit*: one query with their OR made
+    SQLite read every queued row of the send for each batch.
+    """
     now = utcnow()
-    ids = (
-        select(D.c.id)
-        .where(_due(send_id, now), D.c.claimed_by == "", D.c.id > after_id)
-        .order_by(D.c.id).limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        ids = ids.with_for_update(skip_locked=True)
-    result = conn.execute(update(D).where(D.c.id.in_(ids.scalar_subquery())).values(claimed_by=me, updated_at=now))
+    params = {"send_id": send_id, "after_id": after_id, "limit": limit, "now": now}
+    found: list[int] = []
+    for query in _CLAIM_SELECTS[conn.dialect.name == "postgresql"]:
+        found += conn.execute(query, params).scalars()
+    if not found:
+        conn.commit()
+        return 0
+    result = conn.execute(_CLAIM, {"ids": sorted(found)[:limit], "me": me, "now": now})
     conn.commit()
     return result.rowcount
 
@@ -204,21 +227,34 @@ class Row:
     first_attempt_at: datetime | None
 
 
-def claimed_rows(conn: Connection, send_id: int, me: str) -> list[Row]:
-    """The rows this worker holds for *send_id*, in id order."""
+def _claimed_rows_query():  # type: ignore[no-untyped-def]
     S, L, SUB = Subscriber.__table__, MailingList.__table__, Subscription.__table__
-    q = (
+    return (
         select(D.c.id, D.c.email, D.c.subscriber_id, S.c.uid, S.c.name, S.c.email_key, L.c.slug, L.c.name,
                SUB.c.status, D.c.attempts, D.c.first_attempt_at)
         .select_from(D.outerjoin(S, S.c.id == D.c.subscriber_id).outerjoin(L, L.c.id == D.c.list_id)
                      .outerjoin(SUB, and_(SUB.c.subscriber_id == D.c.subscriber_id, SUB.c.list_id == D.c.list_id)))
-        .where(D.c.send_id == send_id, D.c.claimed_by == me,
+        .where(D.c.send_id == bindparam("send_id"), D.c.claimed_by == bindparam("me"),
+               D.c.id > bindparam("after_id"),
                D.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]))
-        .order_by(D.c.id)
+        .order_by(D.c.id).limit(bindparam("limit"))
     )
+
+
+_CLAIMED_ROWS = _claimed_rows_query()
+_NO_LIMIT = 2 ** 62
+
+
+def claimed_rows(conn: Connection, send_id: int, me: str, after_id: int = 0, limit: int | None = None) -> list[Row]:
+    """The rows this worker holds for *send_id* after id *after_id* (at most *limit*), in id order.
+
+    A batch just claimed by claim_batch(after_id, limit) is the first rows after *after_id*:
+    with both given, the index scan stops there instead of running through every queued row
+    of the send (quadratic over a large send)."""
+    params = {"send_id": send_id, "me": me, "after_id": after_id, "limit": _NO_LIMIT if limit is None else limit}
     rows = [Row(r[0], r[1] or "", r[2], r[3] or "", r[4] or "", r[5] or "", r[6] or "", r[7] or "",
                 r[8] in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.CONFIRMED.value), r[9] or 0, as_utc(r[10]))
-            for r in conn.execute(q)]
+            for r in conn.execute(_CLAIMED_ROWS, params)]
     conn.commit()
     return rows
 
@@ -228,12 +264,15 @@ def as_utc(value):  # type: ignore[no-untyped-def]
     return Delivery.first_attempt_at.type.process_result_value(value, None) if value is not None else None
 
 
+_SUPPRESSED = select(Suppression.email_hash, Suppression.scope).where(
+    Suppression.email_hash.in_(bindparam("hashes", expanding=True)))
+
+
 def suppressed_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, set[str]]:
     """email_hash -> the scopes it is suppressed in, for the given hashes."""
     out: dict[str, set[str]] = {}
     if hashes:
-        for h, scope in conn.execute(select(Suppression.email_hash, Suppression.scope)
-                                     .where(Suppression.email_hash.in_(list(hashes)))):
+        for h, scope in conn.execute(_SUPPRESSED, {"hashes": list(hashes)}):
             out.setdefault(h, set()).add(scope)
         conn.commit()
     return out
@@ -256,7 +295,9 @@ def _when(conn: Connection, value: datetime | None):  # type: ignore[no-untyped-
     """A UTC datetime as the driver wants it: SQLAlchemy's SQLite text format, or aware for PostgreSQL."""
     if value is None or conn.dialect.name != "sqlite":
         return value
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 class Writer:

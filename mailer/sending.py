@@ -112,9 +112,10 @@ class _Run:
         or None when no row is left."""
         with self.lock:
             self.writer.commit()
-            if not ledger.claim_batch(self.conn, self.send.id, self.me, after, self.settings.batch_size):
+            claimed = ledger.claim_batch(self.conn, self.send.id, self.me, after, self.settings.batch_size)
+            if not claimed:
                 return None
-            rows = ledger.claimed_rows(self.conn, self.send.id, self.me)
+            rows = ledger.claimed_rows(self.conn, self.send.id, self.me, after, claimed)
             return (self.eligible(rows), rows[-1].id) if rows else None
 
     def eligible(self, rows: list[ledger.Row]) -> list[ledger.Row]:

@@ -91,13 +91,16 @@ class Backend:
         known and before the next message on the same connection starts, so a
         caller can record a 250 before going on (STANDARDS E5). Backends with
         parallel connections call it from their threads, one call at a time.
+        The returned BatchResult then holds nothing (a stream of any length must
+        not pile up results); without *on_result* it holds every Result, in order.
         """
         results = []
         for message in batch:
             result = self.send_one(message)
             if on_result is not None:
                 on_result(result)
-            results.append(result)
+            else:
+                results.append(result)
         return BatchResult(results)
 
     def send_one(self, message: OutgoingMessage) -> Result:

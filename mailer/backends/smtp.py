@@ -318,7 +318,7 @@ class SMTPBackend(Backend):
 
     def send(self, batch: Iterable[OutgoingMessage],
              on_result: Callable[[Result], None] | None = None) -> BatchResult:
-        """Send *batch* over the connections; every message gets a Result, in batch order.
+        """Send *batch* over the connections; every message gets a Result (see Backend.send).
 
         Each connection takes the next message as soon as it is free (no connection waits for
         another), so *batch* may be a generator that prepares each message when it is taken.
@@ -358,7 +358,8 @@ class SMTPBackend(Backend):
             if on_result is not None:
                 with self._report_lock:
                     on_result(result)
-            results.append((index, result))
+            else:                              # a stream reports through on_result only: nothing piles up
+                results.append((index, result))
         return results
 
 
