@@ -1,11 +1,14 @@
 """Import throughput and memory: generated CSVs of 100k and 1M rows into a fresh SQLite.
 
-Each size runs in its own subprocess so that peak RSS (VmHWM) is that import's alone.
-The reference, measured in the same run, is the storage floor: the same rows read with
-csv.reader and inserted into the same four tables with plain sqlite3.executemany (no
-validation, no deduplication, no suppression check), the way mailer writes them: batches of
-20,000, a subscriber, subscription and consent row per address and one audit event per batch.
-It inserts in file order with random uids (mailer sorts each batch). Usage:
+Each size runs in its own subprocess so that peak RSS (VmHWM) is that import's alone
+(the import's reader child process is not counted; it holds one batch). The reference,
+measured in the same run, is the straightforward way to write the same rows: read with
+csv.reader in one process and inserted into the same four tables with plain
+sqlite3.executemany (no validation, no deduplication, no suppression check), in batches
+of 20,000, a subscriber, subscription and consent row per address and one audit event per
+batch, in file order with random uids. mailer does more work per row and is faster: it
+reads in a second process, sorts each batch, uses time-ordered uids and copies the
+subscription and consent rows inside SQLite (see bench/import_bench_NOTES.md). Usage:
 
     .venv/bin/python -m bench.import_bench [ROWS ...]     # default: 100000 1000000
 """
@@ -68,7 +71,7 @@ def child_import(csv_path: str, workdir: str) -> None:
 
 
 def child_reference(csv_path: str, workdir: str) -> None:
-    """The storage floor: same tables, same rows, sqlite3.executemany, no checks."""
+    """The straightforward writer: same tables, same rows, sqlite3.executemany, no checks."""
     import base64
     import sqlite3
 
