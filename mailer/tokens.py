@@ -3,7 +3,8 @@
 Each purpose has its own salt, so a token minted for one purpose never
 verifies for another. Unsubscribe and preferences tokens never expire;
 confirm tokens do. Keys rotate: the newest key signs, every listed key verifies.
-Tokens carry the subscriber's random ``uid``, never an address or a row id:
+Tokens carry the subscriber's public ``uid`` (its creation time, as a UUIDv7 does, and 80
+random bits: models.new_uid), never an address or a row id:
 ``<uid>.<list slug>[.<timestamp>].<signature>``. Signing is itsdangerous'
 `Signer` (HMAC) without a JSON or base64 layer: two tokens go into every
 message, so this is on the per-recipient path (~3 µs each instead of ~24).
