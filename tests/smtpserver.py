@@ -20,7 +20,8 @@ the DATA command, before 354), ``EOD`` (the reply after the message data).
 A rule matches every time (``times=None``) or *times* times; with *address*
 it matches only that envelope sender (MAIL) or recipient (RCPT, DATA, EOD).
 A reply starting with 421 closes the connection after it, as servers do.
-The server advertises PIPELINING (RFC 2920) unless ``pipelining=False``.
+The server advertises PIPELINING (RFC 2920) unless ``pipelining=False``, and SMTPUTF8
+(RFC 6531) with ``smtputf8=True``.
 `messages` holds what was accepted: envelope and the exact bytes received.
 The server runs in its own thread; `stop()` (done by the fixtures) stops it.
 For a server in another process use `SMTPServer` directly (start/stop).
@@ -206,12 +207,12 @@ class SMTPServer:
 
     def __init__(self, *, tls_cert: tuple[Path, Path] | None = None,
                  credentials: tuple[str, str] | None = None, implicit_tls: bool = False,
-                 pipelining: bool = True) -> None:
+                 pipelining: bool = True, smtputf8: bool = False) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self._state = _State(pipelining=pipelining)
         kwargs: dict[str, Any] = {"hostname": self.host, "port": self.port, "ready_timeout": 10.0,
-                                  "data_size_limit": 0}
+                                  "data_size_limit": 0, "enable_SMTPUTF8": smtputf8}
         context = None
         if tls_cert is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

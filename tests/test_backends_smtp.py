@@ -295,3 +295,24 @@ def test_421_greeting_at_open_is_retried_E3(server, settings, monkeypatch):
     server.fail("CONNECT", "421 4.7.0 too busy, try later")
     with pytest.raises(DeliveryError, match=r"the server refused the session: 421 4.7.0 too busy"):
         SMTPBackend(s).open()
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
+def test_a_non_ascii_address_goes_out_with_smtputf8_only_where_offered(settings, pipelining):
+    """RFC 6531: an internationalised address is sent with SMTPUTF8 when the server offers it,
+    and is a permanent failure (not a crash, nothing sent) when it does not."""
+    with SMTPServer(pipelining=pipelining, smtputf8=True) as server:
+        s = server.settings(settings, smtp_connections=1)
+        batch = messages(s, "änä@example.org", "bo@example.net")
+        with load_backend(s, "smtp") as backend:
+            assert outcomes(backend.send(batch).results) == [Outcome.SENT, Outcome.SENT]
+        assert [m.rcpt_tos for m in server.messages] == [["änä@example.org"], ["bo@example.net"]]
+        assert server.messages[0].data == batch[0].data      # the To header in raw UTF-8, unchanged
+        assert "\r\n <änä@example.org>\r\n".encode() in server.messages[0].data.partition(b"\r\n\r\n")[0]
+    with SMTPServer(pipelining=pipelining) as server:
+        s = server.settings(settings, smtp_connections=1)
+        with load_backend(s, "smtp") as backend:
+            results = backend.send(messages(s, "änä@example.org", "bo@example.net")).results
+        assert outcomes(results) == [Outcome.PERMANENT, Outcome.SENT]
+        assert "SMTPUTF8" in results[0].reply
+        assert [m.rcpt_tos for m in server.messages] == [["bo@example.net"]]
