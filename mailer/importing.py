@@ -37,7 +37,7 @@ from mailer.errors import InputError
 from mailer.importreader import CHILD_MIN_BYTES, Batch, batches_in_child, batches_in_thread
 from mailer.models import (AuditEvent, Consent, ConsentSource, MailingList, Reason, Subscriber, Subscription,
                            SubscriptionStatus, sorted_uids, utcnow)
-from mailer.subscriptions import GLOBAL, email_hash
+from mailer.subscriptions import GLOBAL, email_hasher
 
 BATCH = 20000
 SHOWN_REJECTS = 10
@@ -117,8 +117,7 @@ def import_csv(db: Database, settings: Settings, path: Path, list_slug: str, *, 
     """
     report = ImportReport(path=path, list_slug=list_slug, dry_run=dry_run)
     hash_key = settings.hash_key
-    if not hash_key:
-        email_hash(settings, "")   # raises the ConfigError that says how to set it
+    email_hasher(hash_key)   # a missing key is one clear error before anything is read
     try:
         f = open(path, "rb", buffering=64 * 1024)
     except OSError as exc:

@@ -14,9 +14,6 @@ starts at once. Either way at most two batches (and a pipe's buffer) are held in
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 import os
 import pickle
 import queue
@@ -25,13 +22,14 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import IO, Any, Callable, Generator, Iterator
+from typing import IO, Any, Generator, Iterator
 
 from mailer.addresses import email_and_key
 from mailer.csvsource import Row, read_rows
 from mailer.errors import InputError, MailerError
-from mailer.subscriptions import clean_name
+from mailer.subscriptions import clean_name, email_hasher
 
 MAX_ATTRIBUTE = 1000
 CHILD_MIN_BYTES = 4 << 20   # files this big are read in a child process (its start costs ~0.2 s)
@@ -73,17 +71,6 @@ def _json(attributes: dict[str, str]) -> str:
     if not attributes:
         return "{}"
     return "{" + ", ".join([f"{_quote(k)}: {_quote(v)}" for k, v in attributes.items()]) + "}"
-
-
-def email_hasher(hash_key: str) -> Callable[[str], str]:
-    """subscriptions.email_hash for one key, with the key schedule done once (HMAC-SHA256, hex)."""
-    base = hmac.new(hash_key.encode(), digestmod=hashlib.sha256)
-
-    def digest(key: str) -> str:
-        h = base.copy()
-        h.update(key.encode())
-        return h.hexdigest()
-    return digest
 
 
 def read_batches(path: Path, f: IO[bytes], hash_key: str, batch_size: int) -> Iterator[Batch]:

@@ -242,16 +242,15 @@ def _claimed_rows_query():  # type: ignore[no-untyped-def]
 
 
 _CLAIMED_ROWS = _claimed_rows_query()
-_NO_LIMIT = 2 ** 62
 
 
-def claimed_rows(conn: Connection, send_id: int, me: str, after_id: int = 0, limit: int | None = None) -> list[Row]:
-    """The rows this worker holds for *send_id* after id *after_id* (at most *limit*), in id order.
+def claimed_rows(conn: Connection, send_id: int, me: str, after_id: int, limit: int) -> list[Row]:
+    """The batch claim_batch(after_id, limit) just gave this worker, in id order.
 
-    A batch just claimed by claim_batch(after_id, limit) is the first rows after *after_id*:
-    with both given, the index scan stops there instead of running through every queued row
-    of the send (quadratic over a large send)."""
-    params = {"send_id": send_id, "me": me, "after_id": after_id, "limit": _NO_LIMIT if limit is None else limit}
+    Its rows are the first due ones after *after_id*, so the index scan stops after
+    *limit* instead of running through every queued row of the send (quadratic over a
+    large send)."""
+    params = {"send_id": send_id, "me": me, "after_id": after_id, "limit": limit}
     rows = [Row(r[0], r[1] or "", r[2], r[3] or "", r[4] or "", r[5] or "", r[6] or "", r[7] or "",
                 r[8] in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.CONFIRMED.value), r[9] or 0, as_utc(r[10]))
             for r in conn.execute(_CLAIMED_ROWS, params)]

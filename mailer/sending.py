@@ -5,9 +5,9 @@ re-checks each batch's eligibility (STANDARDS B7), and hands the backend the
 batch as a stream: each of its connections takes the next message when it is
 free, and that message is rendered and its row marked ``sending`` (committed)
 right then. Each outcome is recorded as soon as the backend reports it and
-committed before the next message on that connection starts (E5). What each outcome means is
-mailer.policy's (E4); a hard bounce is recorded and suppressed here, and
-`max_send_errors` errors in a row pause the send.
+committed before the next message on that connection starts (E5). What each
+outcome means is mailer.policy's (E4); a hard bounce is recorded and
+suppressed here, and `max_send_errors` errors in a row pause the send.
 """
 
 from __future__ import annotations
