@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from mailer.compose import ComposedIssue
+from mailer.content.compose import ComposedIssue
 from mailer.db import Database
 from mailer.models import MailingList, OptIn, Reason, Subscriber, Subscription, SubscriptionStatus, new_uid
 

@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailer.compose import compose_issue  # noqa: E402
+from mailer.content.compose import compose_issue  # noqa: E402
 from mailer.config import Settings  # noqa: E402
-from mailer.personalize import for_html, for_text  # noqa: E402
+from mailer.content.personalize import for_html, for_text  # noqa: E402
 
 
 def make_issue(root: Path) -> None:

@@ -52,8 +52,8 @@ def peak_rss_mib() -> float:
 def child_import(csv_path: str, workdir: str) -> None:
     from mailer.config import Settings
     from mailer.db import Database
-    from mailer.importing import import_csv
-    from mailer.lists import add_list
+    from mailer.people.importing import import_csv
+    from mailer.people.lists import add_list
 
     settings = Settings(root=Path(workdir), database_url="sqlite:///subscribers/bench.db",
                         hash_key="bench-hash-key", secret_keys=("bench",))

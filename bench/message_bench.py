@@ -20,10 +20,10 @@ from email.utils import format_datetime, formataddr
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mailer.compose import compose_issue
+from mailer.content.compose import compose_issue
 from mailer.config import Settings
-from mailer.message import MessageFactory, Recipient, message_id, verp_address
-from mailer.personalize import for_html, for_text
+from mailer.mail.message import MessageFactory, Recipient, message_id, verp_address
+from mailer.content.personalize import for_html, for_text
 
 REPO = Path(__file__).resolve().parent.parent
 PARAGRAPH = ('<p style="margin:0 0 16px 0;font-family:Georgia,serif;font-size:16px;line-height:1.5;color:#222">'
@@ -50,7 +50,7 @@ def recipients(n: int) -> list[Recipient]:
 
 def stdlib_render(settings: Settings, subject: str, html_p, text_p, r: Recipient) -> bytes:  # type: ignore[no-untyped-def]
     """The reference: what the message module replaces (EmailMessage built per recipient)."""
-    from mailer import links
+    from mailer.mail import links
 
     unsub = links.unsubscribe_url(settings, r.subscriber_uid, r.list_slug)
     values = {"name": r.name, "email": r.email, "unsubscribe_url": unsub,

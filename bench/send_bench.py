@@ -50,7 +50,7 @@ def padded_issue(target: int):  # type: ignore[no-untyped-def]
     """The example issue, composed, its HTML padded so that one rendered message is ~*target* bytes."""
     from dataclasses import replace
 
-    from mailer.compose import compose_issue
+    from mailer.content.compose import compose_issue
     from mailer.config import Settings
 
     settings = Settings(root=REPO, secret_keys=("bench",), hash_key="bench")
@@ -68,12 +68,12 @@ def padded_issue(target: int):  # type: ignore[no-untyped-def]
 def child(args: argparse.Namespace) -> None:
     """One measured send in this (fresh) process; prints a JSON line."""
     from bench.audience import add_subscribers
-    from mailer import ledger
+    from mailer.sending import ledger
     from mailer.backends.smtp import SMTPBackend
     from mailer.config import Settings
     from mailer.db import Database
     from mailer.models import SendStatus
-    from mailer.sending import run_send
+    from mailer.sending.loop import run_send
 
     tmp = Path(tempfile.mkdtemp(prefix="send-bench-"))
     try:
@@ -103,7 +103,7 @@ def child(args: argparse.Namespace) -> None:
 def sample_message(size: int, path: Path) -> int:
     """Write one rendered message (LF line ends: smtp-source adds the CR) and return its size in bytes."""
     from mailer.config import Settings
-    from mailer.message import MessageFactory, Recipient
+    from mailer.mail.message import MessageFactory, Recipient
 
     composed = padded_issue(size)
     settings = Settings(root=REPO, secret_keys=("bench-key",), hash_key="bench-hash",

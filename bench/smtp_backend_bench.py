@@ -23,9 +23,9 @@ from pathlib import Path
 
 from bench.message_bench import REPO, padded, recipients
 from mailer.backends.smtp import SMTPBackend
-from mailer.compose import compose_issue
+from mailer.content.compose import compose_issue
 from mailer.config import Settings
-from mailer.message import MessageFactory
+from mailer.mail.message import MessageFactory
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from typing import Callable
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.models import ConsentSource, MailingList
-from mailer.subscriptions import ConsentInfo, normalize_email, subscribe
+from mailer.people.subscriptions import ConsentInfo, normalize_email, subscribe
 
 REPO = Path(__file__).resolve().parent.parent
 MAILER = str(REPO / ".venv" / "bin" / "mailer")

@@ -15,7 +15,7 @@ from mailer.backends.memory import MemoryBackend
 from mailer.backends.smtp import SMTPBackend
 from mailer.config import Settings
 from mailer.errors import ConfigError, DeliveryError
-from mailer.message import MessageFactory, Recipient
+from mailer.mail.message import MessageFactory, Recipient
 from tests.smtpserver import smtp_server  # noqa: F401
 
 

@@ -13,7 +13,7 @@ from mailer.backends.base import OutgoingMessage, Outcome, Result
 from mailer.backends.smtp import SMTPBackend, classify
 from mailer.config import Settings
 from mailer.errors import DeliveryError
-from mailer.message import MessageFactory, Recipient
+from mailer.mail.message import MessageFactory, Recipient
 from tests.smtpserver import SMTPServer, free_port, make_cert, smtp_server_factory, tls_cert  # noqa: F401
 
 

@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from mailer.bounces import Verdict, apply_feedback, parse_report
+from mailer.people.bounces import Verdict, apply_feedback, parse_report
 from mailer.cli import cli
 from mailer.models import (BounceEvent, BounceKind, ConsentSource, Delivery, DeliveryStatus, MailingList, Send,
                            SendStatus, Subscription, SubscriptionStatus, utcnow)
-from mailer.subscriptions import ConsentInfo, normalize_email, subscribe, suppression_for
+from mailer.people.subscriptions import ConsentInfo, normalize_email, subscribe, suppression_for
 
 MID = "<4f1c0ffee@example.org>"
 

@@ -19,14 +19,14 @@ from typing import Iterator
 import pytest
 from sqlalchemy import select
 
-from mailer.compose import compose_issue
+from mailer.content.compose import compose_issue
 from mailer.config import Settings
 from mailer.db import Database
-from mailer.ledger import claim_send, create_send
+from mailer.sending.ledger import claim_send, create_send
 from mailer.models import MailingList, OptIn, SendStatus, Subscriber, Subscription, SubscriptionStatus
-from mailer.sending import run_send
+from mailer.sending.loop import run_send
 from mailer.web import create_app, stop_app
-from mailer.web.intake import process_intake
+from mailer.signups.intake import process_intake
 from tests.pgserver import free_port
 from tests.web_fixtures import body_text
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.compose import compose_issue
+from mailer.content.compose import compose_issue
 from mailer.errors import ComposeError
-from mailer.personalize import for_html, for_text, placeholder
+from mailer.content.personalize import for_html, for_text, placeholder
 
 EXAMPLE = "issues/example"
 

@@ -104,7 +104,7 @@ def test_worker_sigterm_finishes_in_flight_and_parks(project, smtp_server):
     """SIGTERM to `mailer worker`: exit 0, every message that reached the server is recorded sent,
     nothing is left `sending` or claimed; the next worker finishes the send with one copy each."""
     from bench.audience import composed_issue
-    from mailer import ledger
+    from mailer.sending import ledger
     from mailer.models import SendStatus
 
     db = Database(f"sqlite:///{project}/subscribers/mailer.db")

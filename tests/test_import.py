@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailer.addresses import fast_normalize
+from mailer.people.addresses import fast_normalize
 from mailer.errors import InputError
-from mailer.importing import import_csv
-from mailer.lists import add_list
-from mailer.people import person_data
+from mailer.people.importing import import_csv
+from mailer.people.lists import add_list
+from mailer.people.dataexport import person_data
 from mailer.models import (AuditEvent, Consent, ConsentSource, Reason, Subscriber, Subscription,
                            SubscriptionStatus)
-from mailer.subscriptions import normalize_email, unsubscribe
+from mailer.people.subscriptions import normalize_email, unsubscribe
 
 
 @pytest.fixture

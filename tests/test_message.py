@@ -14,11 +14,11 @@ from pathlib import Path
 import dkim
 import pytest
 
-from mailer.compose import ComposedIssue, compose_issue
+from mailer.content.compose import ComposedIssue, compose_issue
 from mailer.config import Settings
 from mailer.errors import ConfigError
-from mailer.message import MessageFactory, Recipient, transactional_message
-from mailer.tokens import Purpose, read_token
+from mailer.mail.message import MessageFactory, Recipient, transactional_message
+from mailer.mail.tokens import Purpose, read_token
 
 CVE_PAYLOAD = "A 💩 subject=?UTF-8?Q?=0A?=Bcc: x@y"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from mailer.cli import cli
-from mailer.compose import compose_issue
-from mailer.preview import PreviewServer, write_preview
+from mailer.content.compose import compose_issue
+from mailer.mail.preview import PreviewServer, write_preview
 
 
 def run(project: Path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

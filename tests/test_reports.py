@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailer.errors import ComposeError
-from mailer.reports import read_report
+from mailer.content.reports import read_report
 
 LONG = ("We met on a cold evening and talked about rent, repairs and the council’s “consultation” — "
         "which nobody was told about. ") * 60  # ~6,000 characters, no line break

@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from mailer import scheduling
+from mailer.scheduling import daemon as scheduling
 from mailer.cli import cli
 from mailer.errors import ConfigError
-from mailer.ledger import claim_send
+from mailer.sending.ledger import claim_send
 from mailer.locking import LockHeld, SingletonLock
 from mailer.models import Delivery, DeliveryStatus, Schedule, ScheduleKind, ScheduleStatus, Send, SendStatus, utcnow
-from mailer.schedules import next_fire, parse_cron, schedule_cron, schedule_once
-from mailer.scheduling import execute, guarded_execute, mark_missed
+from mailer.scheduling.plans import next_fire, parse_cron, schedule_cron, schedule_once
+from mailer.scheduling.daemon import execute, guarded_execute, mark_missed
 from tests.schedule_support import add_list, emls, make_issue
 
 LONDON = ZoneInfo("Europe/London")
@@ -255,6 +255,6 @@ def test_second_scheduler_lock_on_the_same_database_is_refused_naming_the_holder
 def test_a_job_callable_that_no_longer_imports_is_detected(monkeypatch):
     """G5: APScheduler would drop such a job silently; the daemon refuses to start instead."""
     scheduling.check_job_callables()
-    monkeypatch.setattr(scheduling, "RUN_JOB", "mailer.scheduling:no_such_function")
-    with pytest.raises(ConfigError, match="'mailer.scheduling:no_such_function' does not import"):
+    monkeypatch.setattr(scheduling, "RUN_JOB", "mailer.scheduling.daemon:no_such_function")
+    with pytest.raises(ConfigError, match="'mailer.scheduling.daemon:no_such_function' does not import"):
         scheduling.check_job_callables()

@@ -11,13 +11,13 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from bench.audience import add_subscribers, make_list
-from mailer import ledger
+from mailer.sending import ledger
 from mailer.backends.base import Outcome
 from mailer.backends.memory import MemoryBackend
 from mailer.cli import cli
 from mailer.db import Database
 from mailer.models import Delivery, DeliveryStatus, Send, SendStatus
-from mailer.worker import run_worker, sqlite_worker_lock
+from mailer.sending.worker import run_worker, sqlite_worker_lock
 from tests.conftest import TEST_ENV
 from tests.smtpserver import SMTPServer, tls_cert  # noqa: F401
 

@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bench.audience import add_subscribers, composed_issue, make_list
-from mailer import ledger, recovery
+from mailer.sending import ledger, recovery
 from mailer.backends.base import Outcome
 from mailer.backends.memory import MemoryBackend
 from mailer.errors import InputError
 from mailer.models import (BounceEvent, Delivery, DeliveryStatus, Send, SendStatus, Subscriber, Subscription,
                            SubscriptionStatus, Suppression, SuppressionReason, utcnow)
-from mailer.policy import backoff
-from mailer.sending import resume_interrupted, run_send
-from mailer.subscriptions import Address, find_subscriber, get_list, suppress, unsubscribe
+from mailer.sending.policy import backoff
+from mailer.sending.loop import resume_interrupted, run_send
+from mailer.people.subscriptions import Address, find_subscriber, get_list, suppress, unsubscribe
 
 
 @pytest.fixture(autouse=True)
@@ -230,7 +230,7 @@ def test_stale_sending_rows_become_unknown_and_are_not_resent_G7(db, db_settings
 def test_redirect_to_rewrites_a_folded_to_header_only():
     """dev_redirect: a folded To becomes one line naming the redirect; other headers and the body stay."""
     from mailer.backends.base import OutgoingMessage
-    from mailer.sending import redirect_to
+    from mailer.sending.loop import redirect_to
 
     data = (b"From: news@example.org\r\nTo: =?utf-8?q?Ren=C3=A9e_Lo?=\r\n <renee@example.net>\r\n"
             b"Subject: Hi\r\n\r\nTo: not a header\r\n")
@@ -252,7 +252,7 @@ def test_redirect_to_rewrites_a_folded_to_header_only():
 def test_policy_decides_each_outcome_E4(settings, outcome, code, reply, status, bounce, pause):
     """E4: per-recipient classification, as a pure function of the backend's result."""
     from mailer.backends.base import Result
-    from mailer.policy import decide
+    from mailer.sending.policy import decide
 
     now = utcnow()
     d = decide(settings, Result(1, outcome, code, reply), 3, now - timedelta(hours=1), now)

@@ -11,12 +11,12 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from bench.audience import add_subscribers, composed_issue
-from mailer import ledger
+from mailer.sending import ledger
 from mailer.backends.smtp import SMTPBackend
 from mailer.db import Database
 from mailer.models import Delivery, DeliveryStatus, SendStatus, Suppression
-from mailer.ratelimit import RateLimiter
-from mailer.sending import run_send
+from mailer.sending.rates import RateLimiter
+from mailer.sending.loop import run_send
 from tests.smtpserver import smtp_server  # noqa: F401
 
 
@@ -110,7 +110,7 @@ def test_connection_reuse_E1(sqlite_db, settings, smtp_server):
 
 def test_unsubscribe_mid_send_via_smtp_B7(sqlite_db, settings, smtp_server):
     """B7: unsubscribed while the send runs (after a few messages) -> no message of it afterwards."""
-    from mailer.subscriptions import find_subscriber, get_list, unsubscribe
+    from mailer.people.subscriptions import find_subscriber, get_list, unsubscribe
 
     settings = smtp_server.settings(settings, batch_size=5)
     send_id, emails = new_send(sqlite_db, settings, 20)

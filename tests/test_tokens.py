@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mailer.errors import ConfigError
-from mailer.tokens import Purpose, TokenError, TokenExpired, make_token, read_token
+from mailer.mail.tokens import Purpose, TokenError, TokenExpired, make_token, read_token
 
 DAY = 86400
 

@@ -92,7 +92,7 @@ def test_queue_retries_temporary_failures_and_gives_up_on_permanent(web_app: Web
 def test_queue_skips_mail_for_a_subscription_no_longer_pending(web_app: WebApp) -> None:
     web_app.sign_up("ulla@example.org")
     web_app.process_intake()
-    from mailer.subscriptions import confirm
+    from mailer.people.subscriptions import confirm
     from mailer.models import Subscription
 
     with web_app.db.session() as session:

@@ -10,9 +10,9 @@ from typing import Iterator
 import pytest
 from sqlalchemy import select
 
-from mailer import links
-from mailer.message import MessageFactory, Recipient
-from mailer.tokens import Purpose, make_token
+from mailer.mail import links
+from mailer.mail.message import MessageFactory, Recipient
+from mailer.mail.tokens import Purpose, make_token
 from mailer.models import AuditEvent, Subscriber, Subscription, SubscriptionStatus, Suppression
 from mailer.web import create_app
 from tests.web_fixtures import WebApp, body_text, path_of, urls_in, web_app  # noqa: F401

@@ -69,7 +69,7 @@ def test_c4_consent_record_stored_and_survives_unsubscribe(web_app: WebApp) -> N
     assert confirmed.status_code == 200
     with web_app.db.session() as session:
         uid = session.scalar(select(Subscriber.uid))
-    from mailer.links import unsubscribe_url
+    from mailer.mail.links import unsubscribe_url
 
     url = unsubscribe_url(web_app.settings, uid, "news")
     assert web_app.client.post(url.split("news.example.org", 1)[1],

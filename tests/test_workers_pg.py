@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.audience import add_subscribers, composed_issue
-from mailer import ledger
+from mailer.sending import ledger
 from mailer.db import Database
 from mailer.models import DeliveryStatus, Send, SendStatus
 from tests.conftest import TEST_ENV

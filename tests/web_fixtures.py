@@ -18,8 +18,8 @@ from mailer.config import Settings
 from mailer.db import Database
 from mailer.models import MailingList, OptIn, QueuedMail, Subscriber, Subscription, SubscriptionStatus
 from mailer.web import create_app
-from mailer.web.intake import IntakeReport, process_intake
-from mailer.web.mailqueue import QueueReport, process_queue
+from mailer.signups.intake import IntakeReport, process_intake
+from mailer.signups.confirmations import QueueReport, process_queue
 
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 URL_RE = re.compile(r"https?://[^\s<>\"')]+")

@@ -29,7 +29,7 @@ class OutgoingMessage:
     recipient: str
     message_id: str
     data: bytes
-    # True when no line of `data` starts with "." (mailer.message builds them so): SMTP sends it unstuffed
+    # True when no line of `data` starts with "." (mailer.mail.message builds them so): SMTP sends it unstuffed
     dot_safe: bool = False
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mailer.bounces import Verdict, apply_feedback, parse_report
+from mailer.people.bounces import Verdict, apply_feedback, parse_report
 from mailer.cli import AppContext, pass_app
 from mailer.errors import InputError
 

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.cli import AppContext, pass_app
-from mailer.compose import ComposedIssue, compose_issue
+from mailer.content.compose import ComposedIssue, compose_issue
 from mailer.errors import InputError
-from mailer.lint import html_part_size
+from mailer.content.lint import html_part_size
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -46,9 +46,9 @@ def compose(app: AppContext, issue_dir: str) -> None:
 
 
 def _recipient_for(app: AppContext, email: str, issue: ComposedIssue):  # type: ignore[no-untyped-def]
-    from mailer.message import Recipient
+    from mailer.mail.message import Recipient
     from mailer.models import SubscriptionStatus
-    from mailer.subscriptions import find_subscriber
+    from mailer.people.subscriptions import find_subscriber
 
     with app.db.session() as session:
         sub = find_subscriber(session, email)
@@ -73,7 +73,7 @@ def _recipient_for(app: AppContext, email: str, issue: ComposedIssue):  # type: 
 @pass_app
 def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, as_email: str | None) -> None:
     """Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); --serve to watch."""
-    from mailer.preview import PreviewServer, write_preview
+    from mailer.mail.preview import PreviewServer, write_preview
 
     issue = compose_issue(app.settings, issue_dir)
     recipient = _recipient_for(app, as_email, issue) if as_email else None

@@ -44,7 +44,7 @@ def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None,
         tz: str | None) -> None:
     """Schedule ISSUE_DIR (also the form `mailer schedule ISSUE_DIR ...`): composed now for --at."""
     from mailer.errors import InputError
-    from mailer.schedules import schedule_cron, schedule_once
+    from mailer.scheduling.plans import schedule_cron, schedule_once
 
     if bool(at) == bool(cron):
         raise InputError("give exactly one of --at (a one-off send) or --cron (a recurring one)")
@@ -58,7 +58,7 @@ def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None,
 
 
 def _print_created(schedule_id: int, what: str, app: AppContext) -> None:
-    from mailer.schedules import list_schedules
+    from mailer.scheduling.plans import list_schedules
 
     view = next(v for v in list_schedules(app.db, app.settings) if v.id == schedule_id)
     _console().print(f"scheduled {view.id}: {escape(view.issue)} to {', '.join(view.lists)} at "
@@ -69,7 +69,7 @@ def _print_created(schedule_id: int, what: str, app: AppContext) -> None:
 @pass_app
 def list_command(app: AppContext) -> None:
     """Show every schedule: id, issue, lists, when (its zone and UTC), state, and 'out of date'."""
-    from mailer.schedules import list_schedules
+    from mailer.scheduling.plans import list_schedules
     from mailer.locking import current_holder
 
     console = _console()
@@ -98,7 +98,7 @@ def list_command(app: AppContext) -> None:
 def move_command(app: AppContext, schedule_id: int, at: str | None, cron: str | None, tz: str | None) -> None:
     """Change when SCHEDULE_ID runs (a missed one-off can be moved to a new time)."""
     from mailer.errors import InputError
-    from mailer.schedules import move
+    from mailer.scheduling.plans import move
 
     if not (at or cron or tz):
         raise InputError("give --at, --cron or --tz")
@@ -111,7 +111,7 @@ def move_command(app: AppContext, schedule_id: int, at: str | None, cron: str | 
 @pass_app
 def cancel_command(app: AppContext, schedule_id: int) -> None:
     """Cancel SCHEDULE_ID before it starts; nothing is sent."""
-    from mailer.schedules import cancel
+    from mailer.scheduling.plans import cancel
 
     cancel(app.db, schedule_id)
     _console().print(f"cancelled schedule {schedule_id}")
@@ -122,7 +122,7 @@ def cancel_command(app: AppContext, schedule_id: int) -> None:
 @pass_app
 def refresh_command(app: AppContext, schedule_id: int) -> None:
     """Re-compose the issue of one-off SCHEDULE_ID (with lint) so the current reports go out."""
-    from mailer.schedules import refresh
+    from mailer.scheduling.plans import refresh
 
     row = refresh(app.db, app.settings, schedule_id)
     _print_created(row.id, f"re-composed as send {row.send_id}", app)
@@ -136,7 +136,7 @@ def refresh_command(app: AppContext, schedule_id: int) -> None:
 def scheduler_command(app: AppContext, once: bool, sync_seconds: float) -> None:
     """Run the scheduler daemon in the foreground (one per database); SIGTERM stops it cleanly."""
     from mailer.locking import SingletonLock
-    from mailer.scheduling import Daemon, run_once
+    from mailer.scheduling.daemon import Daemon, run_once
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,4 @@
-"""`mailer send`, `mailer status`, `mailer worker`: thin commands over mailer.campaign, sending, worker."""
+"""`mailer send`, `mailer status`, `mailer worker`: thin commands over mailer.sending.campaign, sending, worker."""
 
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mailer import campaign, ledger
+from mailer.sending import campaign, ledger
 from mailer.backends import load_backend
 from mailer.backends.base import Outcome
 from mailer.cli import pass_app
 from mailer.errors import InputError, MailerError
 from mailer.models import Delivery, DeliveryStatus, SendStatus
-from mailer.sending import SendSummary, run_send
-from mailer.worker import run_worker
+from mailer.sending.loop import SendSummary, run_send
+from mailer.sending.worker import run_worker
 
 ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
 
 
 def issue_slug(settings, issue_dir: Path, must_exist: bool = True) -> str:  # type: ignore[no-untyped-def]
     """The slug sends of *issue_dir* are recorded under (its folder name)."""
-    from mailer.compose import find_issue
+    from mailer.content.compose import find_issue
     from mailer.errors import ComposeError
 
     try:
@@ -162,7 +162,7 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
     if continuing:
         send_id = _continue(db, slug, yes, retry_failed, retry_unknown)
     else:
-        from mailer.compose import compose_issue
+        from mailer.content.compose import compose_issue
 
         composed = compose_issue(settings, issue_dir)
         targets = list(lists) or list(composed.lists)

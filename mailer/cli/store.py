@@ -16,7 +16,7 @@ from mailer.cli import pass_app
 from mailer.db import Database
 from mailer.errors import InputError
 from mailer.models import ConsentSource, OptIn, Reason, Subscriber, SubscriptionStatus
-from mailer.subscriptions import ConsentInfo, Outcome, find_subscriber, get_list, normalize_email, subscribe
+from mailer.people.subscriptions import ConsentInfo, Outcome, find_subscriber, get_list, normalize_email, subscribe
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -90,7 +90,7 @@ def lists_group(ctx: click.Context) -> None:
     """Mailing lists; with no subcommand, show them with counts per status."""
     if ctx.invoked_subcommand is not None:
         return
-    from mailer.lists import list_summaries
+    from mailer.people.lists import list_summaries
 
     app = ctx.obj
     with app.db.session() as session:
@@ -114,7 +114,7 @@ def lists_group(ctx: click.Context) -> None:
 @pass_app
 def lists_add(app, slug: str, name: str, double_opt_in: bool, description: str) -> None:  # type: ignore[no-untyped-def]
     """Create list SLUG called NAME."""
-    from mailer.lists import add_list
+    from mailer.people.lists import add_list
 
     with app.db.session() as session:
         add_list(session, slug, name, OptIn.DOUBLE if double_opt_in else OptIn.SINGLE, description)
@@ -141,7 +141,7 @@ def _subscriber(session, email: str) -> Subscriber:  # type: ignore[no-untyped-d
 @pass_app
 def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
     """Add EMAIL to a list (pending unless --confirmed)."""
-    from mailer.subscriptions import clean_name
+    from mailer.people.subscriptions import clean_name
 
     address = normalize_email(email)
     with app.db.session() as session:
@@ -166,7 +166,7 @@ def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool)
 def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run: bool,  # type: ignore[no-untyped-def]
                        rejects: Path | None) -> None:
     """Import a CSV (header row with an email column; name and other columns optional)."""
-    from mailer.importing import import_csv
+    from mailer.people.importing import import_csv
 
     size = file.stat().st_size if file.is_file() else 0
     with Progress(TextColumn("importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
@@ -201,7 +201,7 @@ def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run
 @pass_app
 def subscribers_export(app, list_slug: str | None, status: str | None, output: Path | None) -> None:  # type: ignore[no-untyped-def]
     """Export subscribers as CSV (email, name, list, status, dates, attributes)."""
-    from mailer.exporting import export_csv
+    from mailer.people.exporting import export_csv
 
     wanted = SubscriptionStatus(status) if status else None
     with app.db.session() as session:
@@ -222,7 +222,7 @@ def subscribers_export(app, list_slug: str | None, status: str | None, output: P
 @pass_app
 def subscribers_list(app, list_slug: str | None, status: str | None, limit: int) -> None:  # type: ignore[no-untyped-def]
     """List subscriptions as a table."""
-    from mailer.exporting import export_rows
+    from mailer.people.exporting import export_rows
 
     wanted = SubscriptionStatus(status) if status else None
     table = Table("email", "name", "list", "status", "since")
@@ -245,7 +245,7 @@ def subscribers_list(app, list_slug: str | None, status: str | None, limit: int)
 @pass_app
 def subscribers_show(app, email: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     """Show everything held about one person."""
-    from mailer.people import person_data
+    from mailer.people.dataexport import person_data
 
     with app.db.session() as session:
         data = person_data(session, app.settings, _subscriber(session, email))
@@ -266,7 +266,7 @@ def subscribers_show(app, email: str, as_json: bool) -> None:  # type: ignore[no
 @pass_app
 def subscribers_unsubscribe(app, email: str, list_slug: str | None) -> None:  # type: ignore[no-untyped-def]
     """Unsubscribe EMAIL (on their behalf) and suppress it: re-imports will not resubscribe it."""
-    from mailer.subscriptions import unsubscribe
+    from mailer.people.subscriptions import unsubscribe
 
     with app.db.session() as session:
         mlist = get_list(session, list_slug) if list_slug else None
@@ -280,7 +280,7 @@ def subscribers_unsubscribe(app, email: str, list_slug: str | None) -> None:  # 
 @pass_app
 def subscribers_erase(app, email: str, yes: bool) -> None:  # type: ignore[no-untyped-def]
     """Erase everything held about EMAIL (right to erasure); only a keyed hash stays, to refuse re-import."""
-    from mailer.erasure import erase_person
+    from mailer.people.erasure import erase_person
 
     with app.db.session() as session:
         subscriber = _subscriber(session, email)

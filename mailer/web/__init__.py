@@ -19,9 +19,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from mailer.config import Settings, load_settings
 from mailer.db import Database
 from mailer.web.guard import FormTokens, add_security_headers
-from mailer.web.intake import intake_writer
-from mailer.web.limits import SignupLimiter
-from mailer.web.writegate import gate_sqlite_writes
+from mailer.signups.intake import intake_writer
+from mailer.signups.limits import SignupLimiter
+from mailer.signups.writegate import gate_sqlite_writes
 from mailer.web.pages import WebContext, find_template_file, message_page, template_folders
 
 MAX_BODY = 64 * 1024
@@ -73,7 +73,7 @@ def create_app(settings: Settings, db: Database | None = None, *, start_queue: b
     if settings.web_trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     if start_queue:
-        from mailer.web.mailqueue import QueueThread
+        from mailer.signups.confirmations import QueueThread
 
         ctx.queue = QueueThread(settings, db)
         ctx.queue.start()

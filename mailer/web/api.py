@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from mailer.errors import InputError
 from mailer.models import ConsentSource
-from mailer.web import limits
+from mailer.signups import limits
 from mailer.web.guard import HONEYPOT_FIELD, origin_of, own_origins
 from mailer.web.pages import web
 from mailer.web.signup import THANKS, FieldError, read_fields, sign_up

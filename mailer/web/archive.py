@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, render_template
 from sqlalchemy import select
 
-from mailer.links import ARCHIVE_PATH, archive_url
+from mailer.mail.links import ARCHIVE_PATH, archive_url
 from mailer.models import Send, SendStatus
 from mailer.web.guard import ARCHIVE_CSP
 from mailer.web.pages import page, web

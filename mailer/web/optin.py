@@ -11,10 +11,10 @@ from flask import Blueprint, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer.links import CONFIRM_PATH
+from mailer.mail.links import CONFIRM_PATH
 from mailer.models import MailingList, Subscriber, Subscription, SubscriptionStatus
-from mailer.subscriptions import confirm
-from mailer.tokens import Purpose, TokenError, TokenExpired, read_token
+from mailer.people.subscriptions import confirm
+from mailer.mail.tokens import Purpose, TokenError, TokenExpired, read_token
 from mailer.web.guard import FORM_TOKEN_FIELD, client_ip, origin_allowed, own_origins
 from mailer.web.pages import message_page, page, web
 

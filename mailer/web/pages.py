@@ -14,8 +14,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.web.guard import FormTokens
-from mailer.web.limits import SignupLimiter
-from mailer.web.writer import IntakeWriter
+from mailer.signups.limits import SignupLimiter
+from mailer.signups.writer import IntakeWriter
 
 # the repository's own templates: the fallback when a group overrides only some of them
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"

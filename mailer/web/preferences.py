@@ -11,10 +11,10 @@ import json
 from flask import Blueprint, Response, request
 from sqlalchemy import select
 
-from mailer.links import PREFERENCES_PATH
+from mailer.mail.links import PREFERENCES_PATH
 from mailer.models import MailingList, Reason, Subscriber, SubscriptionStatus
-from mailer.subscriptions import unsubscribe
-from mailer.tokens import Purpose, TokenError, read_token
+from mailer.people.subscriptions import unsubscribe
+from mailer.mail.tokens import Purpose, TokenError, read_token
 from mailer.web.guard import FORM_TOKEN_FIELD, origin_allowed, own_origins
 from mailer.web.pages import message_page, page, web
 
@@ -76,7 +76,7 @@ def change(token: str):  # type: ignore[no-untyped-def]
             unsubscribe(session, ctx.settings, subscriber, None, Reason.USER, actor="preferences")
             return _overview(subscriber, session, notice="You have left all our lists.")
         if action == "download":
-            from mailer.people import person_data
+            from mailer.people.dataexport import person_data
 
             body = json.dumps(person_data(session, ctx.settings, subscriber), indent=2, default=str)
             return Response(body, mimetype="application/json", headers={
@@ -84,7 +84,7 @@ def change(token: str):  # type: ignore[no-untyped-def]
         if action == "erase":
             return page("erase.html", action=request.path)
         if action == "erase_confirmed":
-            from mailer.erasure import erase_person
+            from mailer.people.erasure import erase_person
 
             erase_person(session, ctx.settings, subscriber)
             return message_page("Erased", "Your data has been erased. We keep only a keyed hash of your "

@@ -55,8 +55,8 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
                                 description="Reports from our branches, campaigns and meetings, once a month."))
     pages = {"signup": f"{settings.base_url}/subscribe/news"}
     if issue_dir:
-        from mailer.compose import compose_issue
-        from mailer.preview import write_preview
+        from mailer.content.compose import compose_issue
+        from mailer.mail.preview import write_preview
 
         files = write_preview(settings, compose_issue(settings, issue_dir))
         pages["issue"] = files.html.resolve().as_uri()

@@ -4,7 +4,7 @@ Whatever the address's state, a valid sign-up gets the same answer (no
 enumeration). The request only validates, checks the rate limits (in memory) and
 stores one intake row; the queue thread then subscribes, stores the consent record
 and queues exactly one confirmation mail (C1), subject to the cool-down (C5):
-see `mailer.web.intake`.
+see `mailer.signups.intake`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from flask import Blueprint, abort, g, request
 
 from mailer.errors import InputError
 from mailer.models import ConsentSource, MailingList
-from mailer.subscriptions import Address, clean_name, get_list, normalize_email
-from mailer.web import limits
+from mailer.people.subscriptions import Address, clean_name, get_list, normalize_email
+from mailer.signups import limits
 from mailer.web.guard import HONEYPOT_FIELD, FORM_TOKEN_FIELD, client_ip, origin_allowed, own_origins
-from mailer.web.intake import Signup, record_signup
+from mailer.signups.intake import Signup, record_signup
 from mailer.web.pages import WebContext, message_page, page, web
 
 bp = Blueprint("signup", __name__)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from flask import Blueprint, request
 from sqlalchemy import select
 
-from mailer.links import UNSUBSCRIBE_PATH, preferences_url
+from mailer.mail.links import UNSUBSCRIBE_PATH, preferences_url
 from mailer.models import MailingList, Reason, Subscriber
-from mailer.tokens import Purpose, TokenData, TokenError, read_token
+from mailer.mail.tokens import Purpose, TokenData, TokenError, read_token
 from mailer.web.pages import message_page, page, web
 
 bp = Blueprint("unsubscribe", __name__)
@@ -50,7 +50,7 @@ def show(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post(UNSUBSCRIBE_PATH)
 def submit(token: str):  # type: ignore[no-untyped-def]
-    from mailer.subscriptions import unsubscribe
+    from mailer.people.subscriptions import unsubscribe
 
     data = _read(token)
     if data is None:

@@ -5,7 +5,7 @@ in-memory job store is rebuilt from them at start and re-synced every few
 seconds by the `sync` job, so schedules made while the daemon runs are picked
 up. Each schedule has one job, ``schedule-<id>``, added with an explicit id
 and ``replace_existing=True`` (G4), whose callable is the module-level
-``mailer.scheduling:run_schedule`` with primitive arguments (G5). The decision
+``mailer.scheduling.daemon:run_schedule`` with primitive arguments (G5). The decision
 to send is a compare-and-set in the database (G3), so a duplicate trigger is
 harmless, and a send is started late only within the grace time (G2).
 """
@@ -37,9 +37,9 @@ from mailer.models import Schedule, ScheduleKind, ScheduleStatus, Send, SendStat
 
 log = logging.getLogger("mailer.scheduler")
 
-RUN_JOB = "mailer.scheduling:run_schedule"
-RESUME_JOB = "mailer.scheduling:resume_send"
-SYNC_JOB = "mailer.scheduling:sync"
+RUN_JOB = "mailer.scheduling.daemon:run_schedule"
+RESUME_JOB = "mailer.scheduling.daemon:resume_send"
+SYNC_JOB = "mailer.scheduling.daemon:sync"
 # a trigger firing this early is still on time (clock granularity)
 EARLY = timedelta(seconds=1)
 
@@ -96,7 +96,7 @@ def mark_missed(db: Database, settings: Settings, now: datetime | None = None) -
                                     .values(status=SendStatus.MISSED, status_reason=reason, status_at=now))
                 log.warning("schedule %s: %s; nothing sent", row.id, reason)
             else:
-                from mailer.schedules import next_fire
+                from mailer.scheduling.plans import next_fire
 
                 # coalesce: skip what is past the grace; the latest run still within it goes once
                 row.next_run_at = next_fire(row.cron, row.timezone, now - grace, previous=when)
@@ -121,10 +121,10 @@ def execute(db: Database, settings: Settings, schedule_id: int, stop: threading.
     *busy* collects the ids of sends this process is running, so that the
     daemon does not resume one of them at the same time.
     """
-    from mailer.compose import compose_issue, read_spec
-    from mailer.ledger import claim_send, create_send
-    from mailer.schedules import next_fire
-    from mailer.sending import run_send
+    from mailer.content.compose import compose_issue, read_spec
+    from mailer.sending.ledger import claim_send, create_send
+    from mailer.scheduling.plans import next_fire
+    from mailer.sending.loop import run_send
 
     now = now or utcnow()
     with db.session() as session:
@@ -200,7 +200,7 @@ def _counts(summary: Any) -> str:
 def resume(db: Database, settings: Settings, send_id: int, stop: threading.Event | None = None,
            busy: set[int] | None = None) -> str:
     """Run an interrupted send (or one with retries due) again from its ledger (G7)."""
-    from mailer.sending import run_send
+    from mailer.sending.loop import run_send
 
     busy = set() if busy is None else busy
     if send_id in busy:
@@ -267,7 +267,7 @@ def sync(daemon_id: str) -> None:
 
 def interrupted(db: Database, settings: Settings) -> list[int]:
     """Sends left `sending` with rows due and nobody alive working on them."""
-    from mailer.sending import resume_interrupted
+    from mailer.sending.loop import resume_interrupted
 
     return resume_interrupted(db, settings)
 

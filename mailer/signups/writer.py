@@ -5,7 +5,7 @@ writer thread takes every row waiting, runs one pre-compiled INSERT per row on
 a plain DBAPI connection from the pool and commits them together (group
 commit), then answers each request. While it commits, the next rows pile up,
 so the busier the app, the more rows share a commit; a lone row is committed
-at once. On SQLite it holds the process's write gate (`mailer.web.writegate`)
+at once. On SQLite it holds the process's write gate (`mailer.signups.writegate`)
 for the inserts and the commit only. The thread stops when idle for a while
 and starts again with the next row.
 """

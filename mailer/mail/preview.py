@@ -14,11 +14,11 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from mailer.compose import ComposedIssue, compose_issue, find_issue
+from mailer.content.compose import ComposedIssue, compose_issue, find_issue
 from mailer.config import Settings
 from mailer.errors import MailerError
-from mailer.message import MessageFactory, Recipient
-from mailer.templating import search_path
+from mailer.mail.message import MessageFactory, Recipient
+from mailer.content.templating import search_path
 
 PREVIEW_KEY = "preview-only-key-links-in-previews-do-not-work"
 SAMPLE = Recipient(key="preview", email="sam.sample@example.org", name="Sam Sample",

@@ -3,7 +3,7 @@
 A one-off schedule composes the issue when it is made and keeps that snapshot
 as a Send in status `scheduled` (what was previewed is what goes out). A
 recurring one keeps a 5-field cron expression read in its own time zone and
-composes afresh at each run (mailer.scheduling). Times are stored in UTC.
+composes afresh at each run (mailer.scheduling.daemon). Times are stored in UTC.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select, update
 
-from mailer.compose import compose_issue, content_hash, find_issue, read_spec
+from mailer.content.compose import compose_issue, content_hash, find_issue, read_spec
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import InputError, MailerError
 from mailer.models import Schedule, ScheduleKind, ScheduleStatus, Send, SendStatus, utcnow
 
-from mailer.subscriptions import get_list
+from mailer.people.subscriptions import get_list
 
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _NUMERIC_DOW = re.compile(r"^(\*|\d+)(?:-(\d+))?(?:/(\d+))?$")
@@ -121,7 +121,7 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
     zone = parse_zone(tz or settings.schedule_timezone)
     run_at = parse_when(at, zone)
     _future(run_at, zone, now or utcnow())
-    from mailer.ledger import create_send
+    from mailer.sending.ledger import create_send
 
     composed = compose_issue(settings, issue)
     with db.session() as session:
@@ -222,7 +222,7 @@ def refresh(db: Database, settings: Settings, schedule_id: int) -> Schedule:
         if row.status not in (ScheduleStatus.SCHEDULED, ScheduleStatus.MISSED):
             raise InputError(f"schedule {schedule_id} is {row.status.value}; only scheduled or missed ones refresh")
         issue_path = row.issue_path
-    from mailer.ledger import create_send
+    from mailer.sending.ledger import create_send
 
     composed = compose_issue(settings, issue_path)
     with db.session() as session:

@@ -14,10 +14,10 @@ from markupsafe import Markup
 from mailer.config import Settings
 from mailer.errors import ComposeError
 from mailer.headers import has_header_trick
-from mailer.inline import inline_css
-from mailer.lint import lint_issue
-from mailer.reports import Report, read_report, render_markdown
-from mailer.templating import make_environment, render
+from mailer.content.inline import inline_css
+from mailer.content.lint import lint_issue
+from mailer.content.reports import Report, read_report, render_markdown
+from mailer.content.templating import make_environment, render
 
 ISSUE_FILE = "issue.toml"
 ISSUE_KEYS = {"subject", "preheader", "date", "template", "text_template", "intro", "reports", "lists",
@@ -27,7 +27,7 @@ PERSONAL_START, PERSONAL_END = "<!--personal-->", "<!--/personal-->"
 
 @dataclass(frozen=True)
 class ComposedIssue:
-    """One edition, rendered and inlined once; personalised later by mailer.personalize."""
+    """One edition, rendered and inlined once; personalised later by mailer.content.personalize."""
 
     slug: str                       # the issue folder's name
     path: Path                      # the issue folder

@@ -26,10 +26,10 @@ from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-
 from pathlib import Path
 from typing import IO, Any, Generator, Iterator
 
-from mailer.addresses import email_and_key
-from mailer.csvsource import Row, read_rows
+from mailer.people.addresses import email_and_key
+from mailer.people.csvsource import Row, read_rows
 from mailer.errors import InputError, MailerError
-from mailer.subscriptions import clean_name, email_hasher
+from mailer.people.subscriptions import clean_name, email_hasher
 
 MAX_ATTRIBUTE = 1000
 CHILD_MIN_BYTES = 4 << 20   # files this big are read in a child process (its start costs ~0.2 s)
@@ -160,12 +160,12 @@ def batches_in_thread(path: Path, f: IO[bytes], hash_key: str, batch_size: int) 
 def batches_in_child(path: Path, hash_key: str, batch_size: int) -> Generator[Batch, None, None]:
     """read_batches run by a child process (true parallelism): the same batches, or the same InputError.
 
-    The child is ``python -m mailer.importreader``; the hash key reaches it on stdin (never
+    The child is ``python -m mailer.people.importreader``; the hash key reaches it on stdin (never
     in argv), the batches come back pickled on its stdout.
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    process = subprocess.Popen([sys.executable, "-m", "mailer.importreader", str(path), str(batch_size)],
+    process = subprocess.Popen([sys.executable, "-m", "mailer.people.importreader", str(path), str(batch_size)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     try:
@@ -200,7 +200,7 @@ def batches_in_child(path: Path, hash_key: str, batch_size: int) -> Generator[Ba
 
 
 def _child_main() -> None:
-    """``python -m mailer.importreader PATH BATCH_SIZE`` with the hash key on stdin: frames on stdout."""
+    """``python -m mailer.people.importreader PATH BATCH_SIZE`` with the hash key on stdin: frames on stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's: it closes the pipe, we stop
     path, batch_size = sys.argv[1], int(sys.argv[2])
     hash_key = sys.stdin.buffer.readline().rstrip(b"\n").decode()
@@ -226,6 +226,6 @@ def _child_main() -> None:
 
 
 if __name__ == "__main__":
-    from mailer.importreader import _child_main as main   # pickled batches must name mailer.importreader.Batch
+    from mailer.people.importreader import _child_main as main   # pickled batches must name mailer.people.importreader.Batch
 
     main()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailer.config import Settings
-from mailer.tokens import Purpose, make_token
+from mailer.mail.tokens import Purpose, make_token
 
 # route paths of mailer.web; the web app registers exactly these
 UNSUBSCRIBE_PATH = "/u/<token>"

@@ -1,8 +1,8 @@
 """Sign-ups in two steps: the request writes one intake row; the queue thread applies it.
 
 `record_signup` is all a sign-up request does: the rate limits (in memory, see
-`mailer.web.limits`) and one INSERT, committed by the app's writer thread
-together with those of other requests (`mailer.web.writer`). `process_intake` (run by the
+`mailer.signups.limits`) and one INSERT, committed by the app's writer thread
+together with those of other requests (`mailer.signups.writer`). `process_intake` (run by the
 app's background `QueueThread`, or by anyone holding the database) claims new
 rows and applies each in its own transaction: `subscribe()` with the consent
 record (timed when the person signed up), then at most one confirmation mail
@@ -33,9 +33,9 @@ from mailer.models import (
     SubscriptionStatus,
     utcnow,
 )
-from mailer.subscriptions import Address, ConsentInfo, subscribe
-from mailer.web import limits
-from mailer.web.writer import IntakeWriter
+from mailer.people.subscriptions import Address, ConsentInfo, subscribe
+from mailer.signups import limits
+from mailer.signups.writer import IntakeWriter
 
 log = logging.getLogger(__name__)
 STALE_CLAIM = timedelta(minutes=10)
@@ -126,7 +126,7 @@ def _claim(db: Database, limit: int) -> list[int]:
 
 def _apply(session, settings: Settings, row: SignupIntake) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
     """Subscribe and maybe queue the confirmation; returns (outcome, mail queued)."""
-    from mailer.web.mailqueue import enqueue_confirmation
+    from mailer.signups.confirmations import enqueue_confirmation
 
     mlist = session.get(MailingList, row.list_id)
     if mlist is None:

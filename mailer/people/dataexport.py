@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailer.config import Settings
 from mailer.models import (AuditEvent, BounceEvent, Consent, Delivery, MailingList, Subscriber, Subscription,
                            Suppression)
-from mailer.subscriptions import email_hash
+from mailer.people.subscriptions import email_hash
 
 # columns that are ours, not the person's: left out of what is shown
 _INTERNAL = {"subscriber_id", "email_key", "claimed_by"}

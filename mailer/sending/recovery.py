@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 
 from mailer.db import Database
-from mailer.ledger import D, as_utc, has_due, worker_id
+from mailer.sending.ledger import D, as_utc, has_due, worker_id
 from mailer.models import DeliveryStatus, Send, SendStatus, utcnow
 
 # a claim on another host counts as abandoned after this long without any update

@@ -12,7 +12,7 @@ file as form_id, the time); the audit log gets one event per batch that changed
 something (no subscriber, the file, its line range and counts), not a row per
 person repeating the consent.
 
-Reading and validating is mailer.importreader's: for a large file it runs in a
+Reading and validating is mailer.people.importreader's: for a large file it runs in a
 child process, so that it uses the second core while this process writes. Rows
 come in email_key order and get time-ordered uids (models.sorted_uids), so the
 unique indexes take each batch in order and the uid index grows at its end.
@@ -30,14 +30,14 @@ from typing import Any, Callable
 
 from sqlalchemy import Connection, func, select
 
-from mailer.bulksql import BulkSQL
+from mailer.people.bulksql import BulkSQL
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import InputError
-from mailer.importreader import CHILD_MIN_BYTES, Batch, batches_in_child, batches_in_thread
+from mailer.people.importreader import CHILD_MIN_BYTES, Batch, batches_in_child, batches_in_thread
 from mailer.models import (AuditEvent, Consent, ConsentSource, MailingList, Reason, Subscriber, Subscription,
                            SubscriptionStatus, sorted_uids, utcnow)
-from mailer.subscriptions import GLOBAL, email_hasher
+from mailer.people.subscriptions import GLOBAL, email_hasher
 
 BATCH = 20000
 SHOWN_REJECTS = 10
@@ -113,7 +113,7 @@ def import_csv(db: Database, settings: Settings, path: Path, list_slug: str, *, 
                child_min_bytes: int = CHILD_MIN_BYTES) -> ImportReport:
     """Import *path* into *list_slug*; see the module docstring. Raises InputError for an unusable file.
 
-    Files of *child_min_bytes* and more are read by a child process (see mailer.importreader).
+    Files of *child_min_bytes* and more are read by a child process (see mailer.people.importreader).
     """
     report = ImportReport(path=path, list_slug=list_slug, dry_run=dry_run)
     hash_key = settings.hash_key

@@ -2,8 +2,8 @@
 
 A `MessageFactory` is built once per send. It cleans and encodes every header
 that is the same for all recipients, splits the HTML and text at their
-placeholders (mailer.personalize) and keeps the MIME skeleton as bytes
-(pieces from mailer.mime).
+placeholders (mailer.content.personalize) and keeps the MIME skeleton as bytes
+(pieces from mailer.mail.mime).
 `render()` then only fills the placeholders, quoted-printable encodes the two
 bodies and writes the few per-recipient headers (To, Date, Message-ID,
 List-Unsubscribe): no stdlib EmailMessage per recipient (STANDARDS A1-A16, D1).
@@ -16,15 +16,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailer import links
+from mailer.mail import links
 from mailer.backends.base import OutgoingMessage
 from mailer.config import Settings
-from mailer.dkim import Signer, signer_from_settings
+from mailer.mail.dkim import Signer, signer_from_settings
 from mailer.errors import ConfigError
 from mailer.headers import clean_header
-from mailer.mime import (CRLF, QPTemplate, address_header, content_headers, date_header_value, header_line,
+from mailer.mail.mime import (CRLF, QPTemplate, address_header, content_headers, date_header_value, header_line,
                          multipart, new_boundary, qp_body, quote_phrase)
-from mailer.personalize import escape_html, keep
+from mailer.content.personalize import escape_html, keep
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9._-]")
 _LABEL = re.compile(r"[^a-z0-9-]+")
 _BODY_TAG = re.compile(r"<body[^>]*>", re.IGNORECASE)

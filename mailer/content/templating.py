@@ -12,8 +12,8 @@ from markupsafe import Markup
 
 from mailer.config import Settings
 from mailer.errors import ComposeError
-from mailer.personalize import placeholder
-from mailer.reports import TextBlock
+from mailer.content.personalize import placeholder
+from mailer.content.reports import TextBlock
 
 WIDTH = 72
 

@@ -6,8 +6,8 @@ import binascii
 
 import lxml.html
 
-from mailer.personalize import placeholder
-from mailer.reports import Report
+from mailer.content.personalize import placeholder
+from mailer.content.reports import Report
 
 GMAIL_CLIP = 102_000      # Gmail clips HTML parts larger than this (STANDARDS A13)
 WARN_SIZE = 90_000

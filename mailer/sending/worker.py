@@ -1,7 +1,7 @@
 """`mailer worker`: run every send that has rows due (new ones and deferred retries) until stopped.
 
 Alongside, a thread applies the web sign-ups waiting in `signup_intake` and
-sends their confirmation mails (`mailer.web.mailqueue.QueueThread`, the same
+sends their confirmation mails (`mailer.signups.confirmations.QueueThread`, the same
 work the web app's own thread does unless ``web.background_thread = false``).
 
 On PostgreSQL any number of workers, on one or several machines, share the
@@ -19,12 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from mailer import ledger, recovery
+from mailer.sending import ledger, recovery
 from mailer.backends import load_backend
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError, MailerError
-from mailer.sending import SendSummary, run_send
+from mailer.sending.loop import SendSummary, run_send
 
 Log = Callable[[str], None]
 
@@ -55,7 +55,7 @@ def sqlite_worker_lock(db: Database) -> Iterator[None]:
 def sign_up_thread(db: Database, settings: Settings, backend_name: str | None, poll: float,
                    start: bool) -> Iterator[None]:
     """Apply web sign-ups and send their mails in a thread while the block runs (if *start*)."""
-    from mailer.web.mailqueue import QueueThread
+    from mailer.signups.confirmations import QueueThread
 
     thread = QueueThread(settings, db, interval=poll, backend_name=backend_name,
                          watch_intake=True) if start else None
@@ -102,7 +102,7 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
                     backend.close()
                 continue
             if until_idle:
-                from mailer.web.mailqueue import drain
+                from mailer.signups.confirmations import drain
 
                 applied, mails = drain(settings, db, backend_name)
                 if applied or mails.sent or mails.retried or mails.failed:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from mailer.config import Settings
 from mailer.models import (AuditEvent, Consent, Delivery, Subscriber, Suppression, SuppressionReason,
                            utcnow)
-from mailer.subscriptions import GLOBAL, email_hash
+from mailer.people.subscriptions import GLOBAL, email_hash
 
 
 def erase_person(session: Session, settings: Settings, subscriber: Subscriber) -> str:

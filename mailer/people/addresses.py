@@ -17,7 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import (CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH,
                                            LOCAL_PART_MAX_LENGTH)
 
-from mailer.subscriptions import Address, normalize_email
+from mailer.people.subscriptions import Address, normalize_email
 
 # email-validator's dot-atom for ASCII local parts (rfc_constants.DOT_ATOM_TEXT), ASCII only
 _ATEXT = r"[a-zA-Z0-9_!#\$%&'\*\+\-/=\?\^`\{\|\}~]"

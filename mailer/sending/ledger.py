@@ -6,7 +6,7 @@ first *claims* a batch (claimed_by = host:pid, status unchanged), marks the
 few rows it is about to hand to the backend ``sending`` (committed), and
 records each outcome as soon as it is known (committed) before the next
 message starts (STANDARDS E5). What happens to the rows of a dead claimant
-is mailer.recovery's business.
+is mailer.sending.recovery's business.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Sequence
 from sqlalchemy import Connection, and_, bindparam, exists, func, insert, literal, not_, or_, select, update
 from sqlalchemy.orm import Session
 
-from mailer.compose import ComposedIssue
+from mailer.content.compose import ComposedIssue
 from mailer.db import Database
 from mailer.errors import InputError
 from mailer.models import (
@@ -35,7 +35,7 @@ from mailer.models import (
     Suppression,
     utcnow,
 )
-from mailer.subscriptions import GLOBAL, get_list
+from mailer.people.subscriptions import GLOBAL, get_list
 
 D = Delivery.__table__
 

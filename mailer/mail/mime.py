@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from typing import Callable, Mapping
 
 from mailer.headers import clean_header
-from mailer.personalize import KEYS, Personalizer, placeholder
+from mailer.content.personalize import KEYS, Personalizer, placeholder
 
 CRLF = b"\r\n"
 MAX_LINE = 78

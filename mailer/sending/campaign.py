@@ -13,15 +13,15 @@ from typing import Sequence
 
 from sqlalchemy import select
 
-from mailer import ledger, recovery
+from mailer.sending import ledger, recovery
 from mailer.backends.base import Backend, Result
-from mailer.compose import ComposedIssue
+from mailer.content.compose import ComposedIssue
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import InputError
-from mailer.message import MessageFactory, Recipient
+from mailer.mail.message import MessageFactory, Recipient
 from mailer.models import Send, SendStatus
-from mailer.subscriptions import get_list, normalize_email
+from mailer.people.subscriptions import get_list, normalize_email
 
 UNFINISHED = (SendStatus.DRAFT, SendStatus.SCHEDULED, SendStatus.SENDING, SendStatus.PAUSED)
 

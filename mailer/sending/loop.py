@@ -6,7 +6,7 @@ batch as a stream: each of its connections takes the next message when it is
 free, and that message is rendered and its row marked ``sending`` (committed)
 right then. Each outcome is recorded as soon as the backend reports it and
 committed before the next message on that connection starts (E5). What each
-outcome means is mailer.policy's (E4); a hard bounce is recorded and
+outcome means is mailer.sending.policy's (E4); a hard bounce is recorded and
 suppressed here, and `max_send_errors` errors in a row pause the send.
 """
 
@@ -18,18 +18,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterator
 
-from mailer import ledger, recovery
-from mailer.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
+from mailer.sending import ledger, recovery
+from mailer.sending.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
 from mailer.backends import load_backend
 from mailer.backends.base import Backend, OutgoingMessage, Result
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError
-from mailer.message import MessageFactory, Recipient
+from mailer.mail.message import MessageFactory, Recipient
 from mailer.models import BounceEvent, BounceKind, DeliveryStatus, Reason, Send, SendStatus, Subscriber, utcnow
-from mailer.policy import decide, enhanced_status
-from mailer.ratelimit import RateLimiter
-from mailer.subscriptions import GLOBAL, email_hash, unsubscribe
+from mailer.sending.policy import decide, enhanced_status
+from mailer.sending.rates import RateLimiter
+from mailer.people.subscriptions import GLOBAL, email_hash, unsubscribe
 
 
 def _domain(address: str) -> str:

@@ -1,6 +1,6 @@
 """The web app's mail queue: confirmation mails are rows, sent outside the request.
 
-Applying a sign-up (`mailer.web.intake.process_intake`) inserts a `QueuedMail`
+Applying a sign-up (`mailer.signups.intake.process_intake`) inserts a `QueuedMail`
 row in the same transaction as the pending subscription; `process_queue` claims
 rows with a compare-and-set, builds each message at send time and hands it to
 the configured backend. Both run in a `QueueThread`: the web app's own (setting
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError
-from mailer.links import confirm_url
+from mailer.mail.links import confirm_url
 from mailer.models import (
     MailingList,
     MailKind,
@@ -58,7 +58,7 @@ def enqueue_confirmation(session: Session, subscriber: Subscriber, mlist: Mailin
 
 def confirmation_message(settings: Settings, row: QueuedMail, subscriber: Subscriber, mlist: MailingList):  # type: ignore[no-untyped-def]
     """The opt-in mail for *row*, rendered from templates/web/confirm_mail.txt."""
-    from mailer.message import transactional_message
+    from mailer.mail.message import transactional_message
 
     env = text_environment(settings)
     context = {
@@ -163,7 +163,7 @@ def _newest_intake(db: Database) -> int:
 
 def drain(settings: Settings, db: Database, backend_name: str | None = None) -> tuple[int, QueueReport]:
     """Apply every sign-up waiting and send every mail due; returns (sign-ups applied, mail counts)."""
-    from mailer.web.intake import process_intake
+    from mailer.signups.intake import process_intake
 
     applied, total = 0, QueueReport()
     while True:
@@ -209,7 +209,7 @@ class QueueThread(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
-        from mailer.web.intake import process_intake, prune_intake
+        from mailer.signups.intake import process_intake, prune_intake
 
         while not self._halt.is_set():
             self._wake.wait(self.interval)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.models import BounceEvent, BounceKind, Delivery, DeliveryStatus, Reason, Subscriber, utcnow
-from mailer.subscriptions import unsubscribe
+from mailer.people.subscriptions import unsubscribe
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 

@@ -1,0 +1,6 @@
+"""Content: an issue folder made into one inlined HTML part and one text part.
+
+Owns reading reports, the Jinja environments (sandboxed), premailer inlining
+(the only import of premailer), the lint and the per-recipient placeholders.
+May import only the floor (config, errors, headers).
+"""

@@ -1,0 +1,6 @@
+"""People: subscribers, lists and what happens to them.
+
+Owns the subscription state machine and its rules, list lookup, addresses,
+CSV import and export, erasure, the privacy export and bounce/complaint
+handling. May import mail, content and the floor.
+"""

@@ -1,0 +1,7 @@
+"""Sending: an issue delivered to an audience, never twice, never lost.
+
+Owns the delivery ledger (the only writer of send and delivery status), the
+send loop, recovery after a crash, the failure policy, rate limits, the
+campaign rules and the worker. May import people, mail, backends, content
+and the floor; never scheduling, web or cli.
+"""
