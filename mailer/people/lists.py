@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from mailer.errors import InputError
@@ -27,6 +28,27 @@ class ListSummary:
         return sum(self.counts.values())
 
 
+def find_list(session: Session | Connection, slug: str) -> MailingList | None:
+    """The list with this slug, or None: the one lookup of a list by slug.
+
+    On a Core connection (bulk paths) the row is returned as a detached
+    MailingList holding its id, slug, name and opt-in.
+    """
+    if isinstance(session, Session):
+        return session.scalar(select(MailingList).where(MailingList.slug == slug))
+    row = session.execute(select(MailingList.id, MailingList.slug, MailingList.name, MailingList.opt_in)
+                          .where(MailingList.slug == slug)).first()
+    return None if row is None else MailingList(id=row.id, slug=row.slug, name=row.name, opt_in=row.opt_in)
+
+
+def get_list(session: Session | Connection, slug: str) -> MailingList:
+    """The list with this slug; InputError naming it when there is none."""
+    mlist = find_list(session, slug)
+    if mlist is None:
+        raise InputError(f"unknown list {slug!r} (see `mailer lists`)")
+    return mlist
+
+
 def add_list(session: Session, slug: str, name: str, opt_in: OptIn = OptIn.DOUBLE,
              description: str = "") -> MailingList:
     """Create a list; InputError for a bad or taken slug or a bad name."""
@@ -34,7 +56,7 @@ def add_list(session: Session, slug: str, name: str, opt_in: OptIn = OptIn.DOUBL
         raise InputError(f"list slug {slug!r}: use lower-case letters, digits and '-' (at most 64)")
     if not name.strip() or has_header_trick(name):
         raise InputError("list name: must be one line of text (it is shown in the List-Id header)")
-    if session.scalar(select(MailingList.id).where(MailingList.slug == slug)) is not None:
+    if find_list(session, slug) is not None:
         raise InputError(f"list {slug!r} exists already")
     mlist = MailingList(slug=slug, name=clean_header(name, 200), opt_in=opt_in, description=description.strip())
     session.add(mlist)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mailer import retry
 from mailer.backends.base import Outcome, Result
 from mailer.config import Settings
 from mailer.models import DeliveryStatus
@@ -41,8 +42,8 @@ def enhanced_status(result: Result) -> str:
 
 
 def backoff(settings: Settings, attempts: int) -> timedelta:
-    """Delay before attempt ``attempts + 1``: base * 2^(attempts-1)."""
-    return timedelta(seconds=settings.retry_base_seconds * 2 ** min(max(attempts - 1, 0), 20))
+    """Delay before attempt ``attempts + 1`` of a delivery (see `mailer.retry.backoff`)."""
+    return retry.backoff(settings.retry_base_seconds, attempts)
 
 
 def decide(settings: Settings, result: Result, attempts: int, first_attempt_at: datetime | None,

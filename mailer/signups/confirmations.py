@@ -18,6 +18,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from mailer import retry
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError
@@ -88,7 +89,7 @@ def _retry_or_fail(row: QueuedMail, reason: str, report: QueueReport) -> None:
         report.failed += 1
     else:
         row.status = QueueStatus.QUEUED
-        row.next_attempt_at = utcnow() + RETRY_BASE * (2 ** (row.attempts - 1))
+        row.next_attempt_at = utcnow() + retry.backoff(RETRY_BASE.total_seconds(), row.attempts)
         report.retried += 1
 
 
