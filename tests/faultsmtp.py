@@ -125,6 +125,8 @@ class _Session(socketserver.BaseRequestHandler):
         self.buf = b""
         self.sock: socket.socket = self.request
         self.sock.settimeout(120)
+        # pipelined replies go out at once, not held by Nagle until the client's delayed ACK
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # -- raw I/O --------------------------------------------------------------------------
     def _fill(self) -> None:
