@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import TEST_ENV
-from tests.test_faults import ISSUE, Mailer, fault_server, new_mailer  # noqa: F401  (fault_server: a fixture)
+from tests.test_faults import ISSUE, fault_server, new_mailer  # noqa: F401  (fault_server: a fixture)
 
 N = 60
 RACE_XFAIL = pytest.mark.xfail(strict=True, reason="issue 15: 'already sent?' and 'create the send' are two "
