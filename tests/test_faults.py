@@ -29,8 +29,8 @@ from tests.conftest import TEST_ENV
 from tests.faultsmtp import FaultMix, FaultServer
 
 ISSUE = "issues/example"
-TIMEOUT = 1.5          # smtp.timeout: the command timeout (and, today, the final-reply one)
-STALL = 2.5            # a stall longer than TIMEOUT
+TIMEOUT = 2.0          # smtp.timeout: the command timeout (and, today, the final-reply one)
+STALL = 3.0            # a stall longer than TIMEOUT
 XFAIL_EOD = pytest.mark.xfail(strict=True, reason="issue 15: a lost reply after the message data is "
                               "recorded deferred and resent (a second copy) instead of unknown")
 
