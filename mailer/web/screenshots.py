@@ -19,7 +19,7 @@ from pathlib import Path
 from mailer.config import load_settings
 from mailer.db import Database
 from mailer.errors import MailerError
-from mailer.models import MailingList
+from mailer.people.lists import add_list
 
 WIDTHS = {"desktop": 1280, "phone": 390}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -51,8 +51,8 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
     db = Database(settings.resolved_database_url)
     db.upgrade()
     with db.session() as session:
-        session.add(MailingList(slug="news", name=f"{settings.group_name} newsletter",
-                                description="Reports from our branches, campaigns and meetings, once a month."))
+        add_list(session, "news", f"{settings.group_name} newsletter",
+                 description="Reports from our branches, campaigns and meetings, once a month.")
     pages = {"signup": f"{settings.base_url}/subscribe/news"}
     if issue_dir:
         from mailer.content.compose import compose_issue
