@@ -1,5 +1,10 @@
 """The web app: sign-up, confirm, one-click unsubscribe, preferences, archive.
 
+HTTP only: each view parses the request, calls a function of the layer below
+(`mailer.signups`, `mailer.people.preferences`, `mailer.content.archive`) and
+renders the answer; no SQL here. May import those, mail (links, tokens),
+content.templating and the floor.
+
 `create_app(settings, db)` builds it; `make_wsgi_app()` is the production entry
 point (``waitress-serve --call mailer.web:make_wsgi_app``), reading settings
 from mailer.toml and MAILER_* like every command; with ``web.background_thread =

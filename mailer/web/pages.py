@@ -18,6 +18,7 @@ from mailer.signups.runner import SignupRunner
 from mailer.signups.writer import IntakeWriter
 from mailer.web.guard import FormTokens
 
+
 @dataclass
 class WebContext:
     """Everything a view needs, created once by create_app (no module globals)."""
