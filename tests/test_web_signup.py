@@ -266,3 +266,35 @@ def test_templates_path_overrides_a_page(web_app: WebApp, tmp_path) -> None:  # 
     client = create_app(settings, web_app.db).test_client()
     assert "OWN: There is nothing" in client.get("/nowhere").text
     assert "Subscribe to Riverside News" in client.get("/subscribe/news").text
+
+
+def test_api_deeply_nested_json_is_400_with_the_json_error_shape(web_app: WebApp) -> None:
+    """A 30,000-deep body (within the size limit) is refused like any body that is not an object, not a 500."""
+    body = "[" * 30_000 + "]" * 30_000
+    response = web_app.client.post("/api/subscribe", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json == {"ok": False, "error": "the body is not a JSON object", "field": "body"}
+    assert web_app.count(Subscriber) == 0 and web_app.queued() == 0
+
+
+def test_confirmation_mail_template_is_sandboxed(web_app: WebApp, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A group's own confirmation mail cannot reach Python internals: the mail is not sent, the row
+    keeps one clear line naming the template, and the sign-up is retried once the template is fixed."""
+    own = tmp_path / "own" / "web"
+    own.mkdir(parents=True)
+    (own / "confirm_mail.txt").write_text("Hello {{ name }}\n{{ ''.__class__.__mro__ }}\n{{ confirm_url }}\n")
+    web_app.app.extensions["mailer"].settings = web_app.settings.replace(
+        templates_path=(str(tmp_path / "own"), "templates"))
+    web_app.sign_up("eve@example.org", name="Eve")
+    report = web_app.deliver()
+    assert (report.sent, report.retried) == (0, 1) and web_app.outbox() == []
+    with web_app.db.session() as session:
+        row = session.scalar(select(QueuedMail))
+        assert row.status is QueueStatus.QUEUED
+        assert row.last_error == (f"{own / 'confirm_mail.txt'}:2: template error: "
+                                  "access to attribute '__class__' of 'str' object is unsafe.")
+    (own / "confirm_mail.txt").write_text("Hello {{ name }}\n{{ confirm_url }}\n")
+    with web_app.db.session() as session:
+        session.scalar(select(QueuedMail)).next_attempt_at = session.scalar(select(QueuedMail)).created_at
+    assert web_app.deliver().sent == 1
+    assert body_text(web_app.outbox()[0]).startswith("Hello Eve\r\nhttps://news.example.org/confirm/")

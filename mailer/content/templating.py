@@ -1,12 +1,25 @@
-"""The Jinja environments for issue templates: a search path the group can override."""
+"""The one factory of Jinja environments: one search path, sandboxed everywhere.
+
+Issue templates (HTML and text), the web pages and feed, and the plain-text
+transactional mails all load from `search_path` (the group's
+``templates_path`` folders, then the built-in ``templates/``) in a
+`SandboxedEnvironment` with StrictUndefined. A template that is not UTF-8 is
+one error naming its file. May import the floor, `content.personalize` and
+`content.reports`.
+"""
 
 from __future__ import annotations
 
+import enum
+import functools
+import os
 import textwrap
 from pathlib import Path
+from typing import Callable
 
-from jinja2 import (FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError,
-                    TemplateError)
+from jinja2 import (Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound,
+                    TemplateSyntaxError)
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -17,35 +30,92 @@ from mailer.content.reports import TextBlock
 
 WIDTH = 72
 
-# the templates shipped with mailer: the last folder of every search path
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# the templates shipped with mailer (the repository's templates/): the last folder of every search path
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+PAGE_SUFFIXES = (".html", ".htm", ".xml", ".xhtml", ".svg")
+
+
+class Kind(enum.Enum):
+    """What an environment renders; each kind has its escaping and whitespace rules."""
+
+    ISSUE_HTML = "issue-html"    # autoescaped; `personal()` gives placeholders as markup
+    ISSUE_TEXT = "issue-text"    # no escaping, block tags trimmed, wrap/blocks filters
+    PAGE = "page"                # web pages and feed: escaped by file suffix, compiled once
+    MAIL_TEXT = "mail-text"      # plain-text transactional mails (the confirmation mail)
 
 
 def search_path(settings: Settings) -> list[str]:
     """The configured template folders, then the built-in ones."""
-    folders = [settings.path(p) for p in settings.templates_path]
+    folders = [Path(settings.path(p)) for p in settings.templates_path]
     if BUILTIN_TEMPLATES.is_dir() and BUILTIN_TEMPLATES not in folders:
         folders.append(BUILTIN_TEMPLATES)
     return [str(f) for f in folders]
 
 
+def find_template_file(settings: Settings, name: str) -> Path | None:
+    """The first file called *name* on the search path (static assets such as the site's CSS)."""
+    for folder in search_path(settings):
+        candidate = Path(folder, *split_template_path(name))
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class _Loader(FileSystemLoader):
+    """FileSystemLoader whose decoding error names the file (one line, no traceback)."""
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError as exc:
+            path = next((p for p in (os.path.join(f, *split_template_path(template)) for f in self.searchpath)
+                         if os.path.isfile(p)), template)
+            raise ComposeError(f"{path}: template is not {self.encoding} text "
+                               f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                               f"save it as {self.encoding}") from None
+
+
+def _page_autoescape(name: str | None) -> bool:
+    return name is None or name.endswith(PAGE_SUFFIXES)
+
+
+def environment(settings: Settings, kind: Kind) -> SandboxedEnvironment:
+    """A new sandboxed environment of *kind* on the search path, with StrictUndefined."""
+    return _build(tuple(search_path(settings)), kind)
+
+
 def make_environment(settings: Settings, html: bool) -> SandboxedEnvironment:
-    """A sandboxed environment: autoescaping for HTML, none for the text part; StrictUndefined."""
+    """The issue's environment for its HTML or its text part."""
+    return environment(settings, Kind.ISSUE_HTML if html else Kind.ISSUE_TEXT)
+
+
+def mail_environment(settings: Settings) -> SandboxedEnvironment:
+    """The plain-text mail environment, one per search path: each template is compiled once
+    (and again when its file changes)."""
+    return _cached_build(tuple(search_path(settings)), Kind.MAIL_TEXT)
+
+
+def _build(folders: tuple[str, ...], kind: Kind) -> SandboxedEnvironment:
+    text = kind in (Kind.ISSUE_TEXT, Kind.MAIL_TEXT)
     env = SandboxedEnvironment(
-        loader=FileSystemLoader(search_path(settings)),
-        autoescape=html,
+        loader=_Loader(list(folders)),
+        autoescape=_page_autoescape if kind is Kind.PAGE else not text,
         undefined=StrictUndefined,
-        trim_blocks=not html,
-        lstrip_blocks=not html,
+        trim_blocks=kind is Kind.ISSUE_TEXT,
+        lstrip_blocks=kind is Kind.ISSUE_TEXT,
         keep_trailing_newline=True,
+        auto_reload=kind is not Kind.PAGE,   # pages, like Flask's own: compiled once per app
     )
-    if html:
+    if kind is Kind.ISSUE_HTML:
         env.globals["personal"] = lambda key: Markup(placeholder(key))
-    else:
+    elif kind is Kind.ISSUE_TEXT:
         env.globals["personal"] = placeholder
         env.filters["wrap"] = wrap_block
         env.filters["blocks"] = wrap_blocks
     return env
+
+
+_cached_build = functools.lru_cache(maxsize=16)(_build)
 
 
 def render(env: SandboxedEnvironment, name: str, context: dict) -> str:

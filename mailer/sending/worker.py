@@ -1,7 +1,7 @@
 """`mailer worker`: run every send that has rows due (new ones and deferred retries) until stopped.
 
 Alongside, a thread applies the web sign-ups waiting in `signup_intake` and
-sends their confirmation mails (`mailer.signups.confirmations.QueueThread`, the same
+sends their confirmation mails (`mailer.signups.runner.SignupRunner`, the same
 work the web app's own thread does unless ``web.background_thread = false``).
 
 On PostgreSQL any number of workers, on one or several machines, share the
@@ -55,10 +55,10 @@ def sqlite_worker_lock(db: Database) -> Iterator[None]:
 def sign_up_thread(db: Database, settings: Settings, backend_name: str | None, poll: float,
                    start: bool) -> Iterator[None]:
     """Apply web sign-ups and send their mails in a thread while the block runs (if *start*)."""
-    from mailer.signups.confirmations import QueueThread
+    from mailer.signups.runner import SignupRunner
 
-    thread = QueueThread(settings, db, interval=poll, backend_name=backend_name,
-                         watch_intake=True) if start else None
+    thread = SignupRunner(settings, db, interval=poll, backend_name=backend_name,
+                          watch_intake=True) if start else None
     if thread is not None:
         thread.start()
     try:
@@ -102,7 +102,7 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
                     backend.close()
                 continue
             if until_idle:
-                from mailer.signups.confirmations import drain
+                from mailer.signups.runner import drain
 
                 applied, mails = drain(settings, db, backend_name)
                 if applied or mails.sent or mails.retried or mails.failed:

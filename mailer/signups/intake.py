@@ -1,10 +1,10 @@
-"""Sign-ups in two steps: the request writes one intake row; the queue thread applies it.
+"""Sign-ups in two steps: the request writes one intake row; the runner applies it.
 
 `record_signup` is all a sign-up request does: the rate limits (in memory, see
 `mailer.signups.limits`) and one INSERT, committed by the app's writer thread
-together with those of other requests (`mailer.signups.writer`). `process_intake` (run by the
-app's background `QueueThread`, or by anyone holding the database) claims new
-rows and applies each in its own transaction: `subscribe()` with the consent
+together with those of other requests (`mailer.signups.writer`). `process_intake`
+(run by `mailer.signups.runner`) claims new rows (`mailer.claims`) and applies
+each in its own transaction: `subscribe()` with the consent
 record (timed when the person signed up), then at most one confirmation mail
 queued, subject to the cool-down and daily cap (C1, C5). The answer to the
 request is the same whatever the address's state, so deferring this work
@@ -17,9 +17,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
+from mailer.claims import Claim
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import InputError
@@ -33,15 +34,18 @@ from mailer.models import (
     SubscriptionStatus,
     utcnow,
 )
+from mailer.people.lists import find_list
 from mailer.people.subscriptions import Address, ConsentInfo, subscribe
 from mailer.signups import limits
+from mailer.signups.confirmations import enqueue_confirmation
 from mailer.signups.writer import IntakeWriter
 
 log = logging.getLogger(__name__)
-STALE_CLAIM = timedelta(minutes=10)
 KEEP = timedelta(days=1)          # the longest rate-limit window
 _INTAKE = SignupIntake.__table__
 _LISTS = MailingList.__table__
+CLAIM = Claim(_INTAKE, free=_INTAKE.c.status == IntakeStatus.NEW, taken=_INTAKE.c.status == IntakeStatus.CLAIMED,
+              taken_at=_INTAKE.c.claimed_at, stale=timedelta(minutes=10), mark={"status": IntakeStatus.CLAIMED})
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,6 @@ class IntakeReport:
     failed: int = 0
 
 
-_LIST_ID = select(_LISTS.c.id).where(_LISTS.c.slug == bindparam("slug"))
 _VALUES = ("at", "email", "name", "source", "form_id", "ip", "user_agent", "text_version", "text",
            "ip_bucket", "address_bucket", "status", "outcome")
 # built once and compiled once by the writer: the list is looked up by the INSERT itself,
@@ -75,8 +78,10 @@ _INSERT = insert(_INTAKE).from_select(
 _INSERT_RETURNING = _INSERT.returning(_INTAKE.c.id)   # psycopg gives no rowcount for INSERT ... SELECT
 
 
-def list_id(conn: Connection, slug: str) -> int | None:
-    return conn.scalar(_LIST_ID, {"slug": slug})
+def signup_list(db: Database, slug: str) -> MailingList | None:
+    """The list a sign-up form is for, or None."""
+    with db.session() as session:
+        return find_list(session, slug)
 
 
 def intake_writer(db: Database) -> IntakeWriter:
@@ -108,26 +113,12 @@ def record_signup(settings: Settings, limiter: limits.SignupLimiter, writer: Int
 
 
 def _claim(db: Database, limit: int) -> list[int]:
-    now = utcnow()
     with db.engine.begin() as conn:
-        conn.execute(update(_INTAKE).where(
-            _INTAKE.c.status == IntakeStatus.CLAIMED, _INTAKE.c.claimed_at < now - STALE_CLAIM
-        ).values(status=IntakeStatus.NEW))
-        ids = list(conn.scalars(select(_INTAKE.c.id).where(_INTAKE.c.status == IntakeStatus.NEW)
-                                .order_by(_INTAKE.c.id).limit(limit)))
-        if not ids:
-            return []
-        conn.execute(update(_INTAKE).where(_INTAKE.c.id.in_(ids), _INTAKE.c.status == IntakeStatus.NEW)
-                     .values(status=IntakeStatus.CLAIMED, claimed_at=now))
-        # the compare-and-set above: another worker may have taken some of them first
-        return list(conn.scalars(select(_INTAKE.c.id).where(
-            _INTAKE.c.id.in_(ids), _INTAKE.c.status == IntakeStatus.CLAIMED, _INTAKE.c.claimed_at == now)))
+        return CLAIM.claim(conn, limit)
 
 
 def _apply(session, settings: Settings, row: SignupIntake) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
     """Subscribe and maybe queue the confirmation; returns (outcome, mail queued)."""
-    from mailer.signups.confirmations import enqueue_confirmation
-
     mlist = session.get(MailingList, row.list_id)
     if mlist is None:
         return "list gone", False
@@ -193,3 +184,9 @@ def prune_intake(db: Database, now: datetime | None = None) -> int:
         result = conn.execute(delete(_INTAKE).where(
             _INTAKE.c.status.in_([IntakeStatus.DONE, IntakeStatus.FAILED]), _INTAKE.c.at < cutoff))
     return result.rowcount or 0
+
+
+def newest_intake(db: Database) -> int:
+    """The id of the newest sign-up received (0 for none): how another process sees arrivals."""
+    with db.engine.connect() as conn:
+        return conn.scalar(select(func.max(_INTAKE.c.id))) or 0

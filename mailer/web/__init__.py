@@ -1,5 +1,10 @@
 """The web app: sign-up, confirm, one-click unsubscribe, preferences, archive.
 
+HTTP only: each view parses the request, calls a function of the layer below
+(`mailer.signups`, `mailer.people.preferences`, `mailer.content.archive`) and
+renders the answer; no SQL here. May import those, mail (links, tokens),
+content.templating and the floor.
+
 `create_app(settings, db)` builds it; `make_wsgi_app()` is the production entry
 point (``waitress-serve --call mailer.web:make_wsgi_app``), reading settings
 from mailer.toml and MAILER_* like every command; with ``web.background_thread =
@@ -12,17 +17,19 @@ from __future__ import annotations
 import atexit
 
 from flask import Flask, Response, abort, g, request
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.config import Settings, load_settings
+from mailer.content.templating import Kind, environment, find_template_file
 from mailer.db import Database
-from mailer.web.guard import FormTokens, add_security_headers
 from mailer.signups.intake import intake_writer
 from mailer.signups.limits import SignupLimiter
+from mailer.signups.runner import SignupRunner
 from mailer.signups.writegate import gate_sqlite_writes
-from mailer.web.pages import WebContext, find_template_file, message_page, template_folders
+from mailer.web import api, archive, optin, preferences, signup, unsubscribe
+from mailer.web.guard import FormTokens, add_security_headers
+from mailer.web.pages import WebContext, message_page
 
 MAX_BODY = 64 * 1024
 ERRORS = {
@@ -33,22 +40,18 @@ ERRORS = {
 
 
 def create_app(settings: Settings, db: Database | None = None, *, start_queue: bool = False) -> Flask:
-    """The Flask app for *settings*; with start_queue, a thread applies sign-ups and sends their mails.
-
-    Without it the app only stores sign-ups: `mailer worker` (or a test) applies them.
+    """The Flask app for *settings*; with start_queue, a thread applies sign-ups and sends their mails
+    (`mailer.signups.runner`). Without it the app only stores sign-ups: `mailer worker` (or a test)
+    applies them.
     """
     db = db or Database.from_settings(settings)
     gate_sqlite_writes(db.engine)
     app = Flask(__name__, static_folder=None, template_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
-    app.jinja_loader = ChoiceLoader([FileSystemLoader(template_folders(settings))])
-    app.jinja_env.undefined = StrictUndefined
+    app.jinja_env = environment(settings, Kind.PAGE)  # type: ignore[misc]  # sandboxed, the one search path
     ctx = WebContext(settings=settings, db=db, forms=FormTokens(settings), limiter=SignupLimiter(db),
                      writer=intake_writer(db))
     app.extensions["mailer"] = ctx
-
-    from mailer.web import api, archive, optin, preferences, signup, unsubscribe
-
     for module in (signup, api, optin, unsubscribe, preferences, archive):
         app.register_blueprint(module.bp)
     app.add_url_rule("/static/site.css", "site_css", lambda: _css(settings))
@@ -73,11 +76,9 @@ def create_app(settings: Settings, db: Database | None = None, *, start_queue: b
     if settings.web_trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     if start_queue:
-        from mailer.signups.confirmations import QueueThread
-
-        ctx.queue = QueueThread(settings, db)
-        ctx.queue.start()
-        atexit.register(ctx.queue.stop)
+        ctx.runner = SignupRunner(settings, db)
+        ctx.runner.start()
+        atexit.register(ctx.runner.stop)
     return app
 
 
@@ -91,10 +92,10 @@ def _css(settings: Settings) -> Response:
 
 
 def stop_app(app: Flask) -> None:
-    """Stop the app's mail-queue thread, if it runs."""
-    queue = app.extensions["mailer"].queue
-    if queue is not None:
-        queue.stop()
+    """Stop the app's sign-up runner, if it runs."""
+    runner = app.extensions["mailer"].runner
+    if runner is not None:
+        runner.stop()
 
 
 def make_wsgi_app() -> Flask:

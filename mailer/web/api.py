@@ -34,6 +34,14 @@ def _answer(status: int, **body: object) -> tuple[Response, int]:
     return _cors(jsonify(body)), status
 
 
+def _json_body() -> object:
+    """The parsed body, or None when it is not JSON (too deeply nested counts as not JSON)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 @bp.route("/api/subscribe", methods=["OPTIONS"])
 def preflight():  # type: ignore[no-untyped-def]
     return _cors(Response(status=204))
@@ -48,7 +56,7 @@ def subscribe_json():  # type: ignore[no-untyped-def]
         return _answer(403, ok=False, error="requests from this website are not accepted", field="origin")
     if not request.is_json:
         return _answer(415, ok=False, error="send the body as application/json", field="body")
-    data = request.get_json(silent=True)
+    data = _json_body()
     if not isinstance(data, dict):
         return _answer(400, ok=False, error="the body is not a JSON object", field="body")
     if data.get(HONEYPOT_FIELD):

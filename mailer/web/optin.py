@@ -8,13 +8,11 @@ left since: only a pending subscription can be confirmed.
 from __future__ import annotations
 
 from flask import Blueprint, request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailer.mail.links import CONFIRM_PATH
-from mailer.models import MailingList, Subscriber, Subscription, SubscriptionStatus
-from mailer.people.subscriptions import confirm
 from mailer.mail.tokens import Purpose, TokenError, TokenExpired, read_token
+from mailer.models import SubscriptionStatus
+from mailer.signups.confirmations import Confirmed, confirm_signup, signup_state
 from mailer.web.guard import FORM_TOKEN_FIELD, client_ip, origin_allowed, own_origins
 from mailer.web.pages import message_page, page, web
 
@@ -27,11 +25,6 @@ USED = ("Link already used", "This link cannot be used any more: you have left t
         "To come back, please sign up again.")
 
 
-def find_subscription(session: Session, uid: str, slug: str) -> Subscription | None:
-    return session.scalar(select(Subscription).join(Subscriber).join(MailingList).where(
-        Subscriber.uid == uid, MailingList.slug == slug))
-
-
 def _resolve(token: str):  # type: ignore[no-untyped-def]
     """(data, None) for a good token, or (None, error page)."""
     try:
@@ -42,18 +35,20 @@ def _resolve(token: str):  # type: ignore[no-untyped-def]
         return None, message_page(*INVALID, 400)
 
 
+def _already(list_name: str):  # type: ignore[no-untyped-def]
+    return message_page("Already confirmed", f"You are already subscribed to {list_name}.", 200)
+
+
 @bp.get(CONFIRM_PATH)
 def show(token: str):  # type: ignore[no-untyped-def]
     data, error = _resolve(token)
     if error:
         return error
-    with web().db.session() as session:
-        sub = find_subscription(session, data.subscriber_uid, data.list_slug)
-        if sub is None:
-            return message_page(*INVALID, 400)
-        status, list_name = sub.status, sub.mailing_list.name
+    status, list_name = signup_state(web().db, data.subscriber_uid, data.list_slug)
+    if status is None:
+        return message_page(*INVALID, 400)
     if status is SubscriptionStatus.CONFIRMED:
-        return message_page("Already confirmed", f"You are already subscribed to {list_name}.", 200)
+        return _already(list_name)
     if status is SubscriptionStatus.UNSUBSCRIBED:
         return message_page(*USED, 409)
     return page("confirm.html", list_name=list_name, action=request.path)
@@ -70,14 +65,12 @@ def submit(token: str):  # type: ignore[no-untyped-def]
     data, error = _resolve(token)
     if error:
         return error
-    with ctx.db.session() as session:
-        sub = find_subscription(session, data.subscriber_uid, data.list_slug)
-        if sub is None:
-            return message_page(*INVALID, 400)
-        list_name = sub.mailing_list.name
-        if sub.status is SubscriptionStatus.UNSUBSCRIBED:
-            return message_page(*USED, 409)
-        changed = confirm(session, ctx.settings, sub, ip=client_ip(request), actor="web")
-    if not changed:
-        return message_page("Already confirmed", f"You are already subscribed to {list_name}.", 200)
+    done, list_name = confirm_signup(ctx.db, ctx.settings, data.subscriber_uid, data.list_slug,
+                                     ip=client_ip(request))
+    if done is Confirmed.UNKNOWN:
+        return message_page(*INVALID, 400)
+    if done is Confirmed.LEFT:
+        return message_page(*USED, 409)
+    if done is Confirmed.ALREADY:
+        return _already(list_name)
     return message_page("Subscribed", f"Thank you: you are now subscribed to {list_name}.", 200)

@@ -1,24 +1,22 @@
-"""What every page shares: the app's context object, template folders, rendering, error pages."""
+"""What every page shares: the app's context object, rendering, message pages.
+
+Templates come from `mailer.content.templating` (the one search path,
+sandboxed); create_app installs that environment as Flask's.
+"""
 
 from __future__ import annotations
 
-import functools
-
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from flask import current_app, g, render_template
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from mailer.config import Settings
 from mailer.db import Database
-from mailer.web.guard import FormTokens
 from mailer.signups.limits import SignupLimiter
+from mailer.signups.runner import SignupRunner
 from mailer.signups.writer import IntakeWriter
-
-# the repository's own templates: the fallback when a group overrides only some of them
-DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+from mailer.web.guard import FormTokens
 
 
 @dataclass
@@ -30,49 +28,18 @@ class WebContext:
     forms: FormTokens
     limiter: SignupLimiter
     writer: IntakeWriter
-    queue: Any = field(default=None)   # a mailqueue.QueueThread when the app sends its own mail
+    runner: SignupRunner | None = None   # when the app applies its own sign-ups
     # rendered message pages: they are the same for everyone (no form token), so rendered once
     messages: dict[tuple[Any, ...], str] = field(default_factory=dict)
     messages_for: Settings | None = None
 
-    def wake_queue(self) -> None:
-        if self.queue is not None:
-            self.queue.wake()
+    def wake_runner(self) -> None:
+        if self.runner is not None:
+            self.runner.wake()
 
 
 def web() -> WebContext:
     return current_app.extensions["mailer"]
-
-
-def template_folders(settings: Settings) -> list[str]:
-    """Each folder of settings.templates_path (resolved), then the built-in templates."""
-    folders = [str(settings.path(p)) for p in settings.templates_path]
-    if str(DEFAULT_TEMPLATES) not in folders:
-        folders.append(str(DEFAULT_TEMPLATES))
-    return folders
-
-
-def find_template_file(settings: Settings, name: str) -> Path | None:
-    """The first file called *name* in the template folders (for static assets)."""
-    for folder in template_folders(settings):
-        candidate = Path(folder) / name
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def text_environment(settings: Settings) -> Environment:
-    """A Jinja environment for plain-text mail bodies: no HTML escaping, strict undefined.
-
-    One per set of template folders, so each template is compiled once (and again when its file changes).
-    """
-    return _text_environment(tuple(str(folder) for folder in template_folders(settings)))
-
-
-@functools.lru_cache(maxsize=16)
-def _text_environment(folders: tuple[str, ...]) -> Environment:
-    return Environment(loader=FileSystemLoader(list(folders)), autoescape=False,
-                       undefined=StrictUndefined, keep_trailing_newline=True)
 
 
 def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:

@@ -1,7 +1,8 @@
 """Preferences from the signed link in every mail: lists, leave one or all, download, erase.
 
 Every change is a POST carrying the form token (C8); erasing asks once more
-before it happens. The token never expires (like the unsubscribe link).
+before it happens. The token never expires (like the unsubscribe link). The
+work is `mailer.people.preferences`.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, Response, request
-from sqlalchemy import select
 
+from mailer.errors import InputError
 from mailer.mail.links import PREFERENCES_PATH
-from mailer.models import MailingList, Reason, Subscriber, SubscriptionStatus
-from mailer.people.subscriptions import unsubscribe
 from mailer.mail.tokens import Purpose, TokenError, read_token
+from mailer.people import preferences
+from mailer.people.preferences import Overview
 from mailer.web.guard import FORM_TOKEN_FIELD, origin_allowed, own_origins
 from mailer.web.pages import message_page, page, web
 
@@ -23,31 +24,25 @@ INVALID = ("Link not valid", "This link is not valid. Please use the preferences
            "of any newsletter.")
 
 
-def _subscriber(session, token: str) -> Subscriber | None:  # type: ignore[no-untyped-def]
-    data = read_token(web().settings, Purpose.PREFERENCES, token)
-    return session.scalar(select(Subscriber).where(Subscriber.uid == data.subscriber_uid))
+def _uid(token: str) -> str | None:
+    try:
+        return read_token(web().settings, Purpose.PREFERENCES, token).subscriber_uid
+    except TokenError:
+        return None
 
 
-def _overview(subscriber: Subscriber, session, status: int = 200, notice: str = ""):  # type: ignore[no-untyped-def]
-    subs = sorted(subscriber.subscriptions, key=lambda s: s.mailing_list.name)
-    mine = {s.list_id for s in subs}
-    others = list(session.scalars(select(MailingList).where(MailingList.id.not_in(mine) if mine else True)
-                                  .order_by(MailingList.name)))
-    active = [s for s in subs if s.status is not SubscriptionStatus.UNSUBSCRIBED]
-    return page("preferences.html", status, subscriber=subscriber, subscriptions=subs, others=others,
-                any_active=bool(active), notice=notice, action=request.path)
+def _overview(view: Overview, notice: str = ""):  # type: ignore[no-untyped-def]
+    return page("preferences.html", subscriber=view.subscriber, subscriptions=view.subscriptions,
+                others=view.others, any_active=view.any_active, notice=notice, action=request.path)
 
 
 @bp.get(PREFERENCES_PATH)
 def show(token: str):  # type: ignore[no-untyped-def]
-    with web().db.session() as session:
-        try:
-            subscriber = _subscriber(session, token)
-        except TokenError:
-            return message_page(*INVALID, 400)
-        if subscriber is None:
-            return message_page(*INVALID, 404)
-        return _overview(subscriber, session)
+    uid = _uid(token)
+    if uid is None:
+        return message_page(*INVALID, 400)
+    view = preferences.overview(web().db, uid)
+    return message_page(*INVALID, 404) if view is None else _overview(view)
 
 
 @bp.post(PREFERENCES_PATH)
@@ -57,36 +52,34 @@ def change(token: str):  # type: ignore[no-untyped-def]
         return message_page("Not accepted", "This request came from another website.", 403)
     if not ctx.forms.valid(request.form.get(FORM_TOKEN_FIELD)):
         return message_page("Page expired", "This page has expired. Please open the link again.", 403)
+    uid = _uid(token)
+    if uid is None:
+        return message_page(*INVALID, 400)
     action = request.form.get("action", "")
-    with ctx.db.session() as session:
+    db, settings = ctx.db, ctx.settings
+    if action in ("unsubscribe", "unsubscribe_all"):
+        slug = request.form.get("list", "") if action == "unsubscribe" else None
         try:
-            subscriber = _subscriber(session, token)
-        except TokenError:
-            return message_page(*INVALID, 400)
-        if subscriber is None:
+            left = preferences.leave(db, settings, uid, slug, actor="preferences")
+        except InputError:
+            return message_page("Unknown list", f"There is no list {(slug or '')[:64]!r}.", 404)
+        if left is None:
             return message_page(*INVALID, 404)
-        if action == "unsubscribe":
-            slug = request.form.get("list", "")
-            mlist = session.scalar(select(MailingList).where(MailingList.slug == slug))
-            if mlist is None:
-                return message_page("Unknown list", f"There is no list {slug[:64]!r}.", 404)
-            unsubscribe(session, ctx.settings, subscriber, mlist, Reason.USER, actor="preferences")
-            return _overview(subscriber, session, notice=f"You have left {mlist.name}.")
-        if action == "unsubscribe_all":
-            unsubscribe(session, ctx.settings, subscriber, None, Reason.USER, actor="preferences")
-            return _overview(subscriber, session, notice="You have left all our lists.")
-        if action == "download":
-            from mailer.people.dataexport import person_data
-
-            body = json.dumps(person_data(session, ctx.settings, subscriber), indent=2, default=str)
-            return Response(body, mimetype="application/json", headers={
-                "Content-Disposition": 'attachment; filename="my-data.json"'})
-        if action == "erase":
-            return page("erase.html", action=request.path)
-        if action == "erase_confirmed":
-            from mailer.people.erasure import erase_person
-
-            erase_person(session, ctx.settings, subscriber)
-            return message_page("Erased", "Your data has been erased. We keep only a keyed hash of your "
-                                "address so that we never mail it again.", 200)
+        view, name = left
+        return _overview(view, notice=f"You have left {name}." if slug else "You have left all our lists.")
+    if action == "download":
+        data = preferences.export(db, settings, uid)
+        if data is None:
+            return message_page(*INVALID, 404)
+        return Response(json.dumps(data, indent=2, default=str), mimetype="application/json",
+                        headers={"Content-Disposition": 'attachment; filename="my-data.json"'})
+    if action == "erase_confirmed":
+        if not preferences.erase(db, settings, uid):
+            return message_page(*INVALID, 404)
+        return message_page("Erased", "Your data has been erased. We keep only a keyed hash of your "
+                            "address so that we never mail it again.", 200)
+    if preferences.overview(db, uid) is None:
+        return message_page(*INVALID, 404)
+    if action == "erase":
+        return page("erase.html", action=request.path)
     return message_page("Unknown action", "This form asked for something we do not know.", 400)

@@ -17,9 +17,12 @@ import threading
 from pathlib import Path
 
 from mailer.config import load_settings
+from mailer.content.compose import compose_issue
 from mailer.db import Database
 from mailer.errors import MailerError
-from mailer.models import MailingList
+from mailer.mail.preview import write_preview
+from mailer.people.lists import add_list
+from mailer.web import create_app
 
 WIDTHS = {"desktop": 1280, "phone": 390}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -37,8 +40,6 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
     from playwright.sync_api import sync_playwright
     from waitress.server import create_server
 
-    from mailer.web import create_app
-
     chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
     if not Path(chromium).exists():
         raise MailerError(f"Chromium not found at {chromium} (apt-get install chromium, or set CHROMIUM_PATH)")
@@ -51,13 +52,10 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
     db = Database(settings.resolved_database_url)
     db.upgrade()
     with db.session() as session:
-        session.add(MailingList(slug="news", name=f"{settings.group_name} newsletter",
-                                description="Reports from our branches, campaigns and meetings, once a month."))
+        add_list(session, "news", f"{settings.group_name} newsletter",
+                 description="Reports from our branches, campaigns and meetings, once a month.")
     pages = {"signup": f"{settings.base_url}/subscribe/news"}
     if issue_dir:
-        from mailer.content.compose import compose_issue
-        from mailer.mail.preview import write_preview
-
         files = write_preview(settings, compose_issue(settings, issue_dir))
         pages["issue"] = files.html.resolve().as_uri()
     server = create_server(create_app(settings, db), host="127.0.0.1", port=port, threads=2)

@@ -2,7 +2,7 @@
 
 Whatever the address's state, a valid sign-up gets the same answer (no
 enumeration). The request only validates, checks the rate limits (in memory) and
-stores one intake row; the queue thread then subscribes, stores the consent record
+stores one intake row; the sign-up runner then subscribes, stores the consent record
 and queues exactly one confirmation mail (C1), subject to the cool-down (C5):
 see `mailer.signups.intake`.
 """
@@ -16,10 +16,10 @@ from flask import Blueprint, abort, g, request
 
 from mailer.errors import InputError
 from mailer.models import ConsentSource, MailingList
-from mailer.people.subscriptions import Address, clean_name, get_list, normalize_email
+from mailer.people.subscriptions import Address, clean_name, normalize_email
 from mailer.signups import limits
-from mailer.web.guard import HONEYPOT_FIELD, FORM_TOKEN_FIELD, client_ip, origin_allowed, own_origins
-from mailer.signups.intake import Signup, record_signup
+from mailer.signups.intake import Signup, record_signup, signup_list
+from mailer.web.guard import FORM_TOKEN_FIELD, HONEYPOT_FIELD, client_ip, origin_allowed, own_origins
 from mailer.web.pages import WebContext, message_page, page, web
 
 bp = Blueprint("signup", __name__)
@@ -64,19 +64,18 @@ def read_fields(fields: Mapping[str, object], consent: object) -> SignupRequest:
 
 
 def sign_up(ctx: WebContext, slug: str, req: SignupRequest, source: ConsentSource, form_id: str) -> None:
-    """Record the sign-up for the queue thread; raise RateLimited or InputError (unknown list)."""
+    """Record the sign-up for the runner; raise RateLimited or InputError (unknown list)."""
     signup = Signup(address=req.address, name=req.name, source=source, form_id=form_id,
                     ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
     record_signup(ctx.settings, ctx.limiter, ctx.writer, slug, signup)
-    ctx.wake_queue()
+    ctx.wake_runner()
 
 
 def _list_or_404(ctx: WebContext, slug: str) -> MailingList:
-    with ctx.db.session() as session:
-        try:
-            return get_list(session, slug)
-        except InputError:
-            abort(404)
+    mlist = signup_list(ctx.db, slug)
+    if mlist is None:
+        abort(404)
+    return mlist
 
 
 def _form(mlist: MailingList, status: int = 200, error: str = "", field: str = "",

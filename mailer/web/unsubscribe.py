@@ -10,24 +10,15 @@ known one, so the page never says whether an address exists (B4).
 from __future__ import annotations
 
 from flask import Blueprint, request
-from sqlalchemy import select
 
 from mailer.mail.links import UNSUBSCRIBE_PATH, preferences_url
-from mailer.models import MailingList, Reason, Subscriber
 from mailer.mail.tokens import Purpose, TokenData, TokenError, read_token
+from mailer.people.preferences import leave_by_link, list_name
 from mailer.web.pages import message_page, page, web
 
 bp = Blueprint("unsubscribe", __name__)
 INVALID = ("Link not valid", "This unsubscribe link is not valid. Please copy the whole link from the "
            "mail, or use the link at the bottom of any newsletter.")
-
-
-def _list(session, slug: str) -> MailingList | None:  # type: ignore[no-untyped-def]
-    return session.scalar(select(MailingList).where(MailingList.slug == slug)) if slug else None
-
-
-def _name(mlist: MailingList | None) -> str:
-    return mlist.name if mlist else "all our lists"
 
 
 def _read(token: str) -> TokenData | None:
@@ -43,26 +34,16 @@ def show(token: str):  # type: ignore[no-untyped-def]
     data = _read(token)
     if data is None:
         return message_page(*INVALID, 400)
-    with web().db.session() as session:
-        list_name = _name(_list(session, data.list_slug))
-    return page("unsubscribe.html", list_name=list_name, action=request.path)
+    return page("unsubscribe.html", list_name=list_name(web().db, data.list_slug), action=request.path)
 
 
 @bp.post(UNSUBSCRIBE_PATH)
 def submit(token: str):  # type: ignore[no-untyped-def]
-    from mailer.people.subscriptions import unsubscribe
-
     data = _read(token)
     if data is None:
         return message_page(*INVALID, 400)
     ctx = web()
-    with ctx.db.session() as session:
-        mlist = _list(session, data.list_slug)
-        list_name = _name(mlist)
-        subscriber = session.scalar(select(Subscriber).where(Subscriber.uid == data.subscriber_uid))
-        if subscriber is not None:
-            one_click = request.form.get("List-Unsubscribe") == "One-Click"
-            unsubscribe(session, ctx.settings, subscriber, mlist, Reason.USER,
-                        actor="one-click" if one_click else "web")
+    actor = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "web"
+    name = leave_by_link(ctx.db, ctx.settings, data.subscriber_uid, data.list_slug, actor)
     prefs = preferences_url(ctx.settings, data.subscriber_uid, data.list_slug)
-    return page("unsubscribed.html", list_name=list_name, preferences_url=prefs)
+    return page("unsubscribed.html", list_name=name, preferences_url=prefs)
