@@ -177,6 +177,10 @@ def check_settings(get: Callable[[str], Any]) -> None:
             raise ConfigError(f"setting {dotted!r}: not an email address")
     if get("smtp_username") and get("smtp_security") == "none":
         raise ConfigError("setting 'smtp.security': 'none' with a username would send the password in clear")
+    dkim = (get("dkim_selector"), get("dkim_domain"), get("dkim_private_key_file"))
+    if any(dkim) and not all(dkim):
+        raise ConfigError("settings 'dkim.selector', 'dkim.domain' and 'dkim.private_key_file' "
+                          "must be set together")
 
 
 def _check_base_url(url: str) -> None:
