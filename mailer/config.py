@@ -110,10 +110,11 @@ class Settings:
 
     @property
     def resolved_database_url(self) -> str:
-        """The database URL with a relative SQLite path made absolute."""
+        """The database URL with a relative SQLite path made absolute (a ``file:`` URI is left as given)."""
         url = self.database_url
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        if (url.startswith(prefix) and not url.startswith((prefix + "/", prefix + "file:"))
+                and ":memory:" not in url):
             return prefix + str(self.path(url[len(prefix):]))
         return url
 
