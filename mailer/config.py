@@ -4,7 +4,8 @@ This is the only module that reads the environment. Every setting has a
 dotted name (``smtp.host``) used in the TOML file, and an environment name
 (``MAILER_SMTP_HOST``) that overrides it. Secrets (``smtp.password``,
 ``secret_keys``, ``hash_key``) are refused in the TOML file: they come from the environment
-or from a file outside the repository named by ``MAILER_<NAME>_FILE``.
+or from a file outside the repository named by ``MAILER_<NAME>_FILE``. Each value is
+checked (and domains IDNA-encoded) by mailer.settingrules as it is read.
 """
 
 from __future__ import annotations
