@@ -4,7 +4,8 @@ This is the only module that reads the environment. Every setting has a
 dotted name (``smtp.host``) used in the TOML file, and an environment name
 (``MAILER_SMTP_HOST``) that overrides it. Secrets (``smtp.password``,
 ``secret_keys``, ``hash_key``) are refused in the TOML file: they come from the environment
-or from a file outside the repository named by ``MAILER_<NAME>_FILE``.
+or from a file outside the repository named by ``MAILER_<NAME>_FILE``. Each value is
+checked (and domains IDNA-encoded) by mailer.settingrules as it is read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mailer.errors import ConfigError
+from mailer.settingrules import check_settings, check_value
 
 CONFIG_FILE = "mailer.toml"
 SECRET_FIELDS = frozenset({"smtp_password", "secret_keys", "hash_key"})
@@ -109,10 +111,11 @@ class Settings:
 
     @property
     def resolved_database_url(self) -> str:
-        """The database URL with a relative SQLite path made absolute."""
+        """The database URL with a relative SQLite path made absolute (a ``file:`` URI is left as given)."""
         url = self.database_url
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        if (url.startswith(prefix) and not url.startswith((prefix + "/", prefix + "file:"))
+                and ":memory:" not in url):
             return prefix + str(self.path(url[len(prefix):]))
         return url
 
@@ -166,22 +169,25 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             raise ValueError("expected true or false")
         if isinstance(default, tuple):
             if isinstance(value, str):
-                return tuple(v.strip() for v in value.split(",") if v.strip())
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return tuple(value)
-            raise ValueError("expected a list of strings")
+                value = tuple(v.strip() for v in value.split(",") if v.strip())
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                value = tuple(value)
+            else:
+                raise ValueError("expected a list of strings")
+            return check_value(name, dotted_name(name), value)
         if isinstance(default, (int, float)):
             if isinstance(value, bool):
                 raise ValueError("expected a number")
-            number = ftype(value)
-            if number < 0:
-                raise ValueError("must not be negative")
-            return number
-        if not isinstance(value, str):
+            if ftype is int and isinstance(value, float):
+                raise ValueError("expected a whole number")
+            value = ftype(value)
+        elif not isinstance(value, str):
             raise ValueError("expected a string")
-        return value
-    except (TypeError, ValueError) as exc:
+        return check_value(name, dotted_name(name), value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{where}: setting {dotted_name(name)!r}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def load_settings(
@@ -228,22 +234,8 @@ def load_settings(
 
 
 def validate(settings: Settings) -> None:
-    """Check values whose type is right but whose meaning is not."""
-    if settings.smtp_security not in ("starttls", "tls", "none"):
-        raise ConfigError("setting 'smtp.security': must be starttls, tls or none")
-    if not settings.base_url.startswith(("http://", "https://")):
-        raise ConfigError("setting 'base_url': must start with https:// (or http:// for local testing)")
-    host = settings.base_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
-    if settings.base_url.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
-        raise ConfigError("setting 'base_url': must be https:// (List-Unsubscribe needs an https link); "
-                          "http:// is only for 127.0.0.1 or localhost")
-    for name in ("from_email", "bounce_address"):
-        if "@" not in getattr(settings, name):
-            raise ConfigError(f"setting {name!r}: not an email address")
-    if settings.smtp_username and settings.smtp_security == "none":
-        raise ConfigError("setting 'smtp.security': 'none' with a username would send the password in clear")
-    if settings.batch_size < 1:
-        raise ConfigError("setting 'batch_size': must be at least 1")
+    """Check the rules between settings and on required values (each value was checked when read)."""
+    check_settings(lambda name: getattr(settings, name))
 
 
 def signing_keys(settings: Settings) -> list[str]:

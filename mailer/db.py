@@ -11,7 +11,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.config import Settings
-from mailer.errors import ConfigError, MailerError
+from mailer.errors import ConfigError, InputError, MailerError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,12 +26,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for *url*; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for *url*; SQLite gets WAL, foreign keys and a busy timeout.
+
+    Nothing is created here: the folder of a SQLite file is made by `Database.upgrade`
+    (`mailer init`, `mailer db upgrade`) only, so a read-only command never leaves one behind.
+    """
     try:
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
@@ -81,8 +82,21 @@ class Database:
             current = MigrationContext.configure(conn).get_current_heads()
         return set(current) == set(ScriptDirectory.from_config(alembic_config(self.url)).get_heads())
 
+    def sqlite_file(self) -> Path | None:
+        """The file of a SQLite database (None for PostgreSQL or an in-memory one)."""
+        if self.dialect != "sqlite":
+            return None
+        name = self.engine.url.database or ""
+        if not name or name == ":memory:" or self.engine.url.query.get("mode") == "memory":
+            return None
+        return Path(name[len("file:"):].split("?", 1)[0] if name.startswith("file:") else name)
+
     def require_schema(self) -> None:
-        """Fail with one clear line when the database was never initialised."""
+        """Fail with one clear line when the database was never initialised (creating nothing)."""
+        path = self.sqlite_file()
+        if path is not None and not path.exists():
+            where = "its folder does not exist" if not path.parent.is_dir() else "the file does not exist"
+            raise MailerError(f"database {path}: {where}: run `mailer init` (or `mailer db upgrade`)")
         try:
             if not inspect(self.engine).has_table("subscriber"):
                 raise MailerError(f"database {self.engine.url!r} has no tables: run `mailer init` "
@@ -91,20 +105,30 @@ class Database:
             raise MailerError(f"cannot open database {self.engine.url!r}: {exc.orig}") from None
 
     def upgrade(self, revision: str = "head") -> None:
-        from alembic import command
-
-        cfg = alembic_config(self.url)
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        """Migrate up to *revision*, creating the SQLite file's folder when missing."""
+        path = self.sqlite_file()
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MailerError(f"database {path}: cannot create its folder: {exc.strerror}") from None
+        self._migrate("upgrade", revision)
 
     def downgrade(self, revision: str) -> None:
+        self._migrate("downgrade", revision)
+
+    def _migrate(self, direction: str, revision: str) -> None:
+        """Run alembic's upgrade or downgrade; an unknown revision is one InputError line."""
         from alembic import command
+        from alembic.util import CommandError
 
         cfg = alembic_config(self.url)
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, revision)
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                getattr(command, direction)(cfg, revision)
+        except CommandError as exc:
+            raise InputError(f"db {direction} {revision}: {str(exc).splitlines()[0]}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()

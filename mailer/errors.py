@@ -29,3 +29,25 @@ class DeliveryError(MailerError):
     """The delivery backend cannot work at all (unreachable, bad credentials, TLS)."""
 
     exit_code = 3
+
+
+class DatabaseError(MailerError):
+    """The database failed under a command (read-only, disk full, I/O error, gone, locked too long)."""
+
+    exit_code = 3
+
+
+def database_error(exc: BaseException) -> DatabaseError | None:
+    """*exc* as one line when it is a database driver's error (through SQLAlchemy), else None.
+
+    Looked up without importing SQLAlchemy, so that commands that never touch the
+    database don't pay for it.
+    """
+    import sys
+
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    orig = exc.orig if exc.orig is not None else exc
+    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    return DatabaseError(f"database error: {detail}")

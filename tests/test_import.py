@@ -248,3 +248,38 @@ def test_uids_are_time_ordered_and_unguessable(db, settings, news, tmp_path):
         uids = s.scalars(select(Subscriber.uid).order_by(Subscriber.id)).all()
     assert len(set(uids)) == 3 and all(len(u) == 32 and int(u, 16) >= 0 for u in uids)
     assert uids == sorted(uids) and len({u[12:] for u in uids}) == 3
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 20000])
+def test_a_repeated_address_is_one_subscribed_and_the_rest_duplicates(db, settings, news, tmp_path, batch_size):
+    """Duplicates are counted per row, whatever the batches: 5 rows of one address = 1 subscribed, 4 duplicates."""
+    path = write(tmp_path / "m.csv", "email\n" + "ana@example.org\n" * 5)
+    report = import_csv(db, settings, path, news, batch_size=batch_size)
+    assert (report.subscribed, report.duplicates_in_file, report.already_subscribed, report.new_subscribers) \
+        == (1, 4, 0, 1)
+    again = import_csv(db, settings, path, news, batch_size=batch_size)   # now she exists beforehand
+    assert (again.existing_subscribers, again.already_subscribed, again.duplicates_in_file, again.subscribed) \
+        == (1, 1, 4, 0)
+    assert count(db, Subscription) == 1 and count(db, Consent) == 1
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder"])
+def test_an_unwritable_rejects_path_is_refused_before_any_row(db, settings, news, tmp_path, where):
+    path = write(tmp_path / "m.csv", "email\n" + "".join(f"u{i}@example.org\n" for i in range(10)) + "bad\n")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    target = tmp_path / "afile" / "r.csv" if where == "under-a-file" else tmp_path / "adir"
+    with pytest.raises(InputError) as caught:
+        import_csv(db, settings, path, news, batch_size=2, rejects_path=target)
+    assert str(caught.value).startswith(f"{target}: ") and "\n" not in str(caught.value)
+    assert count(db, Subscriber) == 0 and count(db, Subscription) == 0
+
+
+def test_the_rejects_file_is_written_when_writable(db, settings, news, tmp_path):
+    path = write(tmp_path / "m.csv", "email\nu1@example.org\nbad\n")
+    report = import_csv(db, settings, path, news, rejects_path=tmp_path / "out" / "r.csv")
+    assert report.rejects_path == tmp_path / "out" / "r.csv" and rejects(report.rejects_path)[0][0] == 3
+    assert not (tmp_path / "out" / "r.tmp").exists()
+    clean = write(tmp_path / "m.csv", "email\nu2@example.org\n")
+    assert import_csv(db, settings, clean, news, rejects_path=tmp_path / "out" / "r.csv").rejects_path is None
+    assert list((tmp_path / "out").iterdir()) == []   # the old report would mislead: gone

@@ -221,3 +221,35 @@ def test_every_store_command_option_and_secret_is_documented():
         walk(command, [command.name])
     missing += [s for s in ("MAILER_SECRET_KEYS", "MAILER_HASH_KEY") if s not in readme]
     assert missing == []
+
+
+def test_a_read_only_command_creates_no_database_under_a_missing_folder(tmp_path):
+    """`mailer lists` / `status` on a database whose folder is missing: one line, nothing created."""
+    missing = tmp_path / "nowhere" / "sub"
+    env = {**TEST_ENV, "MAILER_ROOT": str(tmp_path), "MAILER_DATABASE_URL": f"sqlite:///{missing}/mailer.db"}
+    for args in (["lists"], ["status", "issues/x"], ["subscribers", "list"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code != 0 and result.output.count("\n") == 1, result.output
+        assert result.output.startswith(f"error: database {missing}/mailer.db: its folder does not exist")
+    assert not (tmp_path / "nowhere").exists()
+    ok(CliRunner().invoke(cli, ["db", "upgrade"], env=env))
+    assert (missing / "mailer.db").exists()
+
+
+def test_db_downgrade_to_an_unknown_revision_is_one_line(run):
+    result = run("db", "downgrade", "garbage")
+    assert result.exit_code == 2
+    assert result.output == "error: db downgrade garbage: Can't locate revision identified by 'garbage'\n"
+
+
+def test_a_read_only_database_is_one_error_line(tmp_path, settings):
+    from mailer.db import Database
+
+    path = tmp_path / "ro.db"
+    Database(f"sqlite:///{path}").upgrade()
+    env = {**TEST_ENV, "MAILER_ROOT": str(settings.root),
+           "MAILER_DATABASE_URL": f"sqlite:///file:{path}?mode=ro&uri=true"}
+    ok(CliRunner().invoke(cli, ["lists"], env=env))   # reading works
+    result = CliRunner().invoke(cli, ["lists", "add", "news", "News"], env=env)
+    assert result.exit_code == 3
+    assert result.output == "error: database error: attempt to write a readonly database\n"

@@ -11,7 +11,7 @@ import click
 
 from mailer import __version__
 from mailer.config import Settings, load_settings
-from mailer.errors import MailerError
+from mailer.errors import MailerError, database_error
 
 # modules of this package that each export COMMANDS, a list of click commands
 COMMAND_MODULES = ("settings", "issue", "store", "send", "schedule", "web", "bounces")
@@ -59,6 +59,12 @@ class MailerGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:  # a database failure is one line too; anything else is a bug
+            failure = database_error(exc)
+            if failure is None:
+                raise
+            click.echo(f"error: {failure}", err=True)
+            sys.exit(failure.exit_code)
 
 
 @click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -28,6 +28,8 @@ def _run_on(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # new migrations spell the column types as mailer.models.X, whichever module defines them
+        user_module_prefix="mailer.models.",
     )
     with context.begin_transaction():
         context.run_migrations()

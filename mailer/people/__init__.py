@@ -1,6 +1,7 @@
 """People: subscribers, lists and what happens to them.
 
-Owns the subscription state machine and its rules, list lookup, addresses,
+Owns the subscription state machine and its rules (rules.decide, applied one by
+one in subscriptions and in bulk by importwriter), list lookup, addresses,
 CSV import and export, erasure, the privacy export and bounce/complaint
 handling. May import mail, content and the floor.
 """

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.models import MailingList, Subscriber, Subscription, SubscriptionStatus
-from mailer.people.subscriptions import get_list
+from mailer.people.lists import get_list
 
 FIXED = ["email", "name", "list", "status", "reason", "subscribed_at", "confirmed_at", "unsubscribed_at"]
 CHUNK = 2000

@@ -7,7 +7,6 @@ session and never commit: the caller owns the unit of work.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from sqlalchemy.orm import Session
 from mailer.config import Settings
 from mailer.errors import ConfigError, InputError
 from mailer.headers import has_header_trick
+from mailer.people.lists import get_list  # noqa: F401  (the one list lookup, for callers here)
+from mailer.people.rules import Outcome, decide
 from mailer.models import (
     AuditEvent,
     Consent,
@@ -92,13 +93,6 @@ def email_hasher(hash_key: str) -> Callable[[str], str]:
     return digest
 
 
-def get_list(session: Session, slug: str) -> MailingList:
-    mlist = session.scalar(select(MailingList).where(MailingList.slug == slug))
-    if mlist is None:
-        raise InputError(f"unknown list {slug!r} (see `mailer lists`)")
-    return mlist
-
-
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
     return session.scalar(select(Subscriber).where(Subscriber.email_key == normalize_email(email).key))
 
@@ -139,18 +133,6 @@ def audit(session: Session, action: str, subscriber: Subscriber | None, mlist: M
     ))
 
 
-class Outcome(enum.Enum):
-    """What `subscribe` did, for reports and for the web's single neutral answer."""
-
-    CREATED_PENDING = "created_pending"
-    CREATED_CONFIRMED = "created_confirmed"
-    ALREADY_PENDING = "already_pending"
-    ALREADY_CONFIRMED = "already_confirmed"
-    NOW_PENDING = "now_pending"
-    NOW_CONFIRMED = "now_confirmed"
-    SUPPRESSED = "suppressed"
-
-
 @dataclass
 class ConsentInfo:
     source: ConsentSource
@@ -179,44 +161,34 @@ def get_or_create_subscriber(session: Session, address: Address, name: str = "",
 def subscribe(session: Session, settings: Settings, mlist: MailingList, address: Address, *,
               name: str = "", attributes: dict | None = None, confirmed: bool = False,
               consent: ConsentInfo, actor: str = "") -> tuple[Subscription | None, Outcome]:
-    """Add *address* to *mlist*: pending, or confirmed when *confirmed* and not suppressed.
-
-    A suppressed address is never made confirmed here (STANDARDS B8): an import
-    or admin add skips it; a web sign-up makes it pending so that a new
-    confirmed opt-in can lift the suppression.
-    """
+    """Add *address* to *mlist* as `rules.decide` says: pending, or confirmed when *confirmed*
+    and not suppressed (STANDARDS B8); a suppressed import or admin add changes nothing."""
     suppressed = suppression_for(session, settings, address.key, mlist.slug) is not None
-    if suppressed and consent.source in (ConsentSource.IMPORT, ConsentSource.ADMIN):
-        return None, Outcome.SUPPRESSED
+    existing = session.scalar(select(Subscriber).where(Subscriber.email_key == address.key))
+    sub = None if existing is None else session.scalar(select(Subscription).where(
+        Subscription.subscriber_id == existing.id, Subscription.list_id == mlist.id))
+    decision = decide(sub.status if sub else None, confirmed=confirmed, suppressed=suppressed,
+                      source=consent.source)
+    if decision.outcome is Outcome.SUPPRESSED:
+        return None, decision.outcome
     subscriber, _ = get_or_create_subscriber(session, address, name, attributes)
-    sub = session.scalar(select(Subscription).where(
-        Subscription.subscriber_id == subscriber.id, Subscription.list_id == mlist.id))
-    make_confirmed = confirmed and not suppressed
-    target = SubscriptionStatus.CONFIRMED if make_confirmed else SubscriptionStatus.PENDING
-    reason = Reason.SIGNUP if consent.source in (ConsentSource.WEB, ConsentSource.API) else (
-        Reason.IMPORT if consent.source is ConsentSource.IMPORT else Reason.ADMIN)
     now = utcnow()
+    confirmed_at = now if decision.confirmed else None
+    if decision.record_consent:
+        _record_consent(session, subscriber, mlist, address, consent, confirmed_at=confirmed_at)
+    if not decision.changes:
+        return sub, decision.outcome
+    old = sub.status if sub else None
     if sub is None:
-        sub = Subscription(subscriber_id=subscriber.id, list_id=mlist.id, status=target, reason=reason,
-                           status_at=now, confirmed_at=now if make_confirmed else None)
+        sub = Subscription(subscriber_id=subscriber.id, list_id=mlist.id, created_at=now)
         session.add(sub)
-        outcome = Outcome.CREATED_CONFIRMED if make_confirmed else Outcome.CREATED_PENDING
-        old = None
-    elif sub.status is SubscriptionStatus.CONFIRMED:
-        return sub, Outcome.ALREADY_CONFIRMED
-    elif sub.status is SubscriptionStatus.PENDING and not make_confirmed:
-        _record_consent(session, subscriber, mlist, address, consent)
-        return sub, Outcome.ALREADY_PENDING
-    else:
-        old = sub.status
-        sub.status, sub.reason, sub.status_at = target, reason, now
-        if make_confirmed:
-            sub.confirmed_at = now
-        outcome = Outcome.NOW_CONFIRMED if make_confirmed else Outcome.NOW_PENDING
-    _record_consent(session, subscriber, mlist, address, consent, confirmed_at=now if make_confirmed else None)
+    sub.status, sub.reason, sub.status_at = decision.status, decision.reason, now
+    if decision.confirmed:
+        sub.confirmed_at = now
     session.flush()
-    audit(session, "subscribe", subscriber, mlist, old, target, reason, actor or consent.source.value)
-    return sub, outcome
+    audit(session, "subscribe", subscriber, mlist, old, decision.status, decision.reason,
+          actor or consent.source.value)
+    return sub, decision.outcome
 
 
 def _record_consent(session: Session, subscriber: Subscriber, mlist: MailingList, address: Address,

@@ -1,0 +1,49 @@
+"""Typed SQLAlchemy models, one module per concern, every name re-exported here.
+
+`from mailer.models import X` is the way in (the alembic migrations use
+`mailer.models.UTCDateTime`); the modules are:
+
+- base:     the declarative base, `UTCDateTime`, uids, the enum column type
+- people:   lists, subscribers, subscriptions, consent, suppression, bounces, audit
+- sending:  sends (campaigns), deliveries (the ledger), schedules, leases
+- signups:  web sign-up intake rows and the confirmation mail queue
+
+The floor: imports SQLAlchemy only, nothing else of mailer's.
+"""
+
+from mailer.models.base import NAMING, Base, UTCDateTime, enum_type, new_uid, sorted_uids, utcnow
+from mailer.models.people import (
+    AuditEvent,
+    BounceEvent,
+    BounceKind,
+    Consent,
+    ConsentSource,
+    MailingList,
+    OptIn,
+    Reason,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+)
+from mailer.models.sending import (
+    Delivery,
+    DeliveryStatus,
+    Lease,
+    Schedule,
+    ScheduleKind,
+    ScheduleStatus,
+    Send,
+    SendStatus,
+)
+from mailer.models.signups import IntakeStatus, MailKind, QueuedMail, QueueStatus, SignupIntake
+
+__all__ = [
+    "NAMING", "Base", "UTCDateTime", "enum_type", "new_uid", "sorted_uids", "utcnow",
+    "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "MailingList", "OptIn",
+    "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
+    "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",
+    "SendStatus",
+    "IntakeStatus", "MailKind", "QueuedMail", "QueueStatus", "SignupIntake",
+]

@@ -1,0 +1,134 @@
+"""Sending: the campaign (send), its ledger (delivery), schedules and singleton leases."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mailer.models.base import Base, UTCDateTime, enum_type as _enum, new_uid, utcnow
+
+
+class SendStatus(enum.Enum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    MISSED = "missed"
+    FAILED = "failed"
+
+
+class DeliveryStatus(enum.Enum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+class ScheduleKind(enum.Enum):
+    ONCE = "once"
+    CRON = "cron"
+
+
+class ScheduleStatus(enum.Enum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DONE = "done"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class Send(Base):
+    """One sending of a composed issue to one or more lists: the campaign."""
+
+    __tablename__ = "send"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
+    issue_slug: Mapped[str] = mapped_column(String(200), index=True)
+    issue_path: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    preheader: Mapped[str] = mapped_column(Text, default="")
+    # the composed, inlined issue with personalisation placeholders
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    # the web version without personal data, for the archive
+    archive_html: Mapped[str] = mapped_column(Text, default="")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    list_slugs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[SendStatus] = mapped_column(_enum(SendStatus), default=SendStatus.DRAFT)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    audience_frozen: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """The ledger: one row per (send, subscriber), moved along as the send goes."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("send_id", "subscriber_id"),
+        Index("ix_delivery_send_status_id", "send_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    send_id: Mapped[int] = mapped_column(ForeignKey("send.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id", ondelete="SET NULL"))
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_list.id", ondelete="SET NULL"))
+    # the address frozen when the audience was; cleared by erasure
+    email: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus), default=DeliveryStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_code: Mapped[str] = mapped_column(String(20), default="")
+    last_reply: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str] = mapped_column(String(255), default="")
+    claimed_by: Mapped[str] = mapped_column(String(100), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Schedule(Base):
+    """A send planned for later: once (content frozen in `send`) or recurring (cron)."""
+
+    __tablename__ = "schedule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_path: Mapped[str] = mapped_column(Text)
+    list_slugs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    kind: Mapped[ScheduleKind] = mapped_column(_enum(ScheduleKind))
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cron: Mapped[str] = mapped_column(String(100), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[ScheduleStatus] = mapped_column(_enum(ScheduleStatus), default=ScheduleStatus.SCHEDULED)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    # the composed snapshot of a one-off schedule (what was previewed is what goes out)
+    send_id: Mapped[int | None] = mapped_column(ForeignKey("send.id", ondelete="SET NULL"))
+    source_hash: Mapped[str] = mapped_column(String(64), default="")
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Lease(Base):
+    """Who holds a singleton role (the scheduler) on this database, for error messages."""
+
+    __tablename__ = "lease"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
