@@ -37,7 +37,7 @@ NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
     "rate_per_hour": (0, 1e9, True),
     "rate_per_domain_per_second": (0, 1e6, True),
     "retry_max_age_hours": (0, 10 * _YEAR_HOURS, True),
-    "retry_base_seconds": (0, 3600 * _YEAR_HOURS, False),
+    "retry_base_seconds": (0, 3600 * _YEAR_HOURS, True),   # 0: retries are due at once
     "batch_size": (1, 100_000, True),
     "max_send_errors": (1, 10**9, True),
     "bounce_soft_limit": (1, 1000, True),
