@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from click.utils import make_default_short_help
 
 from mailer import __version__
 from mailer.errors import MailerError
@@ -112,7 +111,8 @@ class MailerGroup(click.Group):
                     continue
                 rows.append((name, loaded.get_short_help_str(limit)))
             else:
-                rows.append((name, make_default_short_help(LAZY_COMMANDS[name][1], limit)))
+                stand_in = click.Command(name, help=LAZY_COMMANDS[name][1])
+                rows.append((name, stand_in.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
