@@ -133,8 +133,10 @@ def subscribers_group() -> None:
 @pass_app
 def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
     """Add EMAIL to a list (pending unless --confirmed)."""
+    from mailer.people.subscriptions import Outcome
+
     address, outcome = directory.add_subscriber(app.db, app.settings, email, name, list_slug, confirmed)
-    if outcome is directory.Outcome.SUPPRESSED:
+    if outcome is Outcome.SUPPRESSED:
         raise InputError(f"{address} is suppressed for {list_slug} (unsubscribed, bounced or erased); "
                          "only their own new confirmed opt-in can lift that")
     out.print(f"{address}: {outcome.value.replace('_', ' ')} on {list_slug}")

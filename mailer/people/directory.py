@@ -1,7 +1,9 @@
 """The subscriber directory as the commands use it: each function opens its own session.
 
 The CLI parses, calls one of these and prints; the queries and the rules stay in
-people.subscriptions, people.lists, people.exporting, people.dataexport and people.erasure.
+people.subscriptions, people.lists, people.exporting, people.dataexport and people.erasure,
+imported by the functions that use them: `mailer lists` need not load the address validator
+(email_validator) that people.subscriptions brings.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from typing import IO, TYPE_CHECKING, Any, Callable
 from mailer.errors import InputError
 from mailer.models import ConsentSource, OptIn, Reason, Subscriber, SubscriptionStatus
 from mailer.people import lists
-from mailer.people.subscriptions import (ConsentInfo, Outcome, clean_name, find_subscriber, get_list,
-                                         normalize_email, subscribe, unsubscribe)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -20,9 +20,12 @@ if TYPE_CHECKING:
     from mailer.config import Settings
     from mailer.db import Database
     from mailer.mail.message import Recipient
+    from mailer.people.subscriptions import Outcome
 
 
 def _subscriber(session: Session, email: str) -> Subscriber:
+    from mailer.people.subscriptions import find_subscriber
+
     found = find_subscriber(session, email)
     if found is None:
         raise InputError(f"no subscriber with address {email.strip()[:80]!r}")
@@ -43,6 +46,8 @@ def add_list(db: Database, slug: str, name: str, opt_in: OptIn, description: str
 def add_subscriber(db: Database, settings: Settings, email: str, name: str, list_slug: str,
                    confirmed: bool) -> tuple[str, Outcome]:
     """Subscribe *email* to *list_slug* on the admin's word; the normalised address and the outcome."""
+    from mailer.people.subscriptions import ConsentInfo, clean_name, get_list, normalize_email, subscribe
+
     address = normalize_email(email)
     with db.session() as session:
         mlist = get_list(session, list_slug)
@@ -86,6 +91,8 @@ def person(db: Database, settings: Settings, email: str) -> dict[str, Any]:
 
 def unsubscribe_person(db: Database, settings: Settings, email: str, list_slug: str | None) -> int:
     """Unsubscribe on their behalf (from one list or all) and suppress; the subscriptions changed."""
+    from mailer.people.subscriptions import get_list, unsubscribe
+
     with db.session() as session:
         mlist = get_list(session, list_slug) if list_slug else None
         return unsubscribe(session, settings, _subscriber(session, email), mlist, Reason.ADMIN, actor="cli")
@@ -105,6 +112,7 @@ def preview_recipient(db: Database, email: str, issue_lists: list[str] | tuple[s
     """A preview's recipient: the subscriber, on a confirmed subscription to one of the issue's lists
     if there is one (else any of their subscriptions)."""
     from mailer.mail.message import Recipient
+    from mailer.people.subscriptions import find_subscriber
 
     with db.session() as session:
         sub = find_subscriber(session, email)
