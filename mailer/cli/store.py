@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mailer.cli import pass_app
@@ -153,6 +152,8 @@ def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool)
 def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run: bool,  # type: ignore[no-untyped-def]
                        rejects: Path | None) -> None:
     """Import a CSV (header row with an email column; name and other columns optional)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     from mailer.people.importing import import_csv
 
     size = file.stat().st_size if file.is_file() else 0
