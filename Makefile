@@ -45,6 +45,7 @@ bench: venv
 	$(BIN)/python bench/send_bench.py
 	$(BIN)/python bench/web_bench.py
 	$(BIN)/python bench/schedule_bench.py
+	$(BIN)/python bench/cli_bench.py
 
 screenshots: venv
 	$(BIN)/python -m mailer.web.screenshots

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailer.config import CONFIG_FILE, SECRET_FIELDS, SETTING_NAMES, Settings, dotted_name, env_name
-from mailer.db import Database
 
 HEADER = """\
 # mailer.toml: settings of mailer. Every setting is listed with its default, commented out.
@@ -63,6 +62,8 @@ def init_project(settings: Settings) -> InitResult:
         config_path.parent.mkdir(parents=True, exist_ok=True)
         config_path.write_text(config_template(), encoding="utf-8")
         written = True
+    from mailer.db import Database
+
     db = Database.from_settings(settings)
     try:
         db.upgrade()

@@ -1,4 +1,10 @@
-"""The `mailer` command: a click group; each module of this package adds its commands."""
+"""The `mailer` command: a click group that imports a command's module only when it runs.
+
+`mailer --help` lists every command from LAZY_COMMANDS (module, attribute and short help), so
+it imports no command module and none of the heavy libraries they use (SQLAlchemy, premailer,
+flask, APScheduler, dkimpy); tests/test_cli_startup.py checks both that and that the short
+helps stored here match the commands' docstrings.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,45 @@ import sys
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mailer import __version__
-from mailer.config import Settings, load_settings
 from mailer.errors import MailerError, database_error
 
-# modules of this package that each export COMMANDS, a list of click commands
-COMMAND_MODULES = ("settings", "issue", "store", "send", "schedule", "web", "bounces")
+if TYPE_CHECKING:
+    from mailer.config import Settings
+    from mailer.db import Database
+
+# command name -> ("module:attribute" under mailer.cli, the short help shown by `mailer --help`)
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "bounces": ("bounces:bounces", "Apply bounce and complaint reports: .eml files, a Maildir or folder "
+                                   "of them, or - for stdin."),
+    "compose": ("issue:compose", "Validate and build ISSUE_DIR; print a summary and warnings."),
+    "config": ("settings:config", "Show every setting in force, with its environment variable; "
+                                  "secrets are masked."),
+    "db": ("store:db_group", "Database schema (Alembic migrations)."),
+    "init": ("store:init", "Create mailer.toml (if absent) and the database, and print the secrets to set."),
+    "lists": ("store:lists_group", "Mailing lists; with no subcommand, show them with counts per status."),
+    "new-issue": ("issue:new_issue", "Scaffold a new issue folder from the example issue."),
+    "preview": ("issue:preview", "Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); "
+                                 "--serve to watch."),
+    "schedule": ("schedule:schedule_group", "Plan sends: `mailer schedule ISSUE_DIR --list SLUG --at TIME` "
+                                            "(or --cron), then list/move/cancel/refresh."),
+    "scheduler": ("schedule:scheduler_command", "Run the scheduler daemon in the foreground (one per "
+                                                "database); SIGTERM stops it cleanly."),
+    "send": ("send:send_command", "Send an issue to its lists, with a progress bar; resumable, never twice "
+                                  "to one subscriber."),
+    "serve": ("web:serve", "Serve the web pages; a background thread applies sign-ups and sends their "
+                           "mails (unless turned off)."),
+    "status": ("send:status_command", "Per send of an issue: status, counts per delivery status, and the "
+                                      "failures."),
+    "subscribers": ("store:subscribers_group", "Subscribers: add, import, export, list, show, unsubscribe, "
+                                               "erase."),
+    "worker": ("send:worker_command", "Send due sends and retries, apply web sign-ups and send their mails "
+                                      "until stopped (SIGTERM: park)."),
+}
 
 
 @dataclass
@@ -24,16 +60,18 @@ class AppContext:
     root: Path | None
     config_file: Path | None
     _settings: Settings | None = field(default=None, repr=False)
-    _db: object | None = field(default=None, repr=False)
+    _db: Database | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from mailer.config import load_settings
+
             self._settings = load_settings(self.root, config_file=self.config_file)
         return self._settings
 
     @property
-    def db(self):  # type: ignore[no-untyped-def]
+    def db(self) -> Database:
         """The database, checked to have its tables."""
         if self._db is None:
             from mailer.db import Database
@@ -48,7 +86,35 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 class MailerGroup(click.Group):
-    """A group that turns every MailerError into one line on stderr and its exit code."""
+    """Loads commands from LAZY_COMMANDS on first use; turns a MailerError into one line on stderr."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, _, attr = LAZY_COMMANDS[cmd_name][0].partition(":")
+            self.add_command(getattr(import_module(f"mailer.cli.{module}"), attr), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the stored short helps, so that help imports no command module."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is not None:
+                if loaded.hidden:
+                    continue
+                rows.append((name, loaded.get_short_help_str(limit)))
+            else:
+                stand_in = click.Command(name, help=LAZY_COMMANDS[name][1])
+                rows.append((name, stand_in.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
@@ -77,11 +143,6 @@ class MailerGroup(click.Group):
 def cli(ctx: click.Context, root: Path | None, config_file: Path | None) -> None:
     """mailer: compose, preview, schedule and send a newsletter."""
     ctx.obj = AppContext(root=root, config_file=config_file)
-
-
-for _name in COMMAND_MODULES:
-    for _command in import_module(f"mailer.cli.{_name}").COMMANDS:
-        cli.add_command(_command)
 
 
 def main() -> None:

@@ -45,24 +45,6 @@ def compose(app: AppContext, issue_dir: str) -> None:
     console.print(f"[green]ok[/green]: {issue.slug} composes ({issue.report_count} reports)")
 
 
-def _recipient_for(app: AppContext, email: str, issue: ComposedIssue):  # type: ignore[no-untyped-def]
-    from mailer.mail.message import Recipient
-    from mailer.models import SubscriptionStatus
-    from mailer.people.subscriptions import find_subscriber
-
-    with app.db.session() as session:
-        sub = find_subscriber(session, email)
-        if sub is None:
-            raise InputError(f"--as {email}: no such subscriber")
-        chosen = [s for s in sub.subscriptions if s.status is SubscriptionStatus.CONFIRMED] or sub.subscriptions
-        wanted = [s for s in chosen if s.mailing_list.slug in issue.lists] or chosen
-        if not wanted:
-            raise InputError(f"--as {email}: subscribed to no list")
-        mlist = wanted[0].mailing_list
-        return Recipient(key="preview", email=sub.email, name=sub.name, subscriber_uid=sub.uid,
-                         list_slug=mlist.slug, list_name=mlist.name)
-
-
 @click.command()
 @click.argument("issue_dir")
 @click.option("--serve", is_flag=True, help="Serve the preview locally and rebuild when a file changes.")
@@ -74,9 +56,10 @@ def _recipient_for(app: AppContext, email: str, issue: ComposedIssue):  # type: 
 def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, as_email: str | None) -> None:
     """Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); --serve to watch."""
     from mailer.mail.preview import PreviewServer, write_preview
+    from mailer.people import directory
 
     issue = compose_issue(app.settings, issue_dir)
-    recipient = _recipient_for(app, as_email, issue) if as_email else None
+    recipient = directory.preview_recipient(app.db, as_email, issue.lists) if as_email else None
     for warning in issue.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if not serve:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mailer.bootstrap import init_project
 from mailer.cli import pass_app
-from mailer.db import Database
 from mailer.errors import InputError
-from mailer.models import ConsentSource, OptIn, Reason, Subscriber, SubscriptionStatus
-from mailer.people.subscriptions import ConsentInfo, Outcome, find_subscriber, get_list, normalize_email, subscribe
+from mailer.models import OptIn, SubscriptionStatus
+from mailer.people import directory
+
+if TYPE_CHECKING:
+    from mailer.db import Database
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -28,6 +29,8 @@ PROGRESS_MIN_BYTES = 1 << 20
 @pass_app
 def init(app) -> None:  # type: ignore[no-untyped-def]
     """Create mailer.toml (if absent) and the database, and print the secrets to set."""
+    from mailer.bootstrap import init_project
+
     result = init_project(app.settings)
     if result.config_written:
         out.print(f"wrote {result.config_path} (every setting, commented out)")
@@ -50,6 +53,8 @@ def db_group() -> None:
 
 
 def _database(app) -> Database:  # type: ignore[no-untyped-def]
+    from mailer.db import Database
+
     return Database.from_settings(app.settings)
 
 
@@ -90,11 +95,7 @@ def lists_group(ctx: click.Context) -> None:
     """Mailing lists; with no subcommand, show them with counts per status."""
     if ctx.invoked_subcommand is not None:
         return
-    from mailer.people.lists import list_summaries
-
-    app = ctx.obj
-    with app.db.session() as session:
-        summaries = list_summaries(session)
+    summaries = directory.list_summaries(ctx.obj.db)
     if not summaries:
         out.print("no lists yet: `mailer lists add SLUG NAME`")
         return
@@ -114,23 +115,13 @@ def lists_group(ctx: click.Context) -> None:
 @pass_app
 def lists_add(app, slug: str, name: str, double_opt_in: bool, description: str) -> None:  # type: ignore[no-untyped-def]
     """Create list SLUG called NAME."""
-    from mailer.people.lists import add_list
-
-    with app.db.session() as session:
-        add_list(session, slug, name, OptIn.DOUBLE if double_opt_in else OptIn.SINGLE, description)
+    directory.add_list(app.db, slug, name, OptIn.DOUBLE if double_opt_in else OptIn.SINGLE, description)
     out.print(f"list {slug} created ({'double' if double_opt_in else 'single'} opt-in)")
 
 
 @click.group("subscribers")
 def subscribers_group() -> None:
     """Subscribers: add, import, export, list, show, unsubscribe, erase."""
-
-
-def _subscriber(session, email: str) -> Subscriber:  # type: ignore[no-untyped-def]
-    found = find_subscriber(session, email)
-    if found is None:
-        raise InputError(f"no subscriber with address {email.strip()[:80]!r}")
-    return found
 
 
 @subscribers_group.command("add")
@@ -141,18 +132,13 @@ def _subscriber(session, email: str) -> Subscriber:  # type: ignore[no-untyped-d
 @pass_app
 def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
     """Add EMAIL to a list (pending unless --confirmed)."""
-    from mailer.people.subscriptions import clean_name
+    from mailer.people.subscriptions import Outcome
 
-    address = normalize_email(email)
-    with app.db.session() as session:
-        mlist = get_list(session, list_slug)
-        sub, outcome = subscribe(session, app.settings, mlist, address, name=clean_name(name),
-                                 confirmed=confirmed, consent=ConsentInfo(ConsentSource.ADMIN, form_id="cli"),
-                                 actor="cli")
+    address, outcome = directory.add_subscriber(app.db, app.settings, email, name, list_slug, confirmed)
     if outcome is Outcome.SUPPRESSED:
-        raise InputError(f"{address.email} is suppressed for {list_slug} (unsubscribed, bounced or erased); "
+        raise InputError(f"{address} is suppressed for {list_slug} (unsubscribed, bounced or erased); "
                          "only their own new confirmed opt-in can lift that")
-    out.print(f"{address.email}: {outcome.value.replace('_', ' ')} on {list_slug}")
+    out.print(f"{address}: {outcome.value.replace('_', ' ')} on {list_slug}")
 
 
 @subscribers_group.command("import")
@@ -166,6 +152,8 @@ def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool)
 def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run: bool,  # type: ignore[no-untyped-def]
                        rejects: Path | None) -> None:
     """Import a CSV (header row with an email column; name and other columns optional)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     from mailer.people.importing import import_csv
 
     size = file.stat().st_size if file.is_file() else 0
@@ -201,17 +189,14 @@ def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run
 @pass_app
 def subscribers_export(app, list_slug: str | None, status: str | None, output: Path | None) -> None:  # type: ignore[no-untyped-def]
     """Export subscribers as CSV (email, name, list, status, dates, attributes)."""
-    from mailer.people.exporting import export_csv
-
     wanted = SubscriptionStatus(status) if status else None
-    with app.db.session() as session:
-        if output is None:
-            export_csv(session, sys.stdout, list_slug, wanted)
-            return
-        tmp = output.with_name(output.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            count = export_csv(session, f, list_slug, wanted)
-        tmp.replace(output)
+    if output is None:
+        directory.export_subscribers(app.db, sys.stdout, list_slug, wanted)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        count = directory.export_subscribers(app.db, f, list_slug, wanted)
+    tmp.replace(output)
     err.print(f"{count} rows written to {output}", markup=False)
 
 
@@ -222,19 +207,12 @@ def subscribers_export(app, list_slug: str | None, status: str | None, output: P
 @pass_app
 def subscribers_list(app, list_slug: str | None, status: str | None, limit: int) -> None:  # type: ignore[no-untyped-def]
     """List subscriptions as a table."""
-    from mailer.people.exporting import export_rows
-
     wanted = SubscriptionStatus(status) if status else None
     table = Table("email", "name", "list", "status", "since")
-    shown = 0
-    with app.db.session() as session:
-        rows = export_rows(session, list_slug, wanted)
-        next(rows)
-        for row in rows:
-            if shown == limit:
-                break
-            table.add_row(row[0], row[1], row[2], row[3], row[5][:10])
-            shown += 1
+    rows = directory.subscription_rows(app.db, list_slug, wanted, limit)
+    for row in rows:
+        table.add_row(row[0], row[1], row[2], row[3], row[5][:10])
+    shown = len(rows)
     out.print(table)
     out.print(f"{shown} shown" + (f" (--limit {limit})" if shown == limit else ""))
 
@@ -245,10 +223,7 @@ def subscribers_list(app, list_slug: str | None, status: str | None, limit: int)
 @pass_app
 def subscribers_show(app, email: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     """Show everything held about one person."""
-    from mailer.people.dataexport import person_data
-
-    with app.db.session() as session:
-        data = person_data(session, app.settings, _subscriber(session, email))
+    data = directory.person(app.db, app.settings, email)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -266,11 +241,7 @@ def subscribers_show(app, email: str, as_json: bool) -> None:  # type: ignore[no
 @pass_app
 def subscribers_unsubscribe(app, email: str, list_slug: str | None) -> None:  # type: ignore[no-untyped-def]
     """Unsubscribe EMAIL (on their behalf) and suppress it: re-imports will not resubscribe it."""
-    from mailer.people.subscriptions import unsubscribe
-
-    with app.db.session() as session:
-        mlist = get_list(session, list_slug) if list_slug else None
-        changed = unsubscribe(session, app.settings, _subscriber(session, email), mlist, Reason.ADMIN, actor="cli")
+    changed = directory.unsubscribe_person(app.db, app.settings, email, list_slug)
     out.print(f"{changed} subscription(s) unsubscribed; address suppressed for {list_slug or 'its lists'}")
 
 
@@ -280,13 +251,11 @@ def subscribers_unsubscribe(app, email: str, list_slug: str | None) -> None:  # 
 @pass_app
 def subscribers_erase(app, email: str, yes: bool) -> None:  # type: ignore[no-untyped-def]
     """Erase everything held about EMAIL (right to erasure); only a keyed hash stays, to refuse re-import."""
-    from mailer.people.erasure import erase_person
-
-    with app.db.session() as session:
-        subscriber = _subscriber(session, email)
+    def confirm(address: str) -> None:
         if not yes:
-            click.confirm(f"Erase {subscriber.email} and all their data? This cannot be undone", abort=True)
-        erase_person(session, app.settings, subscriber)
+            click.confirm(f"Erase {address} and all their data? This cannot be undone", abort=True)
+
+    directory.erase(app.db, app.settings, email, confirm)
     out.print("erased; the address is suppressed by its hash only")
 
 

@@ -1,0 +1,127 @@
+"""The subscriber directory as the commands use it: each function opens its own session.
+
+The CLI parses, calls one of these and prints; the queries and the rules stay in
+people.subscriptions, people.lists, people.exporting, people.dataexport and people.erasure,
+imported by the functions that use them: `mailer lists` need not load the address validator
+(email_validator) that people.subscriptions brings.
+"""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING, Any, Callable
+
+from mailer.errors import InputError
+from mailer.models import ConsentSource, OptIn, Reason, Subscriber, SubscriptionStatus
+from mailer.people import lists
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from mailer.config import Settings
+    from mailer.db import Database
+    from mailer.mail.message import Recipient
+    from mailer.people.subscriptions import Outcome
+
+
+def _subscriber(session: Session, email: str) -> Subscriber:
+    from mailer.people.subscriptions import find_subscriber
+
+    found = find_subscriber(session, email)
+    if found is None:
+        raise InputError(f"no subscriber with address {email.strip()[:80]!r}")
+    return found
+
+
+def list_summaries(db: Database) -> list[lists.ListSummary]:
+    """Every list with its subscriptions counted per status."""
+    with db.session() as session:
+        return lists.list_summaries(session)
+
+
+def add_list(db: Database, slug: str, name: str, opt_in: OptIn, description: str) -> None:
+    with db.session() as session:
+        lists.add_list(session, slug, name, opt_in, description)
+
+
+def add_subscriber(db: Database, settings: Settings, email: str, name: str, list_slug: str,
+                   confirmed: bool) -> tuple[str, Outcome]:
+    """Subscribe *email* to *list_slug* on the admin's word; the normalised address and the outcome."""
+    from mailer.people.subscriptions import ConsentInfo, clean_name, get_list, normalize_email, subscribe
+
+    address = normalize_email(email)
+    with db.session() as session:
+        mlist = get_list(session, list_slug)
+        _, outcome = subscribe(session, settings, mlist, address, name=clean_name(name), confirmed=confirmed,
+                               consent=ConsentInfo(ConsentSource.ADMIN, form_id="cli"), actor="cli")
+    return address.email, outcome
+
+
+def export_subscribers(db: Database, out: IO[str], list_slug: str | None,
+                       status: SubscriptionStatus | None) -> int:
+    """Write the CSV export to *out*; the number of rows."""
+    from mailer.people.exporting import export_csv
+
+    with db.session() as session:
+        return export_csv(session, out, list_slug, status)
+
+
+def subscription_rows(db: Database, list_slug: str | None, status: SubscriptionStatus | None,
+                      limit: int) -> list[list[str]]:
+    """At most *limit* export rows (no header): email, name, list, status, since, ..."""
+    from mailer.people.exporting import export_rows
+
+    found: list[list[str]] = []
+    with db.session() as session:
+        rows = export_rows(session, list_slug, status)
+        next(rows)
+        for row in rows:
+            if len(found) == limit:
+                break
+            found.append(list(row))
+    return found
+
+
+def person(db: Database, settings: Settings, email: str) -> dict[str, Any]:
+    """Everything held about the subscriber with address *email*."""
+    from mailer.people.dataexport import person_data
+
+    with db.session() as session:
+        return person_data(session, settings, _subscriber(session, email))
+
+
+def unsubscribe_person(db: Database, settings: Settings, email: str, list_slug: str | None) -> int:
+    """Unsubscribe on their behalf (from one list or all) and suppress; the subscriptions changed."""
+    from mailer.people.subscriptions import get_list, unsubscribe
+
+    with db.session() as session:
+        mlist = get_list(session, list_slug) if list_slug else None
+        return unsubscribe(session, settings, _subscriber(session, email), mlist, Reason.ADMIN, actor="cli")
+
+
+def erase(db: Database, settings: Settings, email: str, confirm: Callable[[str], None]) -> None:
+    """Erase the person after *confirm* (called with their stored address) returns."""
+    from mailer.people.erasure import erase_person
+
+    with db.session() as session:
+        subscriber = _subscriber(session, email)
+        confirm(subscriber.email)
+        erase_person(session, settings, subscriber)
+
+
+def preview_recipient(db: Database, email: str, issue_lists: list[str] | tuple[str, ...]) -> Recipient:
+    """A preview's recipient: the subscriber, on a confirmed subscription to one of the issue's lists
+    if there is one (else any of their subscriptions)."""
+    from mailer.mail.message import Recipient
+    from mailer.people.subscriptions import find_subscriber
+
+    with db.session() as session:
+        sub = find_subscriber(session, email)
+        if sub is None:
+            raise InputError(f"--as {email}: no such subscriber")
+        chosen = [s for s in sub.subscriptions if s.status is SubscriptionStatus.CONFIRMED] or sub.subscriptions
+        wanted = [s for s in chosen if s.mailing_list.slug in issue_lists] or chosen
+        if not wanted:
+            raise InputError(f"--as {email}: subscribed to no list")
+        mlist = wanted[0].mailing_list
+        return Recipient(key="preview", email=sub.email, name=sub.name, subscriber_uid=sub.uid,
+                         list_slug=mlist.slug, list_name=mlist.name)
