@@ -6,30 +6,31 @@ batch as a stream: each of its connections takes the next message when it is
 free, and that message is rendered and its row marked ``sending`` (committed)
 right then. Each outcome is recorded as soon as the backend reports it and
 committed before the next message on that connection starts (E5). What each
-outcome means is mailer.sending.policy's (E4); a hard bounce is recorded and
-suppressed here, and `max_send_errors` errors in a row pause the send.
+outcome means is mailer.sending.policy's (E4); bounces go to
+mailer.people.bounces.record_bounce, and `max_send_errors` errors in a row pause
+the send. dev_redirect is applied where the message is built (mailer.mail.message).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterator
 
 from mailer.sending import ledger, recovery
-from mailer.sending.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
 from mailer.backends import load_backend
 from mailer.backends.base import Backend, OutgoingMessage, Result
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError
 from mailer.mail.message import MessageFactory, Recipient
-from mailer.models import BounceEvent, BounceKind, DeliveryStatus, Reason, Send, SendStatus, Subscriber, utcnow
-from mailer.sending.policy import decide, enhanced_status
+from mailer.models import BounceKind, DeliveryStatus, Send, SendStatus, Subscriber, utcnow
+from mailer.people.bounces import record_bounce
+from mailer.people.subscriptions import GLOBAL, email_hash
+from mailer.sending.policy import decide, result_status
 from mailer.sending.rates import RateLimiter
-from mailer.people.subscriptions import GLOBAL, email_hash, unsubscribe
 
 
 def _domain(address: str) -> str:
@@ -40,18 +41,6 @@ def _parallel(backend: Backend) -> int:
     """How many messages the backend sends at once (one per SMTP connection); 1 when it does not say."""
     connections = getattr(backend, "connections", None)
     return len(connections) if isinstance(connections, list) and connections else 1
-
-
-def redirect_to(message: OutgoingMessage, address: str) -> OutgoingMessage:
-    """dev_redirect: the envelope and the To header name *address*; the rest stays as rendered."""
-    head, sep, body = message.data.partition(b"\r\n\r\n")
-    lines, in_to = [], False
-    for line in head.split(b"\r\n"):
-        if in_to and line[:1] in (b" ", b"\t"):
-            continue                      # a folded continuation of the old To
-        in_to = line[:3].lower() == b"to:"
-        lines.append(b"To: " + address.encode() if in_to else line)
-    return replace(message, recipient=address, data=b"\r\n".join(lines) + sep + body)
 
 
 @dataclass
@@ -163,8 +152,6 @@ class _Run:
                     self.slots.release()
                     return
                 message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name))
-                if self.settings.dev_redirect:
-                    message = redirect_to(message, self.settings.dev_redirect)
                 with self.lock:
                     ours = self.writer.mark_sending(r.id)
                     if ours:
@@ -207,8 +194,8 @@ class _Run:
         self.limiter.complete(_domain(row.email))
         self.slots.release()
         decision = decide(self.settings, result, row.attempts + 1, row.first_attempt_at, utcnow())
-        if decision.hard_bounce:
-            self.bounce(row, result)
+        if decision.hard_bounce or decision.soft_bounce:
+            self.bounce(row, result, BounceKind.HARD if decision.hard_bounce else BounceKind.SOFT)
         self.finish(row.id, decision.status, code=result.code, reply=decision.reply,
                     message_id=message_id, next_attempt_at=decision.next_attempt_at)
         s = self.summary
@@ -234,20 +221,18 @@ class _Run:
                 self.writer.commit()
                 self.progress(self.summary)
 
-    def bounce(self, row: ledger.Row, result: Result) -> None:
-        """A hard bounce: record it and suppress the address everywhere."""
+    def bounce(self, row: ledger.Row, result: Result, kind: BounceKind) -> None:
+        """Record a bounce of *row*'s subscriber (a hard one suppresses the address everywhere)."""
         with self.lock:
             self.writer.commit()   # our pending writes first: SQLite has one writer
             with self.db.session() as session:
                 subscriber = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
                 if subscriber is None:
                     return
-                session.add(BounceEvent(subscriber_id=subscriber.id, send_id=self.send.id, kind=BounceKind.HARD,
-                                        status_code=enhanced_status(result) or str(result.code),
-                                        diagnostic=result.reply[:2000]))
-                unsubscribe(session, self.settings, subscriber, None, Reason.BOUNCE, actor="sending",
-                            detail=f"{result.code} {result.reply[:200]}")
-        self.summary.bounced += 1
+                record_bounce(session, self.settings, subscriber, kind,
+                              result_status(result) or str(result.code), result.reply[:2000],
+                              send_id=self.send.id, actor="sending", detail=f"{result.code} {result.reply[:200]}")
+        self.summary.bounced += kind is BounceKind.HARD
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:

@@ -97,7 +97,7 @@ def process_queue(settings: Settings, db: Database, backend=None, limit: int = 5
                   backend_name: str | None = None) -> QueueReport:
     """Send what is due; returns counts. *backend* defaults to the configured one (or *backend_name*)."""
     from mailer.backends import load_backend
-    from mailer.backends.base import Outcome
+    from mailer.backends.base import DeliveryOutcome
 
     report = QueueReport()
     now = utcnow()
@@ -133,10 +133,10 @@ def process_queue(settings: Settings, db: Database, backend=None, limit: int = 5
                     continue
                 message = confirmation_message(settings, row, subscriber, mlist)
                 result = backend.send([message]).results[0]
-                if result.outcome is Outcome.SENT:
+                if result.outcome is DeliveryOutcome.SENT:
                     row.status, row.sent_at, row.last_error = QueueStatus.SENT, utcnow(), ""
                     report.sent += 1
-                elif result.outcome is Outcome.TEMPORARY:
+                elif result.outcome is DeliveryOutcome.TEMPORARY:
                     _retry_or_fail(row, f"{result.code} {result.reply}", report)
                 else:
                     row.status, row.last_error = QueueStatus.FAILED, f"{result.code} {result.reply}"[:1000]
