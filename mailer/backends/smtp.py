@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 from mailer.backends.base import Backend, BatchResult, OutgoingMessage, DeliveryOutcome, Result
-from mailer.backends.smtpconn import Connection, ServerBusy
+from mailer.backends.smtpconn import Connection
+from mailer.backends.smtpopen import ServerBusy
 from mailer.config import Settings
 from mailer.errors import DeliveryError
 
