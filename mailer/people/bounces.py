@@ -166,19 +166,23 @@ def apply_feedback(session: Session, settings: Settings, feedback: Feedback) -> 
     if delivery is not None and feedback.verdict is Verdict.HARD:
         delivery.status, delivery.last_code, delivery.last_reply = (
             DeliveryStatus.FAILED, feedback.status, feedback.diagnostic)
-    suppressed = record_bounce(session, settings, subscriber, kind, feedback.status, feedback.diagnostic,
+    suppressed = record_bounce(session, settings, subscriber.id, kind, feedback.status, feedback.diagnostic,
                                send_id=delivery.send_id if delivery else None, actor="bounces",
                                detail=f"{feedback.verdict.value} {feedback.status}".strip())
     return Applied(feedback, True, suppressed)
 
 
-def record_bounce(session: Session, settings: Settings, subscriber: Subscriber, kind: BounceKind,
+def record_bounce(session: Session, settings: Settings, subscriber_id: int | None, kind: BounceKind,
                   status: str, diagnostic: str, *, send_id: int | None, actor: str, detail: str) -> bool:
-    """Record one bounce or complaint and suppress when it calls for it (F2, F3); True if suppressed.
+    """Record one bounce or complaint of a subscriber and suppress when it calls for it (F2, F3).
 
+    True when the address got suppressed; False too when the subscriber is gone (erased).
     A hard bounce or a complaint suppresses at once; a soft one once soft bounces fall
     on `bounce_soft_limit` distinct days within `bounce_soft_window_days`.
     """
+    subscriber = session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+    if subscriber is None:
+        return False
     session.add(BounceEvent(subscriber_id=subscriber.id, send_id=send_id, kind=kind,
                             status_code=status, diagnostic=diagnostic))
     session.flush()
