@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
+from mailer import retry
 from mailer.backends.base import Backend, BatchResult, OutgoingMessage, DeliveryOutcome, Result
 from mailer.backends.smtpconn import Connection
 from mailer.backends.smtpopen import ServerBusy
@@ -45,7 +46,7 @@ class SMTPBackend(Backend):
             except ServerBusy:
                 if attempt == 2:
                     raise
-                time.sleep(self.OPEN_RETRY_SECONDS * 2 ** attempt)
+                time.sleep(retry.backoff(self.OPEN_RETRY_SECONDS, attempt + 1).total_seconds())
         if len(self.connections) > 1 and self._pool is None:
             self._pool = ThreadPoolExecutor(len(self.connections), thread_name_prefix="smtp")
 
