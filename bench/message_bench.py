@@ -11,6 +11,7 @@ message is built differs. Prints microseconds per message and the ratio.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import tempfile
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 from mailer.content.compose import compose_issue
 from mailer.config import Settings
 from mailer.mail.message import MessageFactory, Recipient, message_id, verp_address
-from mailer.content.personalize import for_html, for_text
+from mailer.content.personalize import escape_html
 
 REPO = Path(__file__).resolve().parent.parent
 PARAGRAPH = ('<p style="margin:0 0 16px 0;font-family:Georgia,serif;font-size:16px;line-height:1.5;color:#222">'
@@ -48,7 +49,12 @@ def recipients(n: int) -> list[Recipient]:
             for i in range(n)]
 
 
-def stdlib_render(settings: Settings, subject: str, html_p, text_p, r: Recipient) -> bytes:  # type: ignore[no-untyped-def]
+def fill(template: str, values: dict[str, str], escape=str) -> str:  # type: ignore[no-untyped-def]
+    """The reference's personalisation: the placeholders replaced in the text, before any encoding."""
+    return re.sub(r"__mailer_([a-z_]+?)__", lambda m: escape(values.get(m.group(1), "")), template)
+
+
+def stdlib_render(settings: Settings, subject: str, html: str, text: str, r: Recipient) -> bytes:
     """The reference: what the message module replaces (EmailMessage built per recipient)."""
     from mailer.mail import links
 
@@ -66,8 +72,8 @@ def stdlib_render(settings: Settings, subject: str, html_p, text_p, r: Recipient
     msg["List-Unsubscribe"] = f"<{unsub}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Feedback-ID"] = f"example:{r.list_slug}:{settings.feedback_id_sender}"
-    msg.set_content(text_p.fill(values))
-    msg.add_alternative(html_p.fill(values), subtype="html")
+    msg.set_content(fill(text, values))
+    msg.add_alternative(fill(html, values, escape_html), subtype="html")
     verp_address(settings, r.key)
     return msg.as_bytes(policy=SMTP)
 
@@ -99,10 +105,9 @@ def main() -> None:
         factory = MessageFactory(settings, subject=issue.subject, html=html, text=text,
                                  issue_slug=issue.slug, preheader=issue.preheader)
         build_ms = (time.perf_counter() - build) * 1e3
-        html_p, text_p = for_html(html), for_text(text)
         timed(lambda r: factory.render(r).data, people[:100])      # warm up
         ours, size = timed(lambda r: factory.render(r).data, people)
-        ref, ref_size = timed(lambda r: stdlib_render(settings, issue.subject, html_p, text_p, r), people)
+        ref, ref_size = timed(lambda r: stdlib_render(settings, issue.subject, html, text, r), people)
         print(f"html {len(html.encode()) / 1024:5.1f} KB  message {size / 1024:5.1f} KB | "
               f"MessageFactory.render {ours:7.1f} µs/msg ({1e6 / ours:7.0f} msgs/s, factory built once "
               f"in {build_ms:.1f} ms) | stdlib EmailMessage per recipient {ref:7.1f} µs/msg "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailer.backends import load_backend
-from mailer.backends.base import Backend, Outcome
+from mailer.backends.base import Backend, DeliveryOutcome
 from mailer.backends.file import FileBackend
 from mailer.backends.memory import MemoryBackend
 from mailer.backends.smtp import SMTPBackend
@@ -32,12 +32,12 @@ def test_file_backend_writes_one_eml_per_message_in_order(settings):
     messages = batch(s, 5)
     with FileBackend(s) as backend:
         results = backend.send(messages).results
-    assert [r.outcome for r in results] == [Outcome.SENT] * 5
+    assert [r.outcome for r in results] == [DeliveryOutcome.SENT] * 5
     files = sorted((s.root / "outbox").glob("*.eml"))
     assert [f.read_bytes() for f in files] == [m.data for m in messages]
     assert [f.name.rsplit("-", 1)[1] for f in files] == [f"{i}.eml" for i in range(5)]
     assert not list((s.root / "outbox").glob(".tmp-*"))          # nothing half-written left behind
-    assert files == backend.written
+    assert [r.reply for r in results] == [f"2.0.0 written to {f.name}" for f in files]
 
 
 def test_same_key_twice_never_overwrites(settings):
@@ -80,19 +80,19 @@ def test_write_failure_mid_batch_is_temporary_not_raised(settings):
     backend.open()
     os.rmdir(s.root / "outbox")
     results = backend.send(messages).results
-    assert [r.outcome for r in results] == [Outcome.TEMPORARY, Outcome.TEMPORARY]
+    assert [r.outcome for r in results] == [DeliveryOutcome.TEMPORARY, DeliveryOutcome.TEMPORARY]
     assert "cannot write" in results[0].reply
 
 
 def test_memory_backend_keeps_messages_and_scripted_outcomes(settings):
     MemoryBackend.reset()
     messages = batch(settings, 3)
-    MemoryBackend.outcomes["r1@example.net"] = (Outcome.PERMANENT, 550, "5.1.1 user unknown")
+    MemoryBackend.outcomes["r1@example.net"] = (DeliveryOutcome.PERMANENT, 550, "5.1.1 user unknown")
     seen = []
     with load_backend(settings, "memory") as backend:
         results = backend.send(messages).results
         assert backend.send(messages[:2], on_result=seen.append).results == []   # reported, not kept
-    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.PERMANENT, Outcome.SENT]
+    assert [r.outcome for r in results] == [DeliveryOutcome.SENT, DeliveryOutcome.PERMANENT, DeliveryOutcome.SENT]
     assert seen == results[:2]
     assert [m.recipient for m in MemoryBackend.outbox] == ["r0@example.net", "r2@example.net", "r0@example.net"]
     assert backend.messages == MemoryBackend.outbox

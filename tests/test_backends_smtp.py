@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from mailer.backends import load_backend
-from mailer.backends.base import OutgoingMessage, Outcome, Result
-from mailer.backends.smtp import SMTPBackend, classify
+from mailer.backends.base import OutgoingMessage, DeliveryOutcome, Result
+from mailer.backends.replies import Reply, classify, enhanced_status
+from mailer.backends.smtp import SMTPBackend
+from mailer.backends.smtpconn import OUTCOME
 from mailer.config import Settings
 from mailer.errors import DeliveryError
 from mailer.mail.message import MessageFactory, Recipient
@@ -32,7 +34,7 @@ def messages(settings: Settings, *emails: str):  # type: ignore[no-untyped-def]
             for i, e in enumerate(emails)]
 
 
-def outcomes(results: list[Result]) -> list[Outcome]:
+def outcomes(results: list[Result]) -> list[DeliveryOutcome]:
     return [r.outcome for r in results]
 
 
@@ -51,7 +53,7 @@ def test_envelope_is_bounce_address_and_subscriber_and_bytes_arrive_unchanged_A1
     batch = messages(s, "alice@example.net", "bob@example.net")
     with load_backend(s, "smtp") as backend:
         result = backend.send(batch)
-    assert outcomes(result.results) == [Outcome.SENT, Outcome.SENT]
+    assert outcomes(result.results) == [DeliveryOutcome.SENT, DeliveryOutcome.SENT]
     got = server.messages
     assert [(m.mail_from, m.rcpt_tos) for m in got] == [
         ("bounces+1@example.org", ["alice@example.net"]), ("bounces+2@example.org", ["bob@example.net"])]
@@ -68,7 +70,7 @@ def test_a_message_not_built_dot_safe_is_dot_stuffed_on_the_wire(server, setting
             b".one\r\n..two\r\n.\r\nlast\r\n")
     message = OutgoingMessage(7, "bounces@example.org", "b@example.net", "<x@example.org>", data)
     with load_backend(s, "smtp") as backend:
-        assert outcomes(backend.send([message]).results) == [Outcome.SENT]
+        assert outcomes(backend.send([message]).results) == [DeliveryOutcome.SENT]
     assert [m.data for m in server.messages] == [data]
 
 
@@ -90,7 +92,7 @@ def test_parallel_connections_each_message_once_E1_E6(server, settings):
         first = backend.send(messages(s, *emails[:15]))
         second = backend.send(messages(s, *emails[15:]))
     assert [r.key for r in first.results] == list(range(1, 16))      # in batch order
-    assert all(r.outcome is Outcome.SENT for r in first.results + second.results)
+    assert all(r.outcome is DeliveryOutcome.SENT for r in first.results + second.results)
     assert sorted(server.recipients()) == sorted(emails)
     assert server.connections == 3
     assert server.peak_connections <= 3
@@ -116,8 +118,8 @@ def test_per_recipient_classification_E4(server, settings):
     emails = ["busy@example.net", "gone@example.net", "old@example.net", "spam@example.net", "ok@example.net"]
     with SMTPBackend(s) as backend:
         results = backend.send(messages(s, *emails)).results
-    assert outcomes(results) == [Outcome.TEMPORARY, Outcome.PERMANENT, Outcome.PERMANENT,
-                                 Outcome.POLICY, Outcome.SENT]
+    assert outcomes(results) == [DeliveryOutcome.TEMPORARY, DeliveryOutcome.PERMANENT, DeliveryOutcome.PERMANENT,
+                                 DeliveryOutcome.POLICY, DeliveryOutcome.SENT]
     assert results[1].status == "5.1.1" and results[1].code == 550
     assert "user unknown" in results[1].reply
     assert results[3].status == "5.7.1"
@@ -133,7 +135,7 @@ def test_421_drops_connection_reconnects_and_retries_not_a_bounce_E3(server, set
     with SMTPBackend(s) as backend:
         results = backend.send(messages(s, "a@example.net", "b@example.net")).results
         assert wait_for(lambda: server._state.active == 1)   # the old socket is really closed
-    assert outcomes(results) == [Outcome.SENT, Outcome.SENT]
+    assert outcomes(results) == [DeliveryOutcome.SENT, DeliveryOutcome.SENT]
     assert server.recipients() == ["a@example.net", "b@example.net"]
     assert server.connections == 2
 
@@ -146,8 +148,8 @@ def test_421_again_and_on_connect_is_temporary_then_next_message_goes_E3(server,
         server.fail("CONNECT", "421 4.7.0 try again later", times=1)
         first = backend.send(messages(s, "a@example.net")).results
         second = backend.send(messages(s, "b@example.net")).results
-    assert first[0].outcome is Outcome.TEMPORARY and "421" in first[0].reply
-    assert second[0].outcome is Outcome.SENT
+    assert first[0].outcome is DeliveryOutcome.TEMPORARY and "421" in first[0].reply
+    assert second[0].outcome is DeliveryOutcome.SENT
     assert server.recipients() == ["b@example.net"]
 
 
@@ -158,7 +160,7 @@ def test_dropped_connection_after_data_is_temporary_and_no_duplicate_E5(server, 
     server.drop("RCPT", address="c@example.net", times=1)
     with SMTPBackend(s) as backend:
         results = backend.send(messages(s, "a@example.net", "b@example.net", "c@example.net", "d@example.net")).results
-    assert outcomes(results) == [Outcome.SENT, Outcome.TEMPORARY, Outcome.SENT, Outcome.SENT]
+    assert outcomes(results) == [DeliveryOutcome.SENT, DeliveryOutcome.TEMPORARY, DeliveryOutcome.SENT, DeliveryOutcome.SENT]
     assert "may have been delivered" in results[1].reply
     assert server.recipients() == ["a@example.net", "c@example.net", "d@example.net"]
 
@@ -171,7 +173,7 @@ def test_slow_reply_times_out_E2(server, settings):
         started = time.monotonic()
         results = backend.send(messages(s, "slow@example.net", "fast@example.net")).results
         elapsed = time.monotonic() - started
-    assert outcomes(results) == [Outcome.TEMPORARY, Outcome.SENT]
+    assert outcomes(results) == [DeliveryOutcome.TEMPORARY, DeliveryOutcome.SENT]
     assert "timed out after 0.5s" in results[0].reply
     assert elapsed < 2.5
     assert server.recipients() == ["fast@example.net"]
@@ -208,7 +210,7 @@ def test_starttls_trusted_with_ca_file_sends_encrypted_D4(smtp_server_factory, s
     s = server.settings(settings, smtp_ca_file=str(tls_cert[0]))
     with SMTPBackend(s) as backend:
         results = backend.send(messages(s, "a@example.net")).results
-    assert outcomes(results) == [Outcome.SENT]
+    assert outcomes(results) == [DeliveryOutcome.SENT]
     assert [m.tls for m in server.messages] == [True]
 
 
@@ -228,7 +230,7 @@ def test_implicit_tls_verified_D4(smtp_server_factory, settings, tls_cert):
         SMTPBackend(server.settings(settings)).open()
     s = server.settings(settings, smtp_ca_file=str(tls_cert[0]))
     with SMTPBackend(s) as backend:
-        assert outcomes(backend.send(messages(s, "a@example.net")).results) == [Outcome.SENT]
+        assert outcomes(backend.send(messages(s, "a@example.net")).results) == [DeliveryOutcome.SENT]
     assert [m.tls for m in server.messages] == [True]
 
 
@@ -243,7 +245,7 @@ def test_authentication_over_starttls(smtp_server_factory, settings, tls_cert):
     server = smtp_server_factory(tls_cert=tls_cert, credentials=("group", "right"))
     good = server.settings(settings, smtp_ca_file=str(tls_cert[0]), smtp_username="group", smtp_password="right")
     with SMTPBackend(good) as backend:
-        assert outcomes(backend.send(messages(good, "a@example.net")).results) == [Outcome.SENT]
+        assert outcomes(backend.send(messages(good, "a@example.net")).results) == [DeliveryOutcome.SENT]
     bad = good.replace(smtp_password="wrong")
     with pytest.raises(DeliveryError, match=rf"^SMTP 127.0.0.1:{server.port}: authentication as 'group' failed: 535"):
         SMTPBackend(bad).open()
@@ -261,27 +263,66 @@ def test_server_gone_mid_send_reports_every_message_temporary(settings):
         results = backend.send(messages(s, "a@example.net", "b@example.net")).results
     finally:
         backend.close()
-    assert outcomes(results) == [Outcome.TEMPORARY, Outcome.TEMPORARY]
+    assert outcomes(results) == [DeliveryOutcome.TEMPORARY, DeliveryOutcome.TEMPORARY]
     assert "connection refused" in results[1].reply
 
 
 @pytest.mark.parametrize("code, reply, stage, expected", [
-    (250, "2.0.0 ok", "EOD", Outcome.SENT),
-    (450, "4.2.1 try later", "RCPT", Outcome.TEMPORARY),
-    (421, "4.3.2 bye", "EOD", Outcome.TEMPORARY),
-    (550, "5.1.1 user unknown", "RCPT", Outcome.PERMANENT),
-    (550, "5.1.1 user unknown", "EOD", Outcome.PERMANENT),
-    (552, "5.2.2 mailbox full", "RCPT", Outcome.PERMANENT),
-    (550, "5.7.26 unauthenticated mail", "EOD", Outcome.POLICY),
-    (554, "5.7.1 refused", "RCPT", Outcome.POLICY),
-    (550, "user unknown", "RCPT", Outcome.PERMANENT),
-    (554, "transaction failed", "EOD", Outcome.POLICY),
-    (553, "5.1.8 sender domain does not exist", "MAIL", Outcome.POLICY),
-    (500, "syntax error", "DATA", Outcome.POLICY),
+    (250, "2.0.0 ok", "EOD", DeliveryOutcome.SENT),
+    (450, "4.2.1 try later", "RCPT", DeliveryOutcome.TEMPORARY),
+    (421, "4.3.2 bye", "EOD", DeliveryOutcome.TEMPORARY),
+    (550, "5.1.1 user unknown", "RCPT", DeliveryOutcome.PERMANENT),
+    (550, "5.1.1 user unknown", "EOD", DeliveryOutcome.PERMANENT),
+    (552, "5.2.2 mailbox full", "RCPT", DeliveryOutcome.PERMANENT),
+    (550, "5.7.26 unauthenticated mail", "EOD", DeliveryOutcome.POLICY),
+    (554, "5.7.1 refused", "RCPT", DeliveryOutcome.POLICY),
+    (550, "user unknown", "RCPT", DeliveryOutcome.PERMANENT),
+    (554, "transaction failed", "EOD", DeliveryOutcome.POLICY),
+    (553, "5.1.8 sender domain does not exist", "MAIL", DeliveryOutcome.POLICY),
+    (500, "syntax error", "DATA", DeliveryOutcome.POLICY),
 ])
 def test_classify_E4(code, reply, stage, expected):
     """E4: the reply classification table (5.7.x is never a recipient bounce)."""
-    assert classify(code, reply, stage) is expected
+    assert OUTCOME[classify(code, enhanced_status(reply), stage)] is expected
+
+
+@pytest.mark.parametrize("code, reply, stage, expected", [
+    (250, "2.0.0 ok", "EOD", Reply.SENT),
+    (451, "4.3.0 try later", "RCPT", Reply.TEMPORARY),
+    (452, "4.2.2 mailbox full for now", "RCPT", Reply.TEMPORARY),
+    (550, "5.1.1 user unknown", "RCPT", Reply.HARD_BOUNCE),
+    (550, "5.1.10 null MX", "RCPT", Reply.HARD_BOUNCE),
+    (550, "5.2.1 mailbox disabled", "RCPT", Reply.HARD_BOUNCE),
+    (552, "5.2.2 mailbox full", "RCPT", Reply.SOFT_BOUNCE),
+    (552, "5.2.2 mailbox full", "EOD", Reply.SOFT_BOUNCE),
+    (552, "5.2.3 message too large", "EOD", Reply.SOFT_BOUNCE),
+    (550, "5.2.4 list expansion problem", "RCPT", Reply.SOFT_BOUNCE),
+    (550, "5.2.0 mailbox unavailable", "RCPT", Reply.PERMANENT),
+    (550, "5.4.4 unable to route", "RCPT", Reply.PERMANENT),
+    (550, "user unknown", "RCPT", Reply.PERMANENT),
+    (551, "user not local", "RCPT", Reply.PERMANENT),
+    (553, "mailbox name not allowed", "RCPT", Reply.PERMANENT),
+    (552, "storage exceeded", "RCPT", Reply.PERMANENT),
+    (552, "storage exceeded", "EOD", Reply.POLICY),
+    (550, "5.7.26 unauthenticated mail", "EOD", Reply.POLICY),
+    (550, "5.1.8 sender domain does not exist", "MAIL", Reply.POLICY),
+    (554, "5.6.0 content rejected", "EOD", Reply.POLICY),
+    (554, "transaction failed", "EOD", Reply.POLICY),
+])
+def test_reply_classes_E4(code, reply, stage, expected):
+    """E4: each class of reply: 5.1.x and 5.2.1 hard bounces, 5.2.2-5.2.4 soft, other recipient 5xx
+    permanent, 5.7.x and sender-side refusals policy."""
+    assert classify(code, enhanced_status(reply), stage) is expected
+
+
+@pytest.mark.parametrize("text, anywhere, expected", [
+    ("5.1.1 user unknown", False, "5.1.1"), ("  4.2.2 full", False, "4.2.2"), ("5.7.26 no", False, "5.7.26"),
+    ("user 5.1.1 unknown", False, ""), ("user 5.1.1 unknown", True, "5.1.1"), ("5.1.1000 x", False, ""),
+    ("smtp; 550 5.2.2 <a@b>: full", True, "5.2.2"), ("3.1.1 not a status", False, ""),
+])
+def test_enhanced_status_is_parsed_one_way_E4(text, anywhere, expected):
+    """RFC 3463 class.subject.detail, parsed by one function for the backend, the policy and the DSN parser."""
+    assert enhanced_status(text, anywhere=anywhere) == expected
 
 
 def test_421_greeting_at_open_is_retried_E3(server, settings, monkeypatch):
@@ -290,7 +331,7 @@ def test_421_greeting_at_open_is_retried_E3(server, settings, monkeypatch):
     s = server.settings(settings, smtp_connections=1)
     server.fail("CONNECT", "421 4.7.0 too busy, try later", times=1)
     with SMTPBackend(s) as backend:
-        assert outcomes(backend.send(messages(s, "a@example.net")).results) == [Outcome.SENT]
+        assert outcomes(backend.send(messages(s, "a@example.net")).results) == [DeliveryOutcome.SENT]
     assert server.connections == 2
     server.fail("CONNECT", "421 4.7.0 too busy, try later")
     with pytest.raises(DeliveryError, match=r"the server refused the session: 421 4.7.0 too busy"):
@@ -305,7 +346,7 @@ def test_a_non_ascii_address_goes_out_with_smtputf8_only_where_offered(settings,
         s = server.settings(settings, smtp_connections=1)
         batch = messages(s, "änä@example.org", "bo@example.net")
         with load_backend(s, "smtp") as backend:
-            assert outcomes(backend.send(batch).results) == [Outcome.SENT, Outcome.SENT]
+            assert outcomes(backend.send(batch).results) == [DeliveryOutcome.SENT, DeliveryOutcome.SENT]
         assert [m.rcpt_tos for m in server.messages] == [["änä@example.org"], ["bo@example.net"]]
         assert server.messages[0].data == batch[0].data      # the To header in raw UTF-8, unchanged
         assert "\r\n <änä@example.org>\r\n".encode() in server.messages[0].data.partition(b"\r\n\r\n")[0]
@@ -313,6 +354,6 @@ def test_a_non_ascii_address_goes_out_with_smtputf8_only_where_offered(settings,
         s = server.settings(settings, smtp_connections=1)
         with load_backend(s, "smtp") as backend:
             results = backend.send(messages(s, "änä@example.org", "bo@example.net")).results
-        assert outcomes(results) == [Outcome.PERMANENT, Outcome.SENT]
+        assert outcomes(results) == [DeliveryOutcome.PERMANENT, DeliveryOutcome.SENT]
         assert "SMTPUTF8" in results[0].reply
         assert [m.rcpt_tos for m in server.messages] == [["bo@example.net"]]

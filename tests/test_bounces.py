@@ -110,6 +110,21 @@ def test_delayed_or_4xx_is_soft_and_does_not_suppress_once_F1(db, settings, sent
     assert state(db, settings) == (SubscriptionStatus.CONFIRMED, False, [BounceKind.SOFT])
 
 
+@pytest.mark.parametrize("status, verdict", [("5.2.1", Verdict.HARD), ("5.2.2", Verdict.SOFT),
+                                             ("5.2.3", Verdict.SOFT), ("5.2.4", Verdict.SOFT)])
+def test_failed_5_2_x_mailbox_disabled_is_hard_mailbox_full_is_soft_F1_F2(db, settings, sent, status, verdict):
+    """F1, E4: the one 5.2.x policy (mailer.backends.replies): 5.2.1 suppresses at once; 5.2.2-5.2.4 count
+    as soft bounces toward bounce_soft_limit, the same as when the SMTP server refuses them during a send."""
+    data = dsn("failed", status, f"bounces+{sent}@example.org")
+    [feedback] = parse_report(settings, data)
+    assert (feedback.verdict, feedback.status) == (verdict, status)
+    apply(db, settings, data)
+    if verdict is Verdict.HARD:
+        assert state(db, settings) == (SubscriptionStatus.UNSUBSCRIBED, True, [BounceKind.HARD])
+    else:
+        assert state(db, settings) == (SubscriptionStatus.CONFIRMED, False, [BounceKind.SOFT])
+
+
 @pytest.mark.parametrize("action", ["delivered", "relayed", "expanded"])
 def test_delivered_relayed_expanded_are_ignored_F1(db, settings, sent, action):
     [feedback] = parse_report(settings, dsn(action, "2.0.0", f"bounces+{sent}@example.org"))

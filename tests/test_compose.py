@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import quopri
 import re
 import socket
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 from mailer.content.compose import compose_issue
 from mailer.errors import ComposeError
-from mailer.content.personalize import for_html, for_text, placeholder
+from mailer.content.personalize import escape_html, keep, placeholder
+from mailer.mail.mime import QPTemplate
 
 EXAMPLE = "issues/example"
 
@@ -57,8 +59,8 @@ def test_personalisation_escapes_for_html_and_keeps_text_raw(settings):
     values = {"name": 'Ana <b>"&" co</b>', "email": "ana@example.org",
               "unsubscribe_url": "https://news.example.org/u/abc?x=1&y=2",
               "preferences_url": "https://news.example.org/p/abc", "view_online_url": "https://v"}
-    html = for_html(issue.html).fill(values)
-    text = for_text(issue.text).fill(values)
+    html = quopri.decodestring(QPTemplate(issue.html, escape_html).fill(values)).decode()
+    text = quopri.decodestring(QPTemplate(issue.text, keep).fill(values)).decode()
     assert "Dear Ana &lt;b&gt;&quot;&amp;&quot; co&lt;/b&gt;," in html
     assert 'href="https://news.example.org/u/abc?x=1&amp;y=2"' in html
     assert "__mailer_" not in html and "__mailer_" not in text

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections import Counter
+from email import message_from_bytes
+
+import dkim
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -14,7 +18,7 @@ from bench.audience import add_subscribers, composed_issue
 from mailer.sending import ledger
 from mailer.backends.smtp import SMTPBackend
 from mailer.db import Database
-from mailer.models import Delivery, DeliveryStatus, SendStatus, Suppression
+from mailer.models import BounceEvent, BounceKind, Delivery, DeliveryStatus, SendStatus, Subscriber, Suppression
 from mailer.sending.rates import RateLimiter
 from mailer.sending.loop import run_send
 from tests.smtpserver import smtp_server  # noqa: F401
@@ -95,6 +99,55 @@ def test_every_recipient_sent_or_classified_E3_E4_E5(sqlite_db, settings, smtp_s
     with db.session() as session:
         send_status = ledger.counts(session, send_id)
     assert send_status[DeliveryStatus.SENT] == 39
+
+
+@pytest.mark.parametrize("soft_limit", [3, 1])
+def test_refusals_by_class_hard_soft_permanent_E4_F2(sqlite_db, settings, smtp_server, soft_limit):
+    """E4: 5.2.1 is a hard bounce (suppressed); 5.2.2 fails the message and records a soft bounce that
+    counts toward bounce_soft_limit (F2); 5.4.4 and a bare 550 fail the message, nobody suppressed."""
+    db = sqlite_db
+    settings = smtp_server.settings(settings, bounce_soft_limit=soft_limit)
+    send_id, _ = new_send(db, settings, 5)
+    at = {i: f"user{i}@example.net" for i in range(5)}
+    smtp_server.fail("RCPT", "550 5.2.1 mailbox disabled", address=at[1])
+    smtp_server.fail("RCPT", "552 5.2.2 mailbox full", address=at[2])
+    smtp_server.fail("RCPT", "550 5.4.4 no route to host", address=at[3])
+    smtp_server.fail("RCPT", "550 no such user here", address=at[4])
+    with SMTPBackend(settings) as backend:
+        summary = run_send(db, settings, send_id, backend=backend)
+    assert summary.status is SendStatus.DONE and (summary.sent, summary.failed, summary.bounced) == (1, 4, 1)
+    rows = ledger_rows(db, send_id)
+    assert [rows[at[i]].status for i in range(5)] == [DeliveryStatus.SENT] + [DeliveryStatus.FAILED] * 4
+    with db.session() as session:
+        events = session.execute(select(Subscriber.email, BounceEvent.kind, BounceEvent.status_code)
+                                 .join(Subscriber, Subscriber.id == BounceEvent.subscriber_id)).all()
+        suppressed = set(session.scalars(select(Suppression.email)))
+    assert sorted(tuple(e) for e in events) == [(at[1], BounceKind.HARD, "5.2.1"), (at[2], BounceKind.SOFT, "5.2.2")]
+    assert suppressed == ({at[1]} if soft_limit == 3 else {at[1], at[2]})
+
+
+def test_dev_redirect_is_applied_once_before_dkim_signing_A10(sqlite_db, settings, smtp_server, tmp_path):
+    """dev_redirect changes the envelope recipient only, before signing: every message reaches the redirect
+    address with the subscriber still in To, and its DKIM signature verifies (dkim.verify) as received."""
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
+    pub = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout"], check=True, capture_output=True).stdout
+    record = b"v=DKIM1; k=rsa; p=" + b"".join(line for line in pub.splitlines() if not line.startswith(b"-----"))
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return record if name == b"news2026._domainkey.example.org." else b""
+
+    db = sqlite_db
+    settings = smtp_server.settings(settings, dev_redirect="dev@example.org", dkim_selector="news2026",
+                                    dkim_domain="example.org", dkim_private_key_file=str(key))
+    send_id, _ = new_send(db, settings, 3)
+    with SMTPBackend(settings) as backend:
+        assert run_send(db, settings, send_id, backend=backend).sent == 3
+    received = smtp_server.messages
+    assert len(received) == 3 and all(m.rcpt_tos == ["dev@example.org"] for m in received)
+    assert sorted(message_from_bytes(m.data)["To"].split("<")[-1] for m in received) == [
+        f"user{i}@example.net>" for i in range(3)]
+    assert all(dkim.verify(m.data, dnsfunc=dns) for m in received)
 
 
 def test_connection_reuse_E1(sqlite_db, settings, smtp_server):

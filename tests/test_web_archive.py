@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from mailer.backends.base import Outcome
+from mailer.backends.base import DeliveryOutcome
 from mailer.backends.memory import MemoryBackend
 from mailer.cli import cli
 from mailer.config import Settings
@@ -69,8 +69,8 @@ def test_atom_feed_is_valid_xml_with_sent_issues(web_app: WebApp) -> None:
 
 
 def test_queue_retries_temporary_failures_and_gives_up_on_permanent(web_app: WebApp) -> None:
-    MemoryBackend.outcomes["soft@example.org"] = (Outcome.TEMPORARY, 451, "4.3.0 try later")
-    MemoryBackend.outcomes["hard@example.org"] = (Outcome.PERMANENT, 550, "5.1.1 no such user")
+    MemoryBackend.outcomes["soft@example.org"] = (DeliveryOutcome.TEMPORARY, 451, "4.3.0 try later")
+    MemoryBackend.outcomes["hard@example.org"] = (DeliveryOutcome.PERMANENT, 550, "5.1.1 no such user")
     web_app.sign_up("soft@example.org")
     web_app.sign_up("hard@example.org")
     report = web_app.deliver()

@@ -33,7 +33,7 @@ class OutgoingMessage:
     dot_safe: bool = False
 
 
-class Outcome(enum.Enum):
+class DeliveryOutcome(enum.Enum):
     SENT = "sent"
     TEMPORARY = "temporary"   # 4xx, dropped connection, 421: retry later
     PERMANENT = "permanent"   # 5xx about the recipient: bounce
@@ -43,7 +43,7 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class Result:
     key: int | str
-    outcome: Outcome
+    outcome: DeliveryOutcome
     code: int = 0
     reply: str = ""
     # enhanced status code such as "5.1.1", when the server gave one
@@ -53,9 +53,6 @@ class Result:
 @dataclass
 class BatchResult:
     results: list[Result] = field(default_factory=list)
-
-    def by_outcome(self, outcome: Outcome) -> list[Result]:
-        return [r for r in self.results if r.outcome is outcome]
 
 
 class Backend:

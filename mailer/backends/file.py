@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from mailer.backends.base import Backend, BatchResult, OutgoingMessage, Outcome, Result
+from mailer.backends.base import Backend, BatchResult, OutgoingMessage, DeliveryOutcome, Result
 from mailer.errors import DeliveryError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -41,7 +41,6 @@ class FileBackend(Backend):
     def __init__(self, settings, directory: Path | str | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(settings)
         self.directory = Path(directory) if directory else settings.path(settings.outbox_dir)
-        self.written: list[Path] = []
 
     def open(self) -> None:
         try:
@@ -62,8 +61,8 @@ class FileBackend(Backend):
             path = self.write(message)
         except OSError as exc:
             # a full disk or a vanished folder: retry later, not the recipient's fault
-            return Result(message.key, Outcome.TEMPORARY, 0, f"cannot write to {self.directory}: {exc.strerror}")
-        return Result(message.key, Outcome.SENT, 250, f"2.0.0 written to {path.name}")
+            return Result(message.key, DeliveryOutcome.TEMPORARY, 0, f"cannot write to {self.directory}: {exc.strerror}")
+        return Result(message.key, DeliveryOutcome.SENT, 250, f"2.0.0 written to {path.name}")
 
     def write(self, message: OutgoingMessage) -> Path:
         """Write one message's bytes, unchanged; return the file's path."""
@@ -86,7 +85,6 @@ class FileBackend(Backend):
                 raise FileExistsError(f"no free name for key {message.key}")
         finally:
             tmp.unlink(missing_ok=True)
-        self.written.append(path)
         return path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mailer.backends.base import Backend, OutgoingMessage, Outcome, Result
+from mailer.backends.base import Backend, OutgoingMessage, DeliveryOutcome, Result
 
 
 class MemoryBackend(Backend):
@@ -17,7 +17,7 @@ class MemoryBackend(Backend):
 
     name = "memory"
     outbox: ClassVar[list[OutgoingMessage]] = []
-    outcomes: ClassVar[dict[str, tuple[Outcome, int, str]]] = {}
+    outcomes: ClassVar[dict[str, tuple[DeliveryOutcome, int, str]]] = {}
 
     def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
         super().__init__(settings)
@@ -37,9 +37,9 @@ class MemoryBackend(Backend):
 
     def send_one(self, message: OutgoingMessage) -> Result:
         scripted = self.outcomes.get(message.recipient)
-        if scripted is not None and scripted[0] is not Outcome.SENT:
+        if scripted is not None and scripted[0] is not DeliveryOutcome.SENT:
             outcome, code, reply = scripted
             return Result(message.key, outcome, code, reply)
         self.messages.append(message)
         MemoryBackend.outbox.append(message)
-        return Result(message.key, Outcome.SENT, 250, "2.0.0 kept in memory")
+        return Result(message.key, DeliveryOutcome.SENT, 250, "2.0.0 kept in memory")

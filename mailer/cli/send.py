@@ -16,7 +16,7 @@ from rich.table import Table
 
 from mailer.sending import campaign, ledger
 from mailer.backends import load_backend
-from mailer.backends.base import Outcome
+from mailer.backends.base import DeliveryOutcome
 from mailer.cli import pass_app
 from mailer.errors import InputError, MailerError
 from mailer.models import Delivery, DeliveryStatus, SendStatus
@@ -169,7 +169,7 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
         if to_addr:
             backend = load_backend(settings, backend_name)
             result = campaign.send_test_message(settings, db, composed, to_addr, backend, targets[0] if targets else "")
-            if result.outcome is not Outcome.SENT:
+            if result.outcome is not DeliveryOutcome.SENT:
                 raise MailerError(f"test send to {to_addr} failed: {result.code} {result.reply}")
             click.echo(f"test message sent to {settings.dev_redirect or to_addr} ({result.reply}); "
                        "not recorded as the campaign")

@@ -7,6 +7,9 @@ placeholders (mailer.content.personalize) and keeps the MIME skeleton as bytes
 `render()` then only fills the placeholders, quoted-printable encodes the two
 bodies and writes the few per-recipient headers (To, Date, Message-ID,
 List-Unsubscribe): no stdlib EmailMessage per recipient (STANDARDS A1-A16, D1).
+`dev_redirect` is applied here and nowhere else: it changes the envelope
+recipient only, so the signed bytes (To still naming the subscriber) are the
+bytes that leave and the DKIM signature holds.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def _finish(settings: Settings, signer: Signer | None, key: int | str, to_email:
     data = headers + CRLF + body
     if signer is not None:
         data = signer.sign(data)
-    recipient = settings.dev_redirect or to_email
+    recipient = settings.dev_redirect or to_email      # the one dev_redirect: envelope only, never the bytes
     # headers never start a line with "." (folded lines start with a space) and the bodies are
     # mime.dot_safe quoted-printable: the SMTP backend needs no dot-stuffing scan
     return OutgoingMessage(key=key, envelope_from=verp_address(settings, key),

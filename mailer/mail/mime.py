@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from typing import Callable, Mapping
 
 from mailer.headers import clean_header
-from mailer.content.personalize import KEYS, Personalizer, placeholder
+from mailer.content.personalize import KEYS, check, placeholder
 
 CRLF = b"\r\n"
 MAX_LINE = 78
@@ -138,7 +138,7 @@ class QPTemplate:
     """
 
     def __init__(self, template: str, escape: Callable[[str], str]) -> None:
-        Personalizer(template, escape)          # one clear error for an unknown placeholder
+        check(template)          # one clear error for an unknown placeholder
         text = template.replace("\r\n", "\n").replace("\r", "\n")
         if not text.endswith("\n"):
             text += "\n"

@@ -4,6 +4,10 @@ A report is tied to its delivery by the VERP envelope address it was sent
 to (``bounces+<delivery id>@...``), else by the Message-ID of the returned
 headers, else by the reported address. Hard bounces and complaints suppress
 at once; soft bounces only past a threshold (STANDARDS F1-F3).
+
+`record_bounce` is the one recorder of bounces and complaints: reports go
+through it, and so do the refusals the send loop gets from the SMTP server.
+What a status code means is mailer.backends.replies'.
 """
 
 from __future__ import annotations
@@ -18,12 +22,10 @@ from email.message import Message
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailer.backends.replies import Reply, classify_status, enhanced_status
 from mailer.config import Settings
 from mailer.models import BounceEvent, BounceKind, Delivery, DeliveryStatus, Reason, Subscriber, utcnow
 from mailer.people.subscriptions import unsubscribe
-
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-
 
 class Verdict(enum.Enum):
     HARD = "hard bounce"
@@ -86,6 +88,17 @@ def _fields(part: Message) -> list[Message]:
     return [message_from_string(b) for b in blocks if b.strip()]
 
 
+def _dsn_verdict(action: str, status: str) -> Verdict:
+    """F1: failed + 5.x.x is hard, except the mailbox-full family (soft); delayed or 4.x.x is soft."""
+    if action in ("delivered", "relayed", "expanded"):
+        return Verdict.IGNORED
+    if action == "failed" and status.startswith("5."):
+        return Verdict.SOFT if classify_status(status) is Reply.SOFT_BOUNCE else Verdict.HARD
+    if action in ("delayed", "failed") or status.startswith("4."):
+        return Verdict.SOFT
+    return Verdict.IGNORED
+
+
 def parse_report(settings: Settings, data: bytes) -> list[Feedback]:
     """Every recipient outcome in a DSN or ARF report; [] when *data* is neither."""
     report = message_from_bytes(data, policy=policy.compat32)
@@ -104,16 +117,8 @@ def parse_report(settings: Settings, data: bytes) -> list[Feedback]:
                     continue
                 action = str(block.get("Action", "")).strip().lower()
                 status = str(block.get("Status", "")).strip()
-                code = _STATUS.search(status)
-                if action in ("delivered", "relayed", "expanded"):
-                    verdict = Verdict.IGNORED
-                elif action == "failed" and code and code.group(1) == "5":
-                    verdict = Verdict.HARD
-                elif action in ("delayed", "failed") or (code and code.group(1) == "4"):
-                    verdict = Verdict.SOFT
-                else:
-                    verdict = Verdict.IGNORED
-                found.append(Feedback(verdict, recipient, code.group(0) if code else status[:20],
+                code = enhanced_status(status, anywhere=True)
+                found.append(Feedback(_dsn_verdict(action, code), recipient, code or status[:20],
                                       " ".join(str(block.get("Diagnostic-Code", "")).split())[:500],
                                       delivery_id, message_id))
         elif report_type == "feedback-report" and ctype == "message/feedback-report":
@@ -158,21 +163,37 @@ def apply_feedback(session: Session, settings: Settings, feedback: Feedback) -> 
         return Applied(feedback, False, False)
     kind = {Verdict.HARD: BounceKind.HARD, Verdict.SOFT: BounceKind.SOFT,
             Verdict.COMPLAINT: BounceKind.COMPLAINT}[feedback.verdict]
-    session.add(BounceEvent(subscriber_id=subscriber.id, send_id=delivery.send_id if delivery else None,
-                            kind=kind, status_code=feedback.status, diagnostic=feedback.diagnostic))
     if delivery is not None and feedback.verdict is Verdict.HARD:
         delivery.status, delivery.last_code, delivery.last_reply = (
             DeliveryStatus.FAILED, feedback.status, feedback.diagnostic)
+    suppressed = record_bounce(session, settings, subscriber.id, kind, feedback.status, feedback.diagnostic,
+                               send_id=delivery.send_id if delivery else None, actor="bounces",
+                               detail=f"{feedback.verdict.value} {feedback.status}".strip())
+    return Applied(feedback, True, suppressed)
+
+
+def record_bounce(session: Session, settings: Settings, subscriber_id: int | None, kind: BounceKind,
+                  status: str, diagnostic: str, *, send_id: int | None, actor: str, detail: str) -> bool:
+    """Record one bounce or complaint of a subscriber and suppress when it calls for it (F2, F3).
+
+    True when the address got suppressed; False too when the subscriber is gone (erased).
+    A hard bounce or a complaint suppresses at once; a soft one once soft bounces fall
+    on `bounce_soft_limit` distinct days within `bounce_soft_window_days`.
+    """
+    subscriber = session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+    if subscriber is None:
+        return False
+    session.add(BounceEvent(subscriber_id=subscriber.id, send_id=send_id, kind=kind,
+                            status_code=status, diagnostic=diagnostic))
     session.flush()
-    suppress = feedback.verdict in (Verdict.HARD, Verdict.COMPLAINT)
-    if feedback.verdict is Verdict.SOFT:
+    suppress = kind in (BounceKind.HARD, BounceKind.COMPLAINT)
+    if kind is BounceKind.SOFT:
         since = utcnow() - timedelta(days=settings.bounce_soft_window_days)
         days = session.scalars(select(BounceEvent.at).where(
             BounceEvent.subscriber_id == subscriber.id, BounceEvent.kind == BounceKind.SOFT,
             BounceEvent.at >= since)).all()
         suppress = len({at.date() for at in days}) >= settings.bounce_soft_limit
     if suppress:
-        reason = Reason.COMPLAINT if feedback.verdict is Verdict.COMPLAINT else Reason.BOUNCE
-        unsubscribe(session, settings, subscriber, None, reason, actor="bounces",
-                    detail=f"{feedback.verdict.value} {feedback.status}".strip())
-    return Applied(feedback, True, suppress)
+        reason = Reason.COMPLAINT if kind is BounceKind.COMPLAINT else Reason.BOUNCE
+        unsubscribe(session, settings, subscriber, None, reason, actor=actor, detail=detail)
+    return suppress

@@ -6,30 +6,31 @@ batch as a stream: each of its connections takes the next message when it is
 free, and that message is rendered and its row marked ``sending`` (committed)
 right then. Each outcome is recorded as soon as the backend reports it and
 committed before the next message on that connection starts (E5). What each
-outcome means is mailer.sending.policy's (E4); a hard bounce is recorded and
-suppressed here, and `max_send_errors` errors in a row pause the send.
+outcome means is mailer.sending.policy's (E4); bounces go to
+mailer.people.bounces.record_bounce, and `max_send_errors` errors in a row pause
+the send. dev_redirect is applied where the message is built (mailer.mail.message).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterator
 
 from mailer.sending import ledger, recovery
-from mailer.sending.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
 from mailer.backends import load_backend
 from mailer.backends.base import Backend, OutgoingMessage, Result
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError
 from mailer.mail.message import MessageFactory, Recipient
-from mailer.models import BounceEvent, BounceKind, DeliveryStatus, Reason, Send, SendStatus, Subscriber, utcnow
-from mailer.sending.policy import decide, enhanced_status
+from mailer.models import BounceKind, DeliveryStatus, Send, SendStatus, utcnow
+from mailer.people.bounces import record_bounce
+from mailer.people.subscriptions import GLOBAL, email_hash
+from mailer.sending.policy import decide, result_status
 from mailer.sending.rates import RateLimiter
-from mailer.people.subscriptions import GLOBAL, email_hash, unsubscribe
 
 
 def _domain(address: str) -> str:
@@ -40,18 +41,6 @@ def _parallel(backend: Backend) -> int:
     """How many messages the backend sends at once (one per SMTP connection); 1 when it does not say."""
     connections = getattr(backend, "connections", None)
     return len(connections) if isinstance(connections, list) and connections else 1
-
-
-def redirect_to(message: OutgoingMessage, address: str) -> OutgoingMessage:
-    """dev_redirect: the envelope and the To header name *address*; the rest stays as rendered."""
-    head, sep, body = message.data.partition(b"\r\n\r\n")
-    lines, in_to = [], False
-    for line in head.split(b"\r\n"):
-        if in_to and line[:1] in (b" ", b"\t"):
-            continue                      # a folded continuation of the old To
-        in_to = line[:3].lower() == b"to:"
-        lines.append(b"To: " + address.encode() if in_to else line)
-    return replace(message, recipient=address, data=b"\r\n".join(lines) + sep + body)
 
 
 @dataclass
@@ -108,8 +97,7 @@ class _Run:
 
     # -- batches -----------------------------------------------------------------------------
     def next_batch(self, after: int) -> tuple[list[ledger.Row], int] | None:
-        """Claim the next batch of due rows after id *after*: (the eligible ones, the last id claimed),
-        or None when no row is left."""
+        """(the eligible due rows after id *after*, the last id claimed), or None when none is left."""
         with self.lock:
             self.writer.commit()
             claimed = ledger.claim_batch(self.conn, self.send.id, self.me, after, self.settings.batch_size)
@@ -124,13 +112,10 @@ class _Run:
         scopes = ledger.suppressed_hashes(self.conn, list(set(hashes.values())))
         keep = []
         for r in rows:
-            why = ""
-            if r.subscriber_id is None:
-                why = "subscriber erased during the send"
-            elif not r.subscribed:
-                why = "unsubscribed during the send"
-            elif scopes.get(hashes.get(r.id, ""), set()) & {GLOBAL, r.list_slug}:
-                why = "suppressed during the send"
+            why = ("subscriber erased during the send" if r.subscriber_id is None
+                   else "unsubscribed during the send" if not r.subscribed
+                   else "suppressed during the send" if scopes.get(hashes.get(r.id, ""), set()) & {GLOBAL, r.list_slug}
+                   else "")
             if why:
                 self.writer.finish(r.id, DeliveryStatus.SKIPPED, reply=why)
                 self.summary.skipped += 1
@@ -142,10 +127,9 @@ class _Run:
     def messages(self) -> Iterator[OutgoingMessage]:
         """Every due row's message, made when a connection takes it: rate limits, render, mark ``sending``.
 
-        Rows are claimed a batch at a time and re-checked per batch (B7). The backend's
-        connections take messages as they become free, so none waits for another, not
-        even at the end of a batch. Marking commits, and with it the outcomes recorded
-        since (E5).
+        Rows are claimed and re-checked a batch at a time (B7); the backend's connections take
+        messages as they become free, none waiting for another. Marking commits, and with it
+        the outcomes recorded since (E5).
         """
         after = 0
         while not self.stop.is_set() and not self.pause_reason:
@@ -163,8 +147,6 @@ class _Run:
                     self.slots.release()
                     return
                 message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name))
-                if self.settings.dev_redirect:
-                    message = redirect_to(message, self.settings.dev_redirect)
                 with self.lock:
                     ours = self.writer.mark_sending(r.id)
                     if ours:
@@ -190,15 +172,11 @@ class _Run:
             for row, _ in list(self.in_flight.values()):
                 self.limiter.complete(_domain(row.email))
                 self.slots.release()
-        for delivery_id in list(self.in_flight):
-            # a backend that reported nothing for a message: it may have gone out
-            self.finish(delivery_id, DeliveryStatus.UNKNOWN, reply="the backend reported no outcome")
-        self.in_flight.clear()
-        self.report_progress()
-
-    def finish(self, delivery_id: int, status: DeliveryStatus, **kw) -> None:  # type: ignore[no-untyped-def]
         with self.lock:
-            self.writer.finish(delivery_id, status, **kw)
+            for delivery_id in self.in_flight:   # a backend that reported nothing: it may have gone out
+                self.writer.finish(delivery_id, DeliveryStatus.UNKNOWN, reply="the backend reported no outcome")
+            self.in_flight.clear()
+        self.report_progress()
 
     def record(self, result: Result) -> None:
         """Persist one outcome (called by the backend before that connection goes on)."""
@@ -207,10 +185,11 @@ class _Run:
         self.limiter.complete(_domain(row.email))
         self.slots.release()
         decision = decide(self.settings, result, row.attempts + 1, row.first_attempt_at, utcnow())
-        if decision.hard_bounce:
-            self.bounce(row, result)
-        self.finish(row.id, decision.status, code=result.code, reply=decision.reply,
-                    message_id=message_id, next_attempt_at=decision.next_attempt_at)
+        if decision.hard_bounce or decision.soft_bounce:
+            self.bounce(row, result, BounceKind.HARD if decision.hard_bounce else BounceKind.SOFT)
+        with self.lock:
+            self.writer.finish(row.id, decision.status, code=result.code, reply=decision.reply,
+                               message_id=message_id, next_attempt_at=decision.next_attempt_at)
         s = self.summary
         if decision.status is DeliveryStatus.SENT:
             self.errors_in_row = 0
@@ -234,25 +213,16 @@ class _Run:
                 self.writer.commit()
                 self.progress(self.summary)
 
-    def bounce(self, row: ledger.Row, result: Result) -> None:
-        """A hard bounce: record it and suppress the address everywhere."""
+    def bounce(self, row: ledger.Row, result: Result, kind: BounceKind) -> None:
+        """Record a bounce of *row*'s subscriber (a hard one suppresses the address everywhere)."""
         with self.lock:
             self.writer.commit()   # our pending writes first: SQLite has one writer
             with self.db.session() as session:
-                subscriber = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
-                if subscriber is None:
-                    return
-                session.add(BounceEvent(subscriber_id=subscriber.id, send_id=self.send.id, kind=BounceKind.HARD,
-                                        status_code=enhanced_status(result) or str(result.code),
-                                        diagnostic=result.reply[:2000]))
-                unsubscribe(session, self.settings, subscriber, None, Reason.BOUNCE, actor="sending",
-                            detail=f"{result.code} {result.reply[:200]}")
-        self.summary.bounced += 1
-
-    # -- the loop ----------------------------------------------------------------------------
-    def run(self) -> None:
-        self.stream()
-        ledger.release(self.conn, self.send.id, self.me)
+                suppressed = record_bounce(
+                    session, self.settings, row.subscriber_id, kind, result_status(result) or str(result.code),
+                    result.reply[:2000], send_id=self.send.id, actor="sending",
+                    detail=f"{result.code} {result.reply[:200]}")
+        self.summary.bounced += kind is BounceKind.HARD and suppressed   # not when the subscriber is gone
 
     def close(self) -> None:
         try:
@@ -289,7 +259,8 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
         backend.open()   # idempotent: a backend that cannot work fails here, before any row moves
         run = _Run(db, settings, send, backend, progress, stop)
         run.summary.unknown = summary_unknown
-        run.run()
+        run.stream()
+        ledger.release(run.conn, send_id, run.me)
     except DeliveryError as exc:
         ledger.set_send_status(db, send_id, SendStatus.PAUSED, f"delivery stopped: {exc}",
                                only_from=SendStatus.SENDING)

@@ -4,24 +4,25 @@
 - 4xx, 421 after the backend's own reconnect, a dropped connection, a timeout:
   deferred, retried after `retry_base_seconds` doubling each attempt, failed
   once the first attempt is older than `retry_max_age_hours`.
-- 5.1.x: failed and a hard bounce (the address gets suppressed everywhere).
+- 5.1.x, 5.2.1: failed and a hard bounce (the address gets suppressed everywhere).
+- 5.2.2, 5.2.3, 5.2.4: failed and a soft bounce (counted toward `bounce_soft_limit`).
 - other 5xx about the recipient: failed, the reply kept.
 - 5.7.x policy refusals: the row goes back to the queue and the send pauses;
   the recipient is not blamed.
+
+Which enhanced code is which is mailer.backends.replies'; the retry schedule is mailer.retry's.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mailer import retry
-from mailer.backends.base import Outcome, Result
+from mailer.backends.base import DeliveryOutcome, Result
+from mailer.backends.replies import Reply, classify_status, enhanced_status
 from mailer.config import Settings
 from mailer.models import DeliveryStatus
-
-_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,13 @@ class Decision:
     reply: str
     next_attempt_at: datetime | None = None
     hard_bounce: bool = False
+    soft_bounce: bool = False
     pause: str = ""            # why the whole send must pause (policy errors)
 
 
-def enhanced_status(result: Result) -> str:
+def result_status(result: Result) -> str:
     """The enhanced status code (``5.1.1``) of a result, from the backend or the reply text."""
-    if result.status:
-        return result.status
-    match = _ENHANCED.search(result.reply or "")
-    return match.group(1) if match else ""
+    return result.status or enhanced_status(result.reply or "", anywhere=True)
 
 
 def backoff(settings: Settings, attempts: int) -> timedelta:
@@ -50,15 +49,17 @@ def decide(settings: Settings, result: Result, attempts: int, first_attempt_at: 
            now: datetime) -> Decision:
     """The row's next status after *result*; *attempts* counts the attempt that produced it."""
     reply = result.reply
-    if result.outcome is Outcome.SENT:
+    if result.outcome is DeliveryOutcome.SENT:
         return Decision(DeliveryStatus.SENT, reply)
-    status = enhanced_status(result)
-    if result.outcome is Outcome.POLICY:
+    status = result_status(result)
+    if result.outcome is DeliveryOutcome.POLICY:
         why = (f"the server refused a message by policy ({result.code} {status} {reply.strip()[:200]}); "
                "not the recipient's fault: fix and resume")
         return Decision(DeliveryStatus.QUEUED, reply, pause=" ".join(why.split()))
-    if result.outcome is Outcome.TEMPORARY:
+    if result.outcome is DeliveryOutcome.TEMPORARY:
         if now - (first_attempt_at or now) >= timedelta(hours=settings.retry_max_age_hours):
             return Decision(DeliveryStatus.FAILED, f"gave up after {settings.retry_max_age_hours:g} h: {reply}")
         return Decision(DeliveryStatus.DEFERRED, reply, next_attempt_at=now + backoff(settings, attempts))
-    return Decision(DeliveryStatus.FAILED, reply, hard_bounce=status.startswith("5.1."))
+    kind = classify_status(status) if status else Reply.PERMANENT
+    return Decision(DeliveryStatus.FAILED, reply, hard_bounce=kind is Reply.HARD_BOUNCE,
+                    soft_bounce=kind is Reply.SOFT_BOUNCE)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from mailer import retry
 from mailer.backends import load_backend
-from mailer.backends.base import Backend, Outcome
+from mailer.backends.base import Backend, DeliveryOutcome
 from mailer.claims import Claim
 from mailer.config import Settings
 from mailer.content.templating import mail_environment, render
@@ -124,10 +124,10 @@ def _send_one(session: Session, settings: Settings, backend: Backend, row: Queue
         _retry_or_fail(row, str(exc), report)
         return
     result = backend.send([message]).results[0]
-    if result.outcome is Outcome.SENT:
+    if result.outcome is DeliveryOutcome.SENT:
         row.status, row.sent_at, row.last_error = QueueStatus.SENT, utcnow(), ""
         report.sent += 1
-    elif result.outcome is Outcome.TEMPORARY:
+    elif result.outcome is DeliveryOutcome.TEMPORARY:
         _retry_or_fail(row, f"{result.code} {result.reply}", report)
     else:
         row.status, row.last_error = QueueStatus.FAILED, f"{result.code} {result.reply}"[:1000]
