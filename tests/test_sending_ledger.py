@@ -224,7 +224,7 @@ def test_stale_sending_rows_become_unknown_and_are_not_resent_G7(db, db_settings
     assert summary.counts[DeliveryStatus.UNKNOWN] == 1 and summary.counts[DeliveryStatus.SENT] == 9
     got = rows(db, send_id)
     assert {m.recipient for m in MemoryBackend.outbox} == {e for e, d in got.items() if d.id in ids[4:]}
-    assert recovery.retry_unknown(db, send_id) == 1
+    assert ledger.requeue_unknown(db, send_id) == 1
 
 
 def test_redirect_to_rewrites_a_folded_to_header_only():

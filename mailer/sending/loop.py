@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterator
 
+from mailer.locking import holder_id
 from mailer.sending import ledger, recovery
 from mailer.sending.ledger import claim_send, create_send  # noqa: F401  (the API callers import from here too)
 from mailer.backends import load_backend
@@ -89,7 +90,7 @@ class _Run:
                  progress: Progress | None, stop: threading.Event) -> None:
         self.db, self.settings, self.send, self.backend = db, settings, send, backend
         self.progress, self.stop = progress, stop
-        self.me = ledger.worker_id()
+        self.me = holder_id()
         self.limiter = RateLimiter.from_settings(settings)
         self.factory = MessageFactory(settings, subject=send.subject, html=send.html, text=send.text,
                                       issue_slug=send.issue_slug, preheader=send.preheader)
