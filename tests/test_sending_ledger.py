@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bench.audience import add_subscribers, composed_issue, make_list
-from mailer.sending import ledger, recovery
+from mailer.sending import ledger
 from mailer.backends.base import Outcome
 from mailer.backends.memory import MemoryBackend
 from mailer.errors import InputError

@@ -90,7 +90,6 @@ def execute(db: Database, settings: Settings, schedule_id: int, stop: threading.
     *busy* collects the ids of sends this process is running, so that the
     daemon does not resume one of them at the same time.
     """
-    from mailer.content.compose import compose_issue, read_spec
     from mailer.sending.loop import run_send
 
     now = now or utcnow()
@@ -108,38 +107,11 @@ def execute(db: Database, settings: Settings, schedule_id: int, stop: threading.
         when = due_time(row) if row is not None else None
         if row is None or row.kind is ScheduleKind.ONCE or when is None or when > now + EARLY:
             return _say(schedule_id, "not run: missed")
-    if row.kind is ScheduleKind.ONCE:
-        assert row.send_id is not None
-        if not ledger.claim_send(db, row.send_id, SendStatus.SCHEDULED):
-            return _say(schedule_id, f"not run: send {row.send_id} already claimed")
-        _mark(db, schedule_id, ScheduleStatus.RUNNING, f"sending since {fmt_utc(now)}")
-        send_id = row.send_id
-        log.info("schedule %s: sending send %s (due %s, %.1f s late)", schedule_id, send_id, fmt_utc(when),
-                 (now - when).total_seconds())
-    else:
-        following = next_fire(row.cron, row.timezone, max(now, when + timedelta(microseconds=1)), previous=when)
-        with db.session() as session:
-            won = session.execute(update(Schedule).where(
-                Schedule.id == schedule_id, Schedule.next_run_at == when,
-                Schedule.status == ScheduleStatus.SCHEDULED).values(
-                next_run_at=following, last_run_at=now)).rowcount == 1
-        if not won:
-            return _say(schedule_id, f"not run: run of {fmt_utc(when)} already claimed")
-        folder = Path(row.issue_path)
-        if not read_spec(folder).reports:
-            _mark(db, schedule_id, ScheduleStatus.SCHEDULED, f"run of {fmt_utc(when)} skipped: no reports")
-            return _say(schedule_id, f"skipped run of {fmt_utc(when)}: {folder.name} has no reports; "
-                                     f"next run {fmt_utc(following)}")
-        composed = compose_issue(settings, folder)
-        with db.session() as session:
-            send = ledger.create_send(session, composed, list(row.list_slugs), status=SendStatus.SCHEDULED)
-            session.flush()
-            send_id = send.id
-            session.execute(update(Schedule).where(Schedule.id == schedule_id).values(send_id=send_id))
-        if not ledger.claim_send(db, send_id, SendStatus.SCHEDULED):
-            return _say(schedule_id, f"not run: send {send_id} already claimed")
-        log.info("schedule %s: composed %s afresh (%s reports) as send %s; sending", schedule_id, folder.name,
-                 composed.report_count, send_id)
+    started = (_start_once(db, row, when, now) if row.kind is ScheduleKind.ONCE
+               else _start_cron(db, settings, row, when, now))
+    if isinstance(started, str):
+        return _say(schedule_id, started)
+    send_id = started
     busy = set() if busy is None else busy
     busy.add(send_id)
     try:
@@ -157,6 +129,47 @@ def execute(db: Database, settings: Settings, schedule_id: int, stop: threading.
     else:
         _mark(db, schedule_id, ScheduleStatus.FAILED, f"send {send_id} ended {status.value}")
     return _say(schedule_id, f"send {send_id} {status.value}: {_counts(summary)}")
+
+
+def _start_once(db: Database, row: Schedule, when: datetime, now: datetime) -> int | str:
+    """Claim a one-off's snapshot send (G3): its id, or why it does not run."""
+    assert row.send_id is not None
+    if not ledger.claim_send(db, row.send_id, SendStatus.SCHEDULED):
+        return f"not run: send {row.send_id} already claimed"
+    _mark(db, row.id, ScheduleStatus.RUNNING, f"sending since {fmt_utc(now)}")
+    log.info("schedule %s: sending send %s (due %s, %.1f s late)", row.id, row.send_id, fmt_utc(when),
+             (now - when).total_seconds())
+    return row.send_id
+
+
+def _start_cron(db: Database, settings: Settings, row: Schedule, when: datetime, now: datetime) -> int | str:
+    """Claim this run of a recurring schedule, compose the issue afresh and claim its send: its id,
+    or why it does not run."""
+    from mailer.content.compose import compose_issue, read_spec
+
+    following = next_fire(row.cron, row.timezone, max(now, when + timedelta(microseconds=1)), previous=when)
+    with db.session() as session:
+        won = session.execute(update(Schedule).where(
+            Schedule.id == row.id, Schedule.next_run_at == when,
+            Schedule.status == ScheduleStatus.SCHEDULED).values(
+            next_run_at=following, last_run_at=now)).rowcount == 1
+    if not won:
+        return f"not run: run of {fmt_utc(when)} already claimed"
+    folder = Path(row.issue_path)
+    if not read_spec(folder).reports:
+        _mark(db, row.id, ScheduleStatus.SCHEDULED, f"run of {fmt_utc(when)} skipped: no reports")
+        return f"skipped run of {fmt_utc(when)}: {folder.name} has no reports; next run {fmt_utc(following)}"
+    composed = compose_issue(settings, folder)
+    with db.session() as session:
+        send = ledger.create_send(session, composed, list(row.list_slugs), status=SendStatus.SCHEDULED)
+        session.flush()
+        send_id = send.id
+        session.execute(update(Schedule).where(Schedule.id == row.id).values(send_id=send_id))
+    if not ledger.claim_send(db, send_id, SendStatus.SCHEDULED):
+        return f"not run: send {send_id} already claimed"
+    log.info("schedule %s: composed %s afresh (%s reports) as send %s; sending", row.id, folder.name,
+             composed.report_count, send_id)
+    return send_id
 
 
 def _counts(summary: Any) -> str:
