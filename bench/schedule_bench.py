@@ -26,7 +26,8 @@ from sqlalchemy import select
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.models import Schedule, ScheduleKind, ScheduleStatus
-from mailer.scheduling.plans import list_schedules, next_fire
+from mailer.scheduling.plans import list_schedules
+from mailer.scheduling.times import next_fire
 from mailer.scheduling.daemon import Daemon
 
 REPO = Path(__file__).resolve().parent.parent

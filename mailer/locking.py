@@ -1,10 +1,12 @@
-"""One scheduler per database (STANDARDS G1).
+"""Who this process is (holder_id) and the single-holder locks: one scheduler per database (G1),
+one worker per SQLite database.
 
-The lock itself is held by the operating system or the database server, so it
-goes away with the process however that process dies: on PostgreSQL a
-session-level advisory lock on a connection kept open for the daemon's life;
-on SQLite an ``fcntl.flock`` on a file next to the database file. The `lease`
-row only says who holds the lock, for the refusal message.
+A lock is held by the operating system or the database server, so it goes
+away with the process however that process dies: on PostgreSQL a
+session-level advisory lock on a connection kept open for the holder's life;
+on SQLite an ``fcntl.flock`` on a file next to the database file. The
+scheduler's `lease` row only says who holds the lock, for the refusal message
+and `schedule list`. May import the floor only.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import fcntl
 import os
 import socket
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Iterator
 
 from sqlalchemy import delete, select, text
 
@@ -35,16 +38,57 @@ class LockHeld(MailerError):
 
 
 def holder_id() -> str:
-    """``host:pid`` of this process, as stored in the lease."""
+    """``host:pid`` of this process: the lease holder, and the claimant of delivery rows."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def lock_file_for(db: Database) -> Path | None:
-    """The lock file of a SQLite database file (None for in-memory databases)."""
+def lock_file_for(db: Database, name: str = SCHEDULER) -> Path | None:
+    """The lock file of role *name* next to a SQLite database file (None for in-memory databases)."""
     database = db.engine.url.database
     if not database or database == ":memory:":
         return None
-    return Path(database + ".scheduler.lock")
+    return Path(f"{database}.{name}.lock")
+
+
+def take_file_lock(path: Path, owner: str) -> int | None:
+    """An exclusive ``flock`` on *path* with *owner* written in it: the open fd, or None when held.
+
+    Closing the fd (or the process ending) releases it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, owner.encode(), 0)
+    return fd
+
+
+def file_lock_owner(path: Path) -> str:
+    """What the holder of the lock on *path* wrote in it ("?" when nothing)."""
+    try:
+        return path.read_text(errors="replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
+@contextmanager
+def worker_lock(db: Database) -> Iterator[None]:
+    """Hold the one-worker lock of a SQLite database; no-op on other databases (they allow several)."""
+    if db.dialect != "sqlite":
+        yield
+        return
+    path = Path(str(db.engine.url.database) + ".worker.lock")
+    fd = take_file_lock(path, str(os.getpid()))
+    if fd is None:
+        raise MailerError(f"another `mailer worker` (pid {file_lock_owner(path)}) is running on "
+                          f"{db.engine.url.database}; SQLite allows one worker: use PostgreSQL to run several")
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 class SingletonLock:
@@ -56,7 +100,7 @@ class SingletonLock:
         self.holder = holder_id()
         self.wait_for_holder = wait_for_holder
         self._conn: Any = None
-        self._file: IO[bytes] | None = None
+        self._fd: int | None = None
         self.acquired_at: datetime | None = None
 
     def acquire(self) -> "SingletonLock":
@@ -80,17 +124,11 @@ class SingletonLock:
             else:
                 conn.close()
             return got
-        path = lock_file_for(self.db)
+        path = lock_file_for(self.db, self.name)
         if path is None:
             return True
-        handle = open(path, "ab")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        self._file = handle
-        return True
+        self._fd = take_file_lock(path, self.holder)
+        return self._fd is not None
 
     def _refusal(self) -> str:
         """The message for a refused start; waits briefly for a racing holder to write its lease."""
@@ -116,7 +154,7 @@ class SingletonLock:
 
     def release(self) -> None:
         """Drop the lease row and the lock; safe to call twice."""
-        if self._conn is None and self._file is None:
+        if self._conn is None and self._fd is None:
             return
         try:
             with self.db.session() as session:
@@ -128,10 +166,9 @@ class SingletonLock:
                 finally:
                     self._conn.close()
                     self._conn = None
-            if self._file is not None:
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> "SingletonLock":
         return self.acquire()

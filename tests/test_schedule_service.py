@@ -17,8 +17,9 @@ from mailer.errors import ConfigError
 from mailer.sending.ledger import claim_send
 from mailer.locking import LockHeld, SingletonLock
 from mailer.models import Delivery, DeliveryStatus, Schedule, ScheduleKind, ScheduleStatus, Send, SendStatus, utcnow
-from mailer.scheduling.plans import next_fire, parse_cron, schedule_cron, schedule_once
-from mailer.scheduling.daemon import execute, guarded_execute, mark_missed
+from mailer.scheduling.plans import schedule_cron, schedule_once
+from mailer.scheduling.times import next_fire, parse_cron
+from mailer.scheduling.runs import execute, guarded_execute, mark_missed
 from tests.schedule_support import add_list, emls, make_issue
 
 LONDON = ZoneInfo("Europe/London")

@@ -17,7 +17,8 @@ from mailer.backends.memory import MemoryBackend
 from mailer.cli import cli
 from mailer.db import Database
 from mailer.models import Delivery, DeliveryStatus, Send, SendStatus
-from mailer.sending.worker import run_worker, sqlite_worker_lock
+from mailer.locking import worker_lock
+from mailer.sending.worker import run_worker
 from tests.conftest import TEST_ENV
 from tests.smtpserver import SMTPServer, tls_cert  # noqa: F401
 
@@ -190,7 +191,7 @@ def test_worker_sends_due_sends_and_a_second_sqlite_worker_is_refused(project, a
     with app.session() as session:
         send_id = ledger.create_send(session, composed_issue(project / "issues" / "example"), ["news"]).id
     assert ledger.claim_send(app, send_id, SendStatus.DRAFT)
-    with sqlite_worker_lock(app):
+    with worker_lock(app):
         r = mailer(project, "worker", "--until-idle")
         assert r.exit_code == 1
         assert "another `mailer worker`" in r.stderr and "use PostgreSQL to run several" in r.stderr

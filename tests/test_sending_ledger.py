@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bench.audience import add_subscribers, composed_issue, make_list
-from mailer.sending import ledger, recovery
+from mailer.sending import ledger
 from mailer.backends.base import DeliveryOutcome
 from mailer.backends.memory import MemoryBackend
 from mailer.errors import InputError
@@ -225,7 +225,7 @@ def test_stale_sending_rows_become_unknown_and_are_not_resent_G7(db, db_settings
     assert summary.counts[DeliveryStatus.UNKNOWN] == 1 and summary.counts[DeliveryStatus.SENT] == 9
     got = rows(db, send_id)
     assert {m.recipient for m in MemoryBackend.outbox} == {e for e, d in got.items() if d.id in ids[4:]}
-    assert recovery.retry_unknown(db, send_id) == 1
+    assert ledger.requeue_unknown(db, send_id) == 1
 
 
 @pytest.mark.parametrize("outcome, code, reply, status, bounce, pause", [

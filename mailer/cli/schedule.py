@@ -1,19 +1,34 @@
-"""`mailer schedule ...` (plan sends) and `mailer scheduler` (the daemon): parse, call, print."""
+"""`mailer schedule ...` (plan sends) and `mailer scheduler` (the daemon): parse, call, print.
+
+No SQL here; mailer.scheduling, APScheduler and rich load inside the commands that use them.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+from typing import TYPE_CHECKING
+
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from mailer.cli import AppContext, pass_app
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 
 def _console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    """Text made safe for rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 class ScheduleGroup(click.Group):

@@ -1,4 +1,6 @@
-"""`mailer send`, `mailer status`, `mailer worker`: thin commands over mailer.sending.campaign, sending, worker."""
+"""`mailer send`, `mailer status`, `mailer worker`: parse, call mailer.sending (campaign, ledger, loop,
+worker), print. No SQL here; rich, the backends and the message machinery load inside the commands
+that use them, so `mailer status` starts fast."""
 
 from __future__ import annotations
 
@@ -7,21 +9,17 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from mailer.sending import campaign, ledger
-from mailer.backends import load_backend
-from mailer.backends.base import DeliveryOutcome
 from mailer.cli import pass_app
 from mailer.errors import InputError, MailerError
-from mailer.models import Delivery, DeliveryStatus, SendStatus
-from mailer.sending.loop import SendSummary, run_send
-from mailer.sending.worker import run_worker
+from mailer.models import DeliveryStatus, SendStatus
+from mailer.sending import campaign, ledger
+
+if TYPE_CHECKING:
+    from mailer.sending.loop import SendSummary
 
 ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -56,6 +54,11 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 def _progress_run(app, send_id: int, backend, stop: threading.Event) -> SendSummary:  # type: ignore[no-untyped-def]
     """run_send with a rich progress bar (rate and ETA) on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mailer.sending.loop import run_send
+
     db = app.db
     ledger.freeze_audience(db, send_id)
     with db.session() as session:
@@ -109,7 +112,7 @@ def _continue(db, slug: str, yes: bool, retry_failed: bool, retry_unknown: bool)
     """--resume / --retry-*: take the recorded send over; returns its id."""
     if not yes and not sys.stdin.isatty():
         raise InputError("stdin is not a terminal: pass --yes to confirm the send")
-    resumed = campaign.resume(db, slug, retry_failed=retry_failed, retry_unknown=retry_unknown)
+    resumed = campaign.take_over(db, slug, retry_failed=retry_failed, retry_unknown=retry_unknown)
     if resumed.unknown:
         click.echo(f"{resumed.unknown} message(s) were in flight when the last run died: marked unknown, "
                    "not resent (see `mailer status`, --retry-unknown)")
@@ -152,6 +155,9 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
                  backend_name: str | None, to_addr: str | None, resume: bool, retry_failed: bool,
                  retry_unknown: bool, again: bool) -> None:
     """Send an issue to its lists, with a progress bar; resumable, never twice to one subscriber."""
+    from mailer.backends import load_backend
+    from mailer.backends.base import DeliveryOutcome
+
     settings = app.settings
     slug = issue_slug(settings, issue_dir)
     continuing = resume or retry_failed or retry_unknown
@@ -210,7 +216,8 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
 @pass_app
 def status_command(app, issue_dir: Path, limit: int) -> None:  # type: ignore[no-untyped-def]
     """Per send of an issue: status, counts per delivery status, and the failures."""
-    from sqlalchemy import select
+    from rich.console import Console
+    from rich.table import Table
 
     db, slug = app.db, issue_slug(app.settings, issue_dir, must_exist=False)
     sends = campaign.sends_of(db, slug)
@@ -221,11 +228,7 @@ def status_command(app, issue_dir: Path, limit: int) -> None:  # type: ignore[no
     for send in sends:
         with db.session() as session:
             counts = ledger.counts(session, send.id)
-            problems = list(session.execute(
-                select(Delivery.email, Delivery.status, Delivery.last_code, Delivery.last_reply)
-                .where(Delivery.send_id == send.id,
-                       Delivery.status.in_([DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN]))
-                .order_by(Delivery.id).limit(limit)))
+            problems = ledger.problem_rows(session, send.id, limit)
         reason = f" ({send.status_reason})" if send.status_reason else ""
         click.echo(f"send #{send.id} to {', '.join(send.list_slugs)}: {send.status.value}{reason}")
         click.echo("  " + ", ".join(f"{s.value} {n}" for s, n in counts.items()) + f", total {sum(counts.values())}")
@@ -244,6 +247,8 @@ def status_command(app, issue_dir: Path, limit: int) -> None:  # type: ignore[no
 def worker_command(app, backend_name: str | None, poll: float,  # type: ignore[no-untyped-def]
                    until_idle: bool) -> None:
     """Send due sends and retries, apply web sign-ups and send their mails until stopped (SIGTERM: park)."""
+    from mailer.sending.worker import run_worker
+
     with stop_on_signals() as stop:
         run_worker(app.db, app.settings, backend_name=backend_name, poll=poll, until_idle=until_idle, stop=stop,
                    log=lambda line: click.echo(line, err=True))

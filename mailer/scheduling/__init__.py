@@ -1,5 +1,10 @@
 """Scheduling: sends planned for later, and the daemon that starts them.
 
-Owns the schedule rows (plans) and the APScheduler daemon. Starts sends only
-through sending; may import everything below it, never web or cli.
+  times   reading zones, local times and cron expressions; the next run
+  plans   the schedule service: add, move, cancel, refresh, list
+  runs    what is due or missed, running one schedule, resuming a send
+  daemon  the APScheduler wiring and the one-scheduler lock
+
+Starts sends and changes their status only through sending (its ledger); may
+import everything below it, never web or cli.
 """

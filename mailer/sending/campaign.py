@@ -3,25 +3,29 @@
 One issue goes to one list once. A second send of the same issue to a list
 it already went to is refused while the first is unfinished (resume it) and,
 once the first is done, unless the caller passes ``again`` (no accidental
-double campaign).
+double campaign). Status changes go through the ledger. May import the rest
+of sending, people, mail, backends, content and the floor; the message
+machinery (dkim, premailer) only inside send_test_message, so that
+`mailer status` does not load it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from sqlalchemy import select
 
-from mailer.sending import ledger, recovery
-from mailer.backends.base import Backend, Result
-from mailer.content.compose import ComposedIssue
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import InputError
-from mailer.mail.message import MessageFactory, Recipient
 from mailer.models import Send, SendStatus
-from mailer.people.subscriptions import get_list, normalize_email
+from mailer.people.lists import get_list
+from mailer.sending import ledger, recovery
+
+if TYPE_CHECKING:
+    from mailer.backends.base import Backend, Result
+    from mailer.content.compose import ComposedIssue
 
 UNFINISHED = (SendStatus.DRAFT, SendStatus.SCHEDULED, SendStatus.SENDING, SendStatus.PAUSED)
 
@@ -64,7 +68,8 @@ class Resumed:
     retried: int      # rows queued again by --retry-failed / --retry-unknown
 
 
-def resume(db: Database, issue_slug: str, *, retry_failed: bool = False, retry_unknown: bool = False) -> Resumed:
+def take_over(db: Database, issue_slug: str, *, retry_failed: bool = False,
+              retry_unknown: bool = False) -> Resumed:
     """Take over the newest send of the issue: reap dead claims, queue retries, claim it (G7)."""
     sends = [s for s in sends_of(db, issue_slug) if s.status not in (SendStatus.CANCELLED,)]
     if not sends:
@@ -80,17 +85,20 @@ def resume(db: Database, issue_slug: str, *, retry_failed: bool = False, retry_u
     unknown, _ = recovery.reap_stale(db, send.id)
     retried = 0
     if retry_failed:
-        retried += recovery.retry_failed(db, send.id)
+        retried += ledger.requeue_failed(db, send.id)
     if retry_unknown:
-        retried += recovery.retry_unknown(db, send.id)
+        retried += ledger.requeue_unknown(db, send.id)
     if send.status is not SendStatus.SENDING and not ledger.claim_send(db, send.id, send.status):
         raise InputError(f"send #{send.id} changed status meanwhile; try again")
     return Resumed(send.id, unknown, retried)
 
 
 def send_test_message(settings: Settings, db: Database, composed: ComposedIssue, to: str, backend: Backend,
-              list_slug: str = "") -> Result:
+                      list_slug: str = "") -> Result:
     """One message of the issue to *to*: links are not bound to a subscriber; nothing is recorded."""
+    from mailer.mail.message import MessageFactory, Recipient
+    from mailer.people.subscriptions import normalize_email
+
     address = normalize_email(to)
     list_name = ""
     if list_slug:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterator
 
+from mailer.locking import holder_id
 from mailer.sending import ledger, recovery
 from mailer.backends import load_backend
 from mailer.backends.base import Backend, OutgoingMessage, Result
@@ -78,7 +79,7 @@ class _Run:
                  progress: Progress | None, stop: threading.Event) -> None:
         self.db, self.settings, self.send, self.backend = db, settings, send, backend
         self.progress, self.stop = progress, stop
-        self.me = ledger.worker_id()
+        self.me = holder_id()
         self.limiter = RateLimiter.from_settings(settings)
         self.factory = MessageFactory(settings, subject=send.subject, html=send.html, text=send.text,
                                       issue_slug=send.issue_slug, preheader=send.preheader)

@@ -1,9 +1,10 @@
-"""Recovery after a crash or a stop: dead claims, `unknown` rows, retries on request (STANDARDS G7).
+"""Recovery after a crash or a stop: which claims are dead, and what becomes of their rows (STANDARDS G7).
 
-A claim (Delivery.claimed_by = host:pid) is dead when that pid no longer
-lives on this host, or, for another host, when the rows have not moved for
-`STALE_AFTER`. A dead claimant's ``sending`` rows become ``unknown``: they may
-or may not have reached the server, so they are never resent automatically.
+A claim (Delivery.claimed_by = holder id, host:pid) is dead when that pid no
+longer lives on this host, or, for another host, when the rows have not moved
+for `STALE_AFTER`. A dead claimant's ``sending`` rows become ``unknown``: they
+may or may not have reached the server, so they are never resent
+automatically. Decides only; the ledger writes. May import the ledger and the floor.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
-
 from mailer.db import Database
-from mailer.sending.ledger import D, as_utc, has_due, worker_id
-from mailer.models import DeliveryStatus, Send, SendStatus, utcnow
+from mailer.locking import holder_id
+from mailer.models import utcnow
+from mailer.sending import ledger
 
 # a claim on another host counts as abandoned after this long without any update
 STALE_AFTER = timedelta(minutes=15)
@@ -46,33 +46,20 @@ def reap_stale(db: Database, send_id: int | None = None) -> tuple[int, int]:
     """
     now = utcnow()
     unknown = released = 0
-    with db.engine.connect() as conn:
-        where = [D.c.claimed_by != ""]
-        if send_id is not None:
-            where.append(D.c.send_id == send_id)
-        holders = conn.execute(select(D.c.claimed_by, func.max(D.c.updated_at)).where(*where)
-                               .group_by(D.c.claimed_by)).all()
-        conn.commit()
-        for holder, last in holders:
-            if claim_is_live(holder, as_utc(last), now):
-                continue
-            base = [D.c.claimed_by == holder] + ([D.c.send_id == send_id] if send_id is not None else [])
-            unknown += conn.execute(update(D).where(*base, D.c.status == DeliveryStatus.SENDING.value).values(
-                status=DeliveryStatus.UNKNOWN.value, claimed_by="", updated_at=now,
-                last_reply=f"in flight when {holder} stopped: may or may not have been delivered; "
-                           "not resent automatically (--retry-unknown)")).rowcount
-            released += conn.execute(update(D).where(*base).values(claimed_by="")).rowcount
-            conn.commit()
+    dead = [holder for holder, last in ledger.claim_holders(db, send_id) if not claim_is_live(holder, last, now)]
+    if dead:
+        with db.engine.connect() as conn:
+            for holder in dead:
+                unknown += ledger.mark_unknown(conn, holder, send_id, now)
+                released += ledger.release_holder(conn, holder, send_id)
+                conn.commit()
     return unknown, released
 
 
 def live_claimants(db: Database, send_id: int) -> list[str]:
     """Other processes that hold rows of *send_id* and are still alive."""
-    me = worker_id()
-    with db.engine.connect() as conn:
-        holders = conn.execute(select(D.c.claimed_by, func.max(D.c.updated_at))
-                               .where(D.c.send_id == send_id, D.c.claimed_by != "").group_by(D.c.claimed_by)).all()
-    return [h for h, last in holders if h != me and claim_is_live(h, as_utc(last))]
+    me = holder_id()
+    return [h for h, last in ledger.claim_holders(db, send_id) if h != me and claim_is_live(h, last)]
 
 
 def due_sends(db: Database) -> list[int]:
@@ -80,27 +67,4 @@ def due_sends(db: Database) -> list[int]:
     (after reaping dead claims)."""
     reap_stale(db)
     with db.session() as session:
-        sends = session.execute(select(Send.id, Send.audience_frozen)
-                                .where(Send.status == SendStatus.SENDING).order_by(Send.id)).all()
-        return [i for i, frozen in sends if not frozen or has_due(session, i)]
-
-
-def retry_failed(db: Database, send_id: int) -> int:
-    """Temporary failures due now: deferred rows, and rows failed after retrying 4xx until too old."""
-    now = utcnow()
-    with db.engine.begin() as conn:
-        n = conn.execute(update(D).where(D.c.send_id == send_id, D.c.status == DeliveryStatus.DEFERRED.value)
-                         .values(next_attempt_at=now, claimed_by="")).rowcount
-        n += conn.execute(update(D).where(
-            D.c.send_id == send_id, D.c.status == DeliveryStatus.FAILED.value,
-            or_(D.c.last_code.like("4%"), D.c.last_code == "")).values(
-                status=DeliveryStatus.QUEUED.value, first_attempt_at=None, next_attempt_at=None,
-                claimed_by="", updated_at=now)).rowcount
-    return n
-
-
-def retry_unknown(db: Database, send_id: int) -> int:
-    """Unknown rows queued again: the caller accepts that some may get a second copy."""
-    with db.engine.begin() as conn:
-        return conn.execute(update(D).where(D.c.send_id == send_id, D.c.status == DeliveryStatus.UNKNOWN.value)
-                            .values(status=DeliveryStatus.QUEUED.value, claimed_by="", updated_at=utcnow())).rowcount
+        return [i for i, frozen in ledger.sending_sends(session) if not frozen or ledger.has_due(session, i)]

@@ -6,49 +6,25 @@ work the web app's own thread does unless ``web.background_thread = false``).
 
 On PostgreSQL any number of workers, on one or several machines, share the
 work: each claims batches of rows with ``FOR UPDATE SKIP LOCKED``. On SQLite
-one worker only: it holds an fcntl lock on ``<database>.worker.lock`` and a
-second one exits with a clear message.
+one worker only: it holds mailer.locking.worker_lock and a second one exits
+with a clear message. May import the rest of sending, signups and the floor.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
-from mailer.sending import ledger, recovery
 from mailer.backends import load_backend
 from mailer.config import Settings
 from mailer.db import Database
-from mailer.errors import DeliveryError, InputError, MailerError
+from mailer.errors import DeliveryError, InputError
+from mailer.locking import holder_id, worker_lock
+from mailer.sending import recovery
 from mailer.sending.loop import SendSummary, run_send
 
 Log = Callable[[str], None]
-
-
-@contextmanager
-def sqlite_worker_lock(db: Database) -> Iterator[None]:
-    """Hold the one-worker lock of a SQLite database; no-op on other databases."""
-    if db.dialect != "sqlite":
-        yield
-        return
-    path = Path(str(db.engine.url.database) + ".worker.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            raise MailerError(f"another `mailer worker` (pid {holder}) is running on {db.engine.url.database}; "
-                              "SQLite allows one worker: use PostgreSQL to run several") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)   # closing releases the lock
 
 
 @contextmanager
@@ -77,8 +53,8 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
     """
     stop = stop or threading.Event()
     done: list[SendSummary] = []
-    with sqlite_worker_lock(db), sign_up_thread(db, settings, backend_name, poll, start=not until_idle):
-        log(f"worker {ledger.worker_id()} started on {db.dialect}")
+    with worker_lock(db), sign_up_thread(db, settings, backend_name, poll, start=not until_idle):
+        log(f"worker {holder_id()} started on {db.dialect}")
         while not stop.is_set():
             ids = recovery.due_sends(db)
             if ids:

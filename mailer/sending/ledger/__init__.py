@@ -1,0 +1,42 @@
+"""The delivery ledger: the one writer of send and delivery status.
+
+  sends     create a send; every change of Send.status (claim_send, transition_send)
+  audience  who a send goes to; freezing that into queued delivery rows
+  claims    claim a batch, mark rows sending, record outcomes, release, requeue
+  reads     counts, next retry, what is due, who holds claims (writes nothing)
+
+Callers use the names below (``from mailer.sending import ledger``). The
+ledger may import the floor and people; nothing else in mailer.sending.
+"""
+
+from mailer.sending.ledger.audience import audience_count, audience_sample, freeze_audience
+from mailer.sending.ledger.claims import (
+    Row,
+    Writer,
+    claim_batch,
+    claimed_rows,
+    mark_unknown,
+    release,
+    release_holder,
+    requeue,
+    requeue_failed,
+    requeue_unknown,
+)
+from mailer.sending.ledger.reads import (
+    as_utc,
+    claim_holders,
+    counts,
+    has_due,
+    next_retry_at,
+    problem_rows,
+    sending_sends,
+    suppressed_hashes,
+)
+from mailer.sending.ledger.sends import claim_send, create_send, set_send_status, transition_send
+
+__all__ = [
+    "Row", "Writer", "as_utc", "audience_count", "audience_sample", "claim_batch", "claim_holders", "claim_send",
+    "claimed_rows", "counts", "create_send", "freeze_audience", "has_due", "mark_unknown", "next_retry_at",
+    "problem_rows", "release", "release_holder", "requeue", "requeue_failed", "requeue_unknown", "sending_sends",
+    "set_send_status", "suppressed_hashes", "transition_send",
+]

@@ -1,0 +1,101 @@
+"""A send's audience: who it would go to now, and freezing that into queued delivery rows.
+
+May import the floor and people (lists, subscriptions).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from sqlalchemy import exists, func, insert, literal, not_, select, update
+from sqlalchemy.orm import Session
+
+from mailer.db import Database
+from mailer.errors import InputError
+from mailer.models import (
+    Delivery,
+    DeliveryStatus,
+    Send,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    utcnow,
+)
+from mailer.people.lists import get_list
+
+D = Delivery.__table__
+
+
+def _audience_select(send_id: int | None, list_id: int, list_slug: str):  # type: ignore[no-untyped-def]
+    """Confirmed subscribers of one list, not suppressed (by address in clear) for it."""
+    from mailer.people.subscriptions import GLOBAL   # here: that module loads email_validator
+
+    suppressed = (
+        select(func.lower(Suppression.email))
+        .where(Suppression.email.is_not(None), Suppression.scope.in_([GLOBAL, list_slug]))
+    )
+    conditions = [
+        Subscription.list_id == list_id,
+        Subscription.status == SubscriptionStatus.CONFIRMED,
+        not_(Subscriber.email_key.in_(suppressed)),
+    ]
+    if send_id is not None:
+        conditions.append(~exists().where(D.c.send_id == send_id, D.c.subscriber_id == Subscription.subscriber_id))
+    return select(Subscription.subscriber_id, Subscriber.email).join(
+        Subscriber, Subscriber.id == Subscription.subscriber_id).where(*conditions)
+
+
+def audience_count(session: Session, list_slugs: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """(distinct recipients, count per list) a send to *list_slugs* would freeze now."""
+    per_list: dict[str, int] = {}
+    union = None
+    for slug in list_slugs:
+        mlist = get_list(session, slug)
+        q = _audience_select(None, mlist.id, slug)
+        per_list[slug] = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+        union = q if union is None else union.union(q)
+    total = session.scalar(select(func.count()).select_from(union.subquery())) if union is not None else 0
+    return total or 0, per_list
+
+
+def audience_sample(session: Session, list_slugs: Sequence[str], limit: int = 10) -> list[str]:
+    """A few addresses a send would go to (for --dry-run)."""
+    out: list[str] = []
+    for slug in list_slugs:
+        mlist = get_list(session, slug)
+        q = _audience_select(None, mlist.id, slug).order_by(Subscription.subscriber_id).limit(limit)
+        for _, email in session.execute(q):
+            if email not in out:
+                out.append(email)
+    return out[:limit]
+
+
+def freeze_audience(db: Database, send_id: int) -> int:
+    """Insert one queued row per eligible subscriber, with INSERT ... SELECT; idempotent.
+
+    The send row is written first, which locks it (PostgreSQL row lock, SQLite
+    write lock), so two workers never freeze the same send twice.
+    """
+    table = Send.__table__
+    with db.sessions() as session, session.begin():
+        session.execute(update(table).where(table.c.id == send_id).values(audience_frozen=table.c.audience_frozen))
+        send = session.get(Send, send_id, populate_existing=True)
+        if send is None:
+            raise InputError(f"no send #{send_id}")
+        if send.audience_frozen:
+            return session.scalar(select(func.count()).where(D.c.send_id == send_id)) or 0
+        now = utcnow()
+        for slug in send.list_slugs:
+            mlist = get_list(session, slug)
+            audience = _audience_select(send_id, mlist.id, slug).subquery()
+            session.execute(insert(D).from_select(
+                ["send_id", "subscriber_id", "list_id", "email", "status", "attempts", "last_code",
+                 "last_reply", "message_id", "claimed_by", "updated_at"],
+                select(literal(send_id), audience.c.subscriber_id, literal(mlist.id), audience.c.email,
+                       literal(DeliveryStatus.QUEUED.value), literal(0), literal(""), literal(""),
+                       literal(""), literal(""), literal(now, Delivery.updated_at.type))
+                .order_by(audience.c.subscriber_id),
+            ))
+        session.execute(update(table).where(table.c.id == send_id).values(audience_frozen=True))
+        return session.scalar(select(func.count()).where(D.c.send_id == send_id)) or 0

@@ -1,0 +1,81 @@
+"""Send rows: create one, and every change of its status (compare-and-set where it matters).
+
+The only module that writes Send.status. Functions taking a session or a
+connection run inside the caller's transaction (so a schedule row and its
+send change together); those taking the Database commit on their own.
+May import the floor, people.lists and, for type hints only, content.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from sqlalchemy import Connection, func, update
+from sqlalchemy.orm import Session
+
+from mailer.db import Database
+from mailer.errors import InputError
+from mailer.models import Send, SendStatus, utcnow
+from mailer.people.lists import get_list
+
+if TYPE_CHECKING:
+    from mailer.content.compose import ComposedIssue
+
+
+def create_send(session: Session, composed: ComposedIssue, list_slugs: Sequence[str],
+                status: SendStatus = SendStatus.DRAFT) -> Send:
+    """Store the composed snapshot for *list_slugs* (each must exist) as a new Send."""
+    slugs = list(dict.fromkeys(list_slugs))
+    if not slugs:
+        raise InputError(f"{composed.path}: no list to send to: pass --list or set `lists` in issue.toml")
+    for slug in slugs:
+        get_list(session, slug)
+    send = Send(
+        issue_slug=composed.slug, issue_path=str(composed.path), subject=composed.subject,
+        preheader=composed.preheader, html=composed.html, text=composed.text,
+        archive_html=composed.archive_html, content_hash=composed.content_hash,
+        list_slugs=slugs, status=status, status_at=utcnow(),
+    )
+    session.add(send)
+    session.flush()
+    return send
+
+
+def claim_send(db: Database, send_id: int, from_status: SendStatus) -> bool:
+    """Compare-and-set *from_status* -> sending; True for the one caller that changed the row (G3)."""
+    now = utcnow()
+    table = Send.__table__
+    with db.engine.begin() as conn:
+        result = conn.execute(
+            update(table)
+            .where(table.c.id == send_id, table.c.status == from_status.value)
+            .values(status=SendStatus.SENDING.value, started_at=func.coalesce(table.c.started_at, now),
+                    status_at=now, status_reason="")
+        )
+        return result.rowcount == 1
+
+
+def transition_send(conn: Session | Connection, send_id: int, to_status: SendStatus, reason: str = "",
+                    from_status: SendStatus | Iterable[SendStatus] | None = None) -> bool:
+    """Move a send to *to_status* with a reason and a timestamp, in the caller's transaction.
+
+    With *from_status* (one status or several) it is a compare-and-set: False
+    when the send was in none of them, and nothing changed.
+    """
+    now = utcnow()
+    table = Send.__table__
+    values: dict = {"status": to_status.value, "status_reason": reason, "status_at": now}
+    if to_status is SendStatus.DONE:
+        values["finished_at"] = now
+    stmt = update(table).where(table.c.id == send_id).values(**values)
+    if from_status is not None:
+        allowed = [from_status] if isinstance(from_status, SendStatus) else list(from_status)
+        stmt = stmt.where(table.c.status.in_([s.value for s in allowed]))
+    return conn.execute(stmt).rowcount == 1
+
+
+def set_send_status(db: Database, send_id: int, status: SendStatus, reason: str = "",
+                    only_from: SendStatus | None = None) -> bool:
+    """transition_send in a transaction of its own."""
+    with db.engine.begin() as conn:
+        return transition_send(conn, send_id, status, reason, only_from)
