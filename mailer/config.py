@@ -60,6 +60,10 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_timeout: float = 30.0
+    # RFC 5321 4.5.3.2.6: a server may take 10 minutes to answer the end of the data
+    smtp_data_timeout: float = 600.0
+    # how long a send keeps reopening refused or busy connections before it pauses
+    smtp_reconnect_seconds: float = 300.0
     smtp_connections: int = 2
     smtp_ca_file: str = ""
     rate_per_second: float = 0.0

@@ -32,6 +32,8 @@ NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
     "smtp_port": (1, 65535, True),
     "web_port": (1, 65535, True),
     "smtp_timeout": (0, 3600, False),
+    "smtp_data_timeout": (0, 3600, False),
+    "smtp_reconnect_seconds": (0, 86400, True),
     "smtp_connections": (1, 50, True),
     "rate_per_second": (0, 1e6, True),
     "rate_per_hour": (0, 1e9, True),

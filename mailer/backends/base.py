@@ -38,6 +38,7 @@ class DeliveryOutcome(enum.Enum):
     TEMPORARY = "temporary"   # 4xx, dropped connection, 421: retry later
     PERMANENT = "permanent"   # 5xx about the recipient: bounce
     POLICY = "policy"         # 5.7.x about the sender or message: pause the send, don't blame the recipient
+    UNKNOWN = "unknown"       # the data went out and no reply came: the server may have it; never resent by itself
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ import enum
 import re
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-# stages of one SMTP transaction; EOD is the reply after the message data
-MAIL, RCPT, DATA, EOD = "MAIL", "RCPT", "DATA", "EOD"
+# stages of one SMTP transaction: BODY while the message data is written (the final dot not yet
+# sent), EOD the reply after the data (from then on the server may have the message)
+MAIL, RCPT, DATA, BODY, EOD = "MAIL", "RCPT", "DATA", "BODY", "EOD"
 
 _HARD = ("5.2.1",)                     # mailbox disabled: as final as an unknown user
 _SOFT = ("5.2.2", "5.2.3", "5.2.4")    # mailbox full, too large, list expansion

@@ -2,23 +2,30 @@
 
 `SMTPBackend` hands the messages of a batch to `smtp.connections` sessions
 (mailer.backends.smtpconn), each taking the next message as soon as it is
-free; what a reply means is mailer.backends.replies'. A connection that cannot
-reconnect stops; the last one left reports the rest as temporary.
+free; what a reply means is mailer.backends.replies'. A refused or busy
+connection is reopened with backoff without charging its message; one that
+stays down gives the message back to the others, and when none is left the
+send stops with DeliveryError.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 from mailer import retry
 from mailer.backends.base import Backend, BatchResult, OutgoingMessage, DeliveryOutcome, Result
 from mailer.backends.smtpconn import Connection
-from mailer.backends.smtpopen import ServerBusy
+from mailer.backends.smtpopen import ConnectionUnavailable, ServerBusy
 from mailer.config import Settings
 from mailer.errors import DeliveryError
+
+log = logging.getLogger("mailer.smtp")
 
 
 class SMTPBackend(Backend):
@@ -26,12 +33,15 @@ class SMTPBackend(Backend):
 
     name = "smtp"
     OPEN_RETRY_SECONDS = 1.0
+    RECONNECT_BASE_SECONDS = 0.5      # then 1, 2, 4 ... up to RECONNECT_MAX_WAIT_SECONDS
+    RECONNECT_MAX_WAIT_SECONDS = 30.0
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.connections = [Connection(settings) for _ in range(max(1, settings.smtp_connections))]
         self._pool: ThreadPoolExecutor | None = None
         self._report_lock = threading.Lock()
+        self.down_reason = ""
 
     def open(self) -> None:
         """Connect the first session now, so a wrong host, password or certificate fails here.
@@ -63,66 +73,84 @@ class SMTPBackend(Backend):
 
         Each connection takes the next message as soon as it is free (no connection waits for
         another), so *batch* may be a generator that prepares each message when it is taken.
-        A connection that cannot reconnect stops taking messages; the last one left reports
-        each remaining message as temporary with the reason.
+        A connection that cannot reopen within `smtp.reconnect_seconds` gives its message back
+        to the others and stops; when none is left, DeliveryError (the messages taken and not
+        tried are the caller's to put back, uncharged).
         """
         parallel = self._pool is not None and len(self.connections) > 1
-        source = _Source(batch, len(self.connections) if parallel else 1)
+        source = _Source(batch)
         if not parallel:
             results = self._run(self.connections[0], source, on_result)
         else:
             futures = [self._pool.submit(self._run, conn, source, on_result) for conn in self.connections]
             results = [r for future in futures for r in future.result()]
+        if source.returned:   # every connection went down with messages left: none of them was tried
+            raise DeliveryError(f"{self.down_reason} (no connection for "
+                                f"{self.settings.smtp_reconnect_seconds:g} s; smtp.reconnect_seconds)")
         results.sort(key=lambda pair: pair[0])
         return BatchResult([result for _, result in results])
 
     def send_one(self, message: OutgoingMessage) -> Result:
-        return self._run(self.connections[0], _Source([message], 1), None)[0][1]
+        return self.send([message]).results[0]
 
     def _run(self, connection: Connection, source: "_Source",
              on_result: Callable[[Result], None] | None) -> list[tuple[int, Result]]:
         results: list[tuple[int, Result]] = []
-        down = ""
-        for index, message in source.take(lambda: down):
-            if down:
-                result = Result(message.key, DeliveryOutcome.TEMPORARY, 0, down)
-            else:
-                try:
-                    result = connection.deliver(message)
-                except DeliveryError as exc:   # cannot reconnect: others go on, the last one drains
-                    down = str(exc)
-                    source.went_down()
-                    result = Result(message.key, DeliveryOutcome.TEMPORARY, 0, down)
-                except Exception as exc:       # never let one message break the batch
-                    connection.drop()
-                    result = Result(message.key, DeliveryOutcome.TEMPORARY, 0, f"unexpected error: {exc!r}")
+        for index, message in source.take():
+            try:
+                result = self._deliver(connection, message)
+            except Exception as exc:       # never let one message break the batch
+                connection.drop()
+                result = Result(message.key, DeliveryOutcome.TEMPORARY, 0, f"unexpected error: {exc!r}")
+            if result is None:             # this connection cannot reopen: another may carry the message
+                source.give_back(index, message)
+                return results
             if on_result is not None:
                 with self._report_lock:
                     on_result(result)
-            else:                              # a stream reports through on_result only: nothing piles up
+            else:                          # a stream reports through on_result only: nothing piles up
                 results.append((index, result))
         return results
+
+    def _deliver(self, connection: Connection, message: OutgoingMessage) -> Result | None:
+        """Deliver on *connection*, reopening it with backoff while that may help; None when it can't.
+
+        A refused, reset or busy (421) connection is the connection's trouble, not the
+        recipient's: the message waits, uncharged, for `smtp.reconnect_seconds` at most.
+        A failure that waiting cannot mend (TLS, login) gives up at once.
+        """
+        deadline = time.monotonic() + self.settings.smtp_reconnect_seconds
+        for attempt in itertools.count(1):
+            try:
+                return connection.deliver(message)
+            except DeliveryError as exc:
+                self.down_reason = str(exc)
+                wait = min(retry.backoff(self.RECONNECT_BASE_SECONDS, attempt).total_seconds(),
+                           self.RECONNECT_MAX_WAIT_SECONDS)
+                if not isinstance(exc, ConnectionUnavailable) or time.monotonic() + wait > deadline:
+                    return None
+                log.warning("%s; reopening in %.1f s", exc, wait)
+                time.sleep(wait)
+        return None
 
 
 class _Source:
     """The messages of one send() call, handed out one at a time to whichever connection is free."""
 
-    def __init__(self, batch: Iterable[OutgoingMessage], live: int) -> None:
+    def __init__(self, batch: Iterable[OutgoingMessage]) -> None:
         self.items = enumerate(batch)
         self.lock = threading.Lock()
-        self.live = live      # connections still able to send (changed under self.lock)
+        self.returned: deque[tuple[int, OutgoingMessage]] = deque()   # taken by a connection that went down
 
-    def went_down(self) -> None:
+    def give_back(self, index: int, message: OutgoingMessage) -> None:
         with self.lock:
-            self.live -= 1
+            self.returned.append((index, message))
 
-    def take(self, down: Callable[[], str]) -> Iterator[tuple[int, OutgoingMessage]]:
-        """Next (index, message) until the batch is done; a down connection stops unless it is the last."""
+    def take(self) -> Iterator[tuple[int, OutgoingMessage]]:
+        """Next (index, message), a given-back one first, until the batch is done."""
         while True:
             with self.lock:
-                if down() and self.live > 0:
-                    return
-                item = next(self.items, None)
+                item = self.returned.popleft() if self.returned else next(self.items, None)
             if item is None:
                 return
             yield item

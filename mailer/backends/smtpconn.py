@@ -15,7 +15,7 @@ import re
 import smtplib
 
 from mailer.backends.base import DeliveryOutcome, OutgoingMessage, Result
-from mailer.backends.replies import DATA, EOD, MAIL, RCPT, Reply, classify, enhanced_status
+from mailer.backends.replies import BODY, DATA, EOD, MAIL, RCPT, Reply, classify, enhanced_status
 from mailer.backends.smtpopen import close_quietly, open_session, reply_text
 from mailer.config import Settings
 
@@ -77,10 +77,11 @@ class Connection:
                        else self._stepwise(smtp, message, utf8))
             if refused is not None:
                 return self._refused(message, *refused)
-            self.stage = EOD
+            self.stage = BODY
             smtp.send(message.data + b".\r\n" if message.dot_safe and message.data.endswith(b"\r\n")
                       else _dot_stuff(message.data))
-            code, reply = smtp.getreply()
+            self.stage = EOD          # the final dot went out: from here on the server may have it
+            code, reply = self._final_reply(smtp)
             if code != 250:
                 return self._refused(message, code, reply, EOD)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -88,6 +89,17 @@ class Connection:
         self.delivered += 1
         said = reply_text(reply)
         return Result(message.key, DeliveryOutcome.SENT, code, said, enhanced_status(said)), False
+
+    def _final_reply(self, smtp: smtplib.SMTP) -> tuple[int, bytes]:
+        """The reply to the end of the data, waited for up to `smtp.data_timeout` (RFC 5321 4.5.3.2.6)."""
+        sock = smtp.sock
+        if sock is not None:
+            sock.settimeout(self.settings.smtp_data_timeout)
+        try:
+            return smtp.getreply()
+        finally:
+            if smtp.sock is not None:
+                smtp.sock.settimeout(self.settings.smtp_timeout)
 
     def _pipelined(self, smtp: smtplib.SMTP, message: OutgoingMessage, utf8: bool) -> Refusal | None:
         """RFC 2920: MAIL, RCPT and DATA in one write, then their three replies; the refusal if any."""
@@ -127,15 +139,21 @@ class Connection:
         return None if code == 354 else (code, reply, DATA)
 
     def _lost(self, message: OutgoingMessage, exc: OSError | smtplib.SMTPException) -> tuple[Result, bool]:
-        """A dropped connection or a timeout at self.stage: temporary; retried at once only before the data."""
+        """A dropped connection, reset or timeout at self.stage.
+
+        After the final dot (EOD) the server may have taken the message: unknown, never
+        retried by itself. Before it, the server cannot have: temporary, and retried at
+        once on a new connection unless it was a timeout.
+        """
         self.drop()
         timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
-        what = f"timed out after {self.settings.smtp_timeout:g}s" if timed_out else "connection lost"
         if self.stage == EOD:
-            what += " after the message data; it may have been delivered"
-        # before the data went out the server cannot have taken the message: retry at once
-        retry = not timed_out and self.stage != EOD
-        return Result(message.key, DeliveryOutcome.TEMPORARY, 0, f"{what} ({self.stage})"), retry
+            what = (f"no reply within {self.settings.smtp_data_timeout:g}s" if timed_out
+                    else f"connection lost ({exc.__class__.__name__})")
+            return Result(message.key, DeliveryOutcome.UNKNOWN, 0,
+                          f"{what} after the message data; the server may have it ({EOD})"), False
+        what = f"timed out after {self.settings.smtp_timeout:g}s" if timed_out else "connection lost"
+        return Result(message.key, DeliveryOutcome.TEMPORARY, 0, f"{what} ({self.stage})"), not timed_out
 
     def _refused(self, message: OutgoingMessage, code: int, reply: bytes | str,
                  stage: str) -> tuple[Result, bool]:

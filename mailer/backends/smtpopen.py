@@ -15,7 +15,11 @@ from mailer.config import Settings
 from mailer.errors import ConfigError, DeliveryError
 
 
-class ServerBusy(DeliveryError):
+class ConnectionUnavailable(DeliveryError):
+    """No session could be opened for a reason that may pass (refused, reset, timed out, busy)."""
+
+
+class ServerBusy(ConnectionUnavailable):
     """The server answered 421 to the connection itself: try again in a moment (E3)."""
 
 
@@ -61,10 +65,19 @@ def open_session(settings: Settings) -> smtplib.SMTP:
             raise
         if isinstance(exc, smtplib.SMTPConnectError) and exc.smtp_code == 421:
             raise ServerBusy(f"SMTP {where}: {reason(s, exc)}") from None
+        if _passing(exc):
+            raise ConnectionUnavailable(f"SMTP {where}: {reason(s, exc)}") from None
         if isinstance(exc, Exception):
             raise DeliveryError(f"SMTP {where}: {reason(s, exc)}") from None
         raise
     return smtp
+
+
+def _passing(exc: BaseException) -> bool:
+    """A failure to open that may pass by itself: refused, reset, timed out, dropped (not TLS, login or DNS)."""
+    if isinstance(exc, (ssl.SSLError, socket.gaierror, smtplib.SMTPAuthenticationError)):
+        return False
+    return isinstance(exc, (ConnectionError, TimeoutError, smtplib.SMTPServerDisconnected))
 
 
 def reason(settings: Settings, exc: BaseException) -> str:

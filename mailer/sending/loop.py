@@ -55,7 +55,7 @@ class SendSummary:
     failed: int = 0
     skipped: int = 0
     bounced: int = 0
-    unknown: int = 0               # rows found in flight from a dead process, this run
+    unknown: int = 0               # rows whose outcome is not known: in flight from a dead process, or no reply after the data
     status: SendStatus = SendStatus.SENDING
     reason: str = ""
     counts: dict[DeliveryStatus, int] = field(default_factory=dict)
@@ -199,6 +199,7 @@ class _Run:
             self.errors_in_row += 1
             s.deferred += decision.status is DeliveryStatus.DEFERRED
             s.failed += decision.status is DeliveryStatus.FAILED
+            s.unknown += decision.status is DeliveryStatus.UNKNOWN
             self.pause_reason = self.pause_reason or decision.pause
             if not self.pause_reason and self.errors_in_row >= self.settings.max_send_errors:
                 self.pause_reason = (f"{self.errors_in_row} errors in a row (max_send_errors); "

@@ -1,8 +1,10 @@
 """The failure policy: what one backend Result means for its ledger row (STANDARDS E4).
 
 - 250: sent.
-- 4xx, 421 after the backend's own reconnect, a dropped connection, a timeout:
-  deferred, retried after `retry_base_seconds` doubling each attempt, failed
+- a dropped connection, a reset or a timeout after the message data went out and
+  before its reply: unknown (the server may have it), never resent by itself.
+- 4xx, 421 after the backend's own reconnect, a dropped connection or a timeout
+  before the end of the data: deferred, retried after `retry_base_seconds` doubling each attempt, failed
   once the first attempt is older than `retry_max_age_hours`.
 - 5.1.x, 5.2.1: failed and a hard bounce (the address gets suppressed everywhere).
 - 5.2.2, 5.2.3, 5.2.4: failed and a soft bounce (counted toward `bounce_soft_limit`).
@@ -56,6 +58,8 @@ def decide(settings: Settings, result: Result, attempts: int, first_attempt_at: 
         why = (f"the server refused a message by policy ({result.code} {status} {reply.strip()[:200]}); "
                "not the recipient's fault: fix and resume")
         return Decision(DeliveryStatus.QUEUED, reply, pause=" ".join(why.split()))
+    if result.outcome is DeliveryOutcome.UNKNOWN:
+        return Decision(DeliveryStatus.UNKNOWN, reply)
     if result.outcome is DeliveryOutcome.TEMPORARY:
         if now - (first_attempt_at or now) >= timedelta(hours=settings.retry_max_age_hours):
             return Decision(DeliveryStatus.FAILED, f"gave up after {settings.retry_max_age_hours:g} h: {reply}")
