@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterator
 
+from mailer import liveness
 from mailer.locking import holder_id
 from mailer.sending import ledger, recovery
 from mailer.backends import load_backend
@@ -257,8 +258,10 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
     own_backend = backend is None
     backend = backend or load_backend(settings)
     run = None
+    heartbeat = None
     try:
         backend.open()   # idempotent: a backend that cannot work fails here, before any row moves
+        heartbeat = liveness.Heartbeat(db, holder_id()).start()   # others on other hosts see us alive
         run = _Run(db, settings, send, backend, progress, stop)
         run.summary.unknown = summary_unknown
         run.stream()
@@ -270,6 +273,8 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
     finally:
         if run is not None:
             run.close()
+        if heartbeat is not None:
+            heartbeat.stop()
         if own_backend:
             backend.close()
     return _conclude(db, run.summary, run.pause_reason)

@@ -1,42 +1,26 @@
 """Recovery after a crash or a stop: which claims are dead, and what becomes of their rows (STANDARDS G7).
 
 A claim (Delivery.claimed_by = holder id, host:pid) is dead when that pid no
-longer lives on this host, or, for another host, when the rows have not moved
-for `STALE_AFTER`. A dead claimant's ``sending`` rows become ``unknown``: they
+longer lives on this host (gone or a zombie), or, for another host, when its
+heartbeat is older than `mailer.liveness.DEAD_AFTER` (see mailer.liveness). A dead claimant's ``sending`` rows become ``unknown``: they
 may or may not have reached the server, so they are never resent
 automatically. Decides only; the ledger writes. May import the ledger and the floor.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from mailer import liveness
 from mailer.db import Database
 from mailer.locking import holder_id
 from mailer.models import utcnow
 from mailer.sending import ledger
 
-# a claim on another host counts as abandoned after this long without any update
-STALE_AFTER = timedelta(minutes=15)
-
-
-def claim_is_live(claimed_by: str, updated_at: datetime | None, now: datetime | None = None) -> bool:
-    """True while the claimant may still be working: its pid lives (this host) or it updated recently."""
-    if not claimed_by:
-        return False
-    host, _, pid = claimed_by.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    now = now or utcnow()
-    return updated_at is not None and now - updated_at < STALE_AFTER
+def claim_is_live(claimed_by: str, updated_at: datetime | None, now: datetime | None = None,
+                  heartbeats: dict[str, datetime] | None = None) -> bool:
+    """True while the claimant may still be working (see mailer.liveness.claimant_alive)."""
+    return liveness.claimant_alive(claimed_by, updated_at, heartbeats or {}, now)
 
 
 def reap_stale(db: Database, send_id: int | None = None) -> tuple[int, int]:
@@ -46,7 +30,9 @@ def reap_stale(db: Database, send_id: int | None = None) -> tuple[int, int]:
     """
     now = utcnow()
     unknown = released = 0
-    dead = [holder for holder, last in ledger.claim_holders(db, send_id) if not claim_is_live(holder, last, now)]
+    heartbeats = liveness.beats(db)
+    dead = [holder for holder, last in ledger.claim_holders(db, send_id)
+            if not claim_is_live(holder, last, now, heartbeats)]
     if dead:
         with db.engine.connect() as conn:
             for holder in dead:
@@ -59,7 +45,8 @@ def reap_stale(db: Database, send_id: int | None = None) -> tuple[int, int]:
 def live_claimants(db: Database, send_id: int) -> list[str]:
     """Other processes that hold rows of *send_id* and are still alive."""
     me = holder_id()
-    return [h for h, last in ledger.claim_holders(db, send_id) if h != me and claim_is_live(h, last)]
+    heartbeats = liveness.beats(db)
+    return [h for h, last in ledger.claim_holders(db, send_id) if h != me and claim_is_live(h, last, None, heartbeats)]
 
 
 def due_sends(db: Database) -> list[int]:
