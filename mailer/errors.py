@@ -46,8 +46,22 @@ def database_error(exc: BaseException) -> DatabaseError | None:
     import sys
 
     sa_exc = sys.modules.get("sqlalchemy.exc")
-    if sa_exc is None or not isinstance(exc, sa_exc.DBAPIError):
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
+        orig = exc.orig if exc.orig is not None else exc
+    elif _driver_error(exc):          # the ledger's hot path writes through the driver's own cursor
+        orig = exc
+    else:
         return None
-    orig = exc.orig if exc.orig is not None else exc
     detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
     return DatabaseError(f"database error: {detail}")
+
+
+def _driver_error(exc: BaseException) -> bool:
+    """*exc* is an error of a database driver already loaded (sqlite3, psycopg)."""
+    import sys
+
+    for module, name in (("sqlite3", "Error"), ("psycopg", "Error")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return True
+    return False

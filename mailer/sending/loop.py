@@ -26,7 +26,7 @@ from mailer.backends import load_backend
 from mailer.backends.base import Backend, OutgoingMessage, Result
 from mailer.config import Settings
 from mailer.db import Database
-from mailer.errors import DeliveryError, InputError
+from mailer.errors import DatabaseError, DeliveryError, InputError, database_error
 from mailer.mail.message import MessageFactory, Recipient
 from mailer.models import BounceKind, DeliveryStatus, Send, SendStatus, utcnow
 from mailer.people.bounces import record_bounce
@@ -227,7 +227,12 @@ class _Run:
                     detail=f"{result.code} {result.reply[:200]}")
         self.summary.bounced += kind is BounceKind.HARD and suppressed   # not when the subscriber is gone
 
-    def close(self) -> None:
+    def close(self, failing: bool = False) -> None:
+        """Commit and release our claims; after a database failure, discard the connection instead."""
+        if failing:
+            self.conn.invalidate()   # never handed back to the pool: resetting it would fail again
+            self.conn.close()
+            return
         try:
             with self.lock:
                 self.writer.commit()
@@ -259,6 +264,7 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
     backend = backend or load_backend(settings)
     run = None
     heartbeat = None
+    failing = False
     try:
         backend.open()   # idempotent: a backend that cannot work fails here, before any row moves
         heartbeat = liveness.Heartbeat(db, holder_id()).start()   # others on other hosts see us alive
@@ -267,17 +273,34 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
         run.stream()
         ledger.release(run.conn, send_id, run.me)
     except DeliveryError as exc:
+        failing = True
         ledger.set_send_status(db, send_id, SendStatus.PAUSED, f"delivery stopped: {exc}",
                                only_from=SendStatus.SENDING)
         raise
+    except Exception as exc:
+        failing = True
+        failure = database_error(exc)
+        if failure is None:
+            raise
+        # every row is accounted for: outcomes committed before each next message, the one in
+        # flight becomes unknown when the next run reaps this process's claims
+        raise DatabaseError(f"{failure} (send #{send_id}); once the database works again, continue with "
+                            f"`mailer send {send.issue_slug} --resume`") from None
     finally:
-        if run is not None:
-            run.close()
-        if heartbeat is not None:
-            heartbeat.stop()
-        if own_backend:
-            backend.close()
+        steps = ([lambda: run.close(failing)] if run is not None else []) + \
+            ([heartbeat.stop] if heartbeat is not None else []) + ([backend.close] if own_backend else [])
+        _close_quietly(failing, *steps)
     return _conclude(db, run.summary, run.pause_reason)
+
+
+def _close_quietly(failing: bool, *steps: Callable[[], None]) -> None:
+    """Run each closing step; while a failure is on its way out, a step's own error must not hide it."""
+    for step in steps:
+        try:
+            step()
+        except Exception:
+            if not failing:
+                raise
 
 
 def _conclude(db: Database, summary: SendSummary, pause_reason: str) -> SendSummary:
