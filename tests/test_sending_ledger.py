@@ -16,8 +16,10 @@ from mailer.errors import InputError
 from mailer.models import (BounceEvent, Delivery, DeliveryStatus, Send, SendStatus, Subscriber, Subscription,
                            SubscriptionStatus, Suppression, SuppressionReason, utcnow)
 from mailer.sending.policy import backoff
-from mailer.sending.loop import resume_interrupted, run_send
-from mailer.people.subscriptions import Address, find_subscriber, get_list, suppress, unsubscribe
+from mailer.sending.loop import run_send
+from mailer.sending.recovery import resume_interrupted
+from mailer.people.lists import get_list
+from mailer.people.subscriptions import Address, find_subscriber, suppress, unsubscribe
 
 
 @pytest.fixture(autouse=True)
@@ -219,7 +221,7 @@ def test_stale_sending_rows_become_unknown_and_are_not_resent_G7(db, db_settings
                                                                             updated_at=utcnow() - timedelta(hours=1)))
         conn.execute(update(Delivery).where(Delivery.id.in_(ids[4:6])).values(
             claimed_by=dead, updated_at=utcnow() - timedelta(hours=1)))
-    assert resume_interrupted(db, db_settings) == [send_id]
+    assert resume_interrupted(db) == [send_id]
     summary = run_send(db, db_settings, send_id, backend=MemoryBackend(db_settings))
     assert summary.sent == 6 and summary.status is SendStatus.DONE
     assert summary.counts[DeliveryStatus.UNKNOWN] == 1 and summary.counts[DeliveryStatus.SENT] == 9

@@ -166,7 +166,8 @@ def test_connection_reuse_E1(sqlite_db, settings, smtp_server):
 
 def test_unsubscribe_mid_send_via_smtp_B7(sqlite_db, settings, smtp_server):
     """B7: unsubscribed while the send runs (after a few messages) -> no message of it afterwards."""
-    from mailer.people.subscriptions import find_subscriber, get_list, unsubscribe
+    from mailer.people.lists import get_list
+    from mailer.people.subscriptions import find_subscriber, unsubscribe
 
     settings = smtp_server.settings(settings, batch_size=5)
     send_id, emails = new_send(sqlite_db, settings, 20)

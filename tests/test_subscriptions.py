@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from mailer.errors import InputError
 from mailer.models import (AuditEvent, ConsentSource, MailingList, Subscriber, SubscriptionStatus,
                            Suppression, Reason)
-from mailer.people.subscriptions import (ConsentInfo, Outcome, confirm, get_list, normalize_email, subscribe,
+from mailer.people.lists import get_list
+from mailer.people.subscriptions import (ConsentInfo, Outcome, confirm, normalize_email, subscribe,
                                   unsubscribe)
 
 ADMIN = ConsentInfo(ConsentSource.ADMIN)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import date
-from pathlib import Path
 
 import click
 from rich.console import Console

@@ -19,7 +19,7 @@ from mailer.models import DeliveryStatus, SendStatus
 from mailer.sending import campaign, ledger
 
 if TYPE_CHECKING:
-    from mailer.sending.loop import SendSummary
+    from mailer.sending.summary import SendSummary
 
 ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
 

@@ -1,7 +1,6 @@
 """Alembic environment: runs on the connection mailer.db hands it (or the configured URL)."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from mailer.db import make_engine
 from mailer.models import Base

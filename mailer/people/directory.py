@@ -46,7 +46,8 @@ def add_list(db: Database, slug: str, name: str, opt_in: OptIn, description: str
 def add_subscriber(db: Database, settings: Settings, email: str, name: str, list_slug: str,
                    confirmed: bool) -> tuple[str, Outcome]:
     """Subscribe *email* to *list_slug* on the admin's word; the normalised address and the outcome."""
-    from mailer.people.subscriptions import ConsentInfo, clean_name, get_list, normalize_email, subscribe
+    from mailer.people.lists import get_list
+    from mailer.people.subscriptions import ConsentInfo, clean_name, normalize_email, subscribe
 
     address = normalize_email(email)
     with db.session() as session:
@@ -91,7 +92,8 @@ def person(db: Database, settings: Settings, email: str) -> dict[str, Any]:
 
 def unsubscribe_person(db: Database, settings: Settings, email: str, list_slug: str | None) -> int:
     """Unsubscribe on their behalf (from one list or all) and suppress; the subscriptions changed."""
-    from mailer.people.subscriptions import get_list, unsubscribe
+    from mailer.people.lists import get_list
+    from mailer.people.subscriptions import unsubscribe
 
     with db.session() as session:
         mlist = get_list(session, list_slug) if list_slug else None

@@ -113,28 +113,6 @@ class BatchWriter:
             ids[key] = sid
         return None
 
-    def _insert_new(self, new: list[tuple[Any, ...]], now: Any, ids: dict[str, int]) -> range | None:
-        """Insert the new subscribers and add their ids to *ids*; their id range when it is contiguous.
-
-        On SQLite the batch's transaction holds the write lock from the first insert on, so
-        when every row went in, they took the ids up to last_insert_rowid() in order.
-        """
-        inserted = self.sql.insert(
-            Subscriber.__table__, ["uid", "email", "email_key", "name", "attributes", "created_at", "updated_at"],
-            [(uid, email, key, name, attributes, now, now)
-             for uid, (_, email, key, name, attributes, _) in zip(sorted_uids(len(new)), new)],
-            conflict="email_key", json_cols=("attributes",))
-        self.report.new_subscribers += inserted
-        if self.sql.sqlite and inserted == len(new):
-            last = self.conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
-            span = range(last - len(new) + 1, last + 1)
-            ids.update(zip((row[2] for row in new), span))
-            return span
-        for sid, key in self.sql.select_in("SELECT id, email_key FROM subscriber WHERE email_key IN ({in})",
-                                           [row[2] for row in new]):
-            ids[key] = sid
-        return None
-
     def _merge_existing(self, rows: dict[str, tuple[Any, ...]], now: Any) -> dict[str, int]:
         """Merge names and attributes into the subscribers that exist; their ids by key.
 

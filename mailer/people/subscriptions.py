@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from mailer.config import Settings
 from mailer.errors import ConfigError, InputError
 from mailer.headers import has_header_trick
-from mailer.people.lists import get_list  # noqa: F401  (the one list lookup, for callers here)
 from mailer.people.rules import Outcome, decide
 from mailer.models import (
     AuditEvent,

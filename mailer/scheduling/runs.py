@@ -230,6 +230,6 @@ def guarded_execute(db: Database, settings: Settings, schedule_id: int,
 
 def interrupted(db: Database, settings: Settings) -> list[int]:
     """Sends left `sending` with rows due and nobody alive working on them."""
-    from mailer.sending.loop import resume_interrupted
+    from mailer.sending.recovery import resume_interrupted
 
-    return resume_interrupted(db, settings)
+    return resume_interrupted(db)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Callable, Iterator
 
 from mailer import liveness
@@ -33,6 +31,7 @@ from mailer.people.bounces import record_bounce
 from mailer.people.subscriptions import GLOBAL, email_hash
 from mailer.sending.policy import decide, result_status
 from mailer.sending.rates import RateLimiter
+from mailer.sending.summary import Progress, SendSummary, conclude
 
 
 def _domain(address: str) -> str:
@@ -43,32 +42,6 @@ def _parallel(backend: Backend) -> int:
     """How many messages the backend sends at once (one per SMTP connection); 1 when it does not say."""
     connections = getattr(backend, "connections", None)
     return len(connections) if isinstance(connections, list) and connections else 1
-
-
-@dataclass
-class SendSummary:
-    """What one run did, plus the send's standing afterwards."""
-
-    send_id: int
-    total: int = 0                 # rows in the ledger
-    sent: int = 0                  # counts for this run
-    deferred: int = 0
-    failed: int = 0
-    skipped: int = 0
-    bounced: int = 0
-    unknown: int = 0               # rows whose outcome is not known: in flight from a dead process, or no reply after the data
-    status: SendStatus = SendStatus.SENDING
-    reason: str = ""
-    counts: dict[DeliveryStatus, int] = field(default_factory=dict)
-    next_retry_at: datetime | None = None
-
-    @property
-    def processed(self) -> int:
-        return self.sent + self.deferred + self.failed + self.skipped
-
-
-# called after each batch and, from the backend's threads, at most every 0.2 s in between
-Progress = Callable[[SendSummary], None]
 
 
 class _Run:
@@ -290,7 +263,7 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
         steps = ([lambda: run.close(failing)] if run is not None else []) + \
             ([heartbeat.stop] if heartbeat is not None else []) + ([backend.close] if own_backend else [])
         _close_quietly(failing, *steps)
-    return _conclude(db, run.summary, run.pause_reason)
+    return conclude(db, run.summary, run.pause_reason)
 
 
 def _close_quietly(failing: bool, *steps: Callable[[], None]) -> None:
@@ -301,30 +274,3 @@ def _close_quietly(failing: bool, *steps: Callable[[], None]) -> None:
         except Exception:
             if not failing:
                 raise
-
-
-def _conclude(db: Database, summary: SendSummary, pause_reason: str) -> SendSummary:
-    """Set the send's status from what is left in its ledger, and fill the summary."""
-    send_id = summary.send_id
-    if pause_reason:
-        ledger.set_send_status(db, send_id, SendStatus.PAUSED, pause_reason, only_from=SendStatus.SENDING)
-    with db.session() as session:
-        counts = ledger.counts(session, send_id)
-        left = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.DEFERRED] + counts[DeliveryStatus.SENDING]
-        if not left and not pause_reason:
-            ledger.set_send_status(db, send_id, SendStatus.DONE, "", only_from=SendStatus.SENDING)
-        summary.next_retry_at = ledger.next_retry_at(session, send_id)
-    with db.session() as session:
-        send = session.get(Send, send_id)
-        summary.status, summary.reason = send.status, send.status_reason
-    summary.counts, summary.total = counts, sum(counts.values())
-    return summary
-
-
-def resume_interrupted(db: Database, settings: Settings) -> list[int]:
-    """Sends left in ``sending`` by a crash: their in-flight rows become unknown (G7).
-
-    Returns the ids of sending sends that nobody alive is working on and that
-    have rows due, for the caller to run_send again.
-    """
-    return [i for i in recovery.due_sends(db) if not recovery.live_claimants(db, i)]

@@ -55,3 +55,12 @@ def due_sends(db: Database) -> list[int]:
     reap_stale(db)
     with db.session() as session:
         return [i for i, frozen in ledger.sending_sends(session) if not frozen or ledger.has_due(session, i)]
+
+
+def resume_interrupted(db: Database) -> list[int]:
+    """Sends left in ``sending`` by a crash: their in-flight rows become unknown (G7).
+
+    Returns the ids of sending sends that nobody alive is working on and that
+    have rows due, for the caller to run_send again.
+    """
+    return [i for i in due_sends(db) if not live_claimants(db, i)]

@@ -22,7 +22,8 @@ from mailer.db import Database
 from mailer.errors import DeliveryError, InputError
 from mailer.locking import holder_id, worker_lock
 from mailer.sending import recovery
-from mailer.sending.loop import SendSummary, run_send
+from mailer.sending.loop import run_send
+from mailer.sending.summary import SendSummary
 
 Log = Callable[[str], None]
 
