@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dkim
-
 from mailer.config import Settings
 from mailer.errors import ConfigError
 
@@ -30,6 +28,8 @@ class Signer:
         self.private_key = private_key
 
     def sign(self, data: bytes) -> bytes:
+        import dkim   # dkimpy (and dnspython under it) load only when a message is signed
+
         present = {line.split(b":", 1)[0].strip().lower()
                    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
                    if line and line[:1] not in (b" ", b"\t")}
