@@ -13,6 +13,9 @@ GMAIL_CLIP = 102_000      # Gmail clips HTML parts larger than this (STANDARDS A
 WARN_SIZE = 90_000
 # a filled placeholder is longer than the marker: a URL with a signed token
 PLACEHOLDER_GROWTH = 160
+# what the sanitiser removed, said the way an editor thinks of it
+REMOVED = {"link": ("a link to", "only http(s) and mailto links are kept"),
+           "image": ("an image from", "images must be https:// URLs")}
 
 
 def html_part_size(html: str) -> int:
@@ -25,8 +28,9 @@ def _links_and_images(fragment_html: str) -> tuple[list[str], list[tuple[str, st
     if not fragment_html.strip():
         return [], []
     root = lxml.html.fromstring(f"<div>{fragment_html}</div>")
-    links = [a.get("href", "") for a in root.iter("a")]
-    images = [(img.get("src", ""), img.get("alt")) for img in root.iter("img")]
+    # an <a> or <img> without the attribute is one the sanitiser emptied: Report.removed names it
+    links = [a.get("href") for a in root.iter("a") if a.get("href") is not None]
+    images = [(img.get("src"), img.get("alt")) for img in root.iter("img") if img.get("src") is not None]
     return links, images
 
 
@@ -38,6 +42,9 @@ def lint_issue(reports: list[Report], html: str, text: str) -> tuple[list[str], 
         name = report.path.name
         if report.words == 0:
             errors.append(f"{name}: the report is empty")
+        for kind, url in report.removed:
+            what, rule = REMOVED[kind]
+            errors.append(f"{name}: {what} {url[:80]!r} was removed ({rule}); fix or delete it")
         links, images = _links_and_images(report.html)
         for href in links:
             if href.startswith("#") or href.startswith(("https://", "mailto:")):

@@ -3,16 +3,27 @@
 A report becomes sanitised HTML (for the HTML part) and a list of text blocks
 with numbered link footnotes (for the text part). Whatever the input, a
 report either reads or fails with one line naming the file (and line).
+
+A report must lie inside its issue folder once symbolic links are followed:
+a link, a `reports` entry such as `../x.md`, or a `reports/` folder that
+leads outside is refused, so composing never publishes a file from elsewhere
+on the machine. A symbolic link that stays inside the issue folder (say
+reports/a.md -> ../drafts/a.md) is allowed: it publishes nothing new.
+
+Links and image sources the sanitiser drops (javascript:, data:, ftp: ...)
+are recorded on the Report, so the lint can name what was removed.
 """
 
 from __future__ import annotations
 
 import html
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lxml.html
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -33,6 +44,9 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 _md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
     ["table", "strikethrough", "replacements", "smartquotes"])
+# every link becomes a link token: sanitize() is the one gate for URL schemes, and what it drops is
+# recorded, where markdown-it would leave [click](javascript:...) in the mail as literal text
+_md.validateLink = lambda url: True  # type: ignore[method-assign]
 _URL = re.compile(r"(https?://[^\s<>\"')\]]+[^\s<>\"')\].,;:!?])")
 
 
@@ -58,14 +72,20 @@ class Report:
     links: list[str] = field(default_factory=list)
     words: int = 0
     warnings: list[str] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)  # ("link" | "image", url) sanitize() dropped
 
     @property
     def anchor(self) -> str:
         return "r-" + re.sub(r"[^a-z0-9]+", "-", self.path.stem.lower()).strip("-")
 
 
-def read_report(path: Path) -> Report:
-    """Read one report file into a Report; ComposeError names what is wrong."""
+def read_report(path: Path, folder: Path | None = None) -> Report:
+    """Read one report file into a Report; ComposeError names what is wrong.
+
+    With *folder* (the issue folder), a report that resolves outside it is refused.
+    """
+    if folder is not None:
+        _check_inside(path, folder)
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise ComposeError(f"{path}: unknown report type {path.suffix!r} (use .md or .txt)")
@@ -91,6 +111,18 @@ def read_report(path: Path) -> Report:
                                    "readers on phones will thank you for paragraph breaks")
             break
     return report
+
+
+def _check_inside(path: Path, folder: Path) -> None:
+    """Refuse a report that, symbolic links followed, is not inside the issue folder."""
+    try:
+        real, root = path.resolve(), folder.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise ComposeError(f"{path}: report refused: its symbolic links cannot be followed") from None
+    if not real.is_relative_to(root):
+        how = "a path" if Path(os.path.normpath(path.absolute())) == real else "a symbolic link"
+        raise ComposeError(f"{path}: report refused: {how} leading outside the issue folder (to {real}); "
+                           "copy the file into the issue's reports/ folder")
 
 
 def _read_text(path: Path) -> str:
@@ -162,6 +194,23 @@ def sanitize(html: str) -> str:
                      link_rel="noopener noreferrer")
 
 
+def removed_urls(fragment: str) -> list[tuple[str, str]]:
+    """The link targets and image sources in *fragment* that sanitize() drops, as (kind, url)."""
+    if "href" not in fragment and "src" not in fragment:
+        return []
+    root = lxml.html.fromstring(f"<div>{fragment}</div>")
+    found = [("link", a.get("href")) for a in root.iter("a") if a.get("href") is not None]
+    found += [("image", img.get("src")) for img in root.iter("img") if img.get("src") is not None]
+    return [(kind, url) for kind, url in found if not _url_kept(url)]
+
+
+def _url_kept(url: str) -> bool:
+    """Whether sanitize() keeps this URL: asked of nh3 itself, so the two cannot disagree."""
+    probe = nh3.clean(f'<a href="{html.escape(url, quote=True)}"></a>', tags={"a"},
+                      attributes={"a": {"href"}}, url_schemes=URL_SCHEMES, link_rel=None)
+    return "href=" in probe
+
+
 def render_markdown(text: str) -> tuple[str, list[TextBlock], list[str]]:
     """Markdown (an intro, say) to sanitised HTML, text blocks and their links."""
     tokens = _md.parse(text)
@@ -180,7 +229,9 @@ def _parse_markdown(report: Report, body: str) -> None:
     for tok in tokens:
         if tok.type in ("heading_open", "heading_close"):
             tok.tag = f"h{min(int(tok.tag[1]) + 1, 4)}"
-    report.html = sanitize(_md.renderer.render(tokens, _md.options, {}))
+    raw = _md.renderer.render(tokens, _md.options, {})
+    report.removed = removed_urls(raw)
+    report.html = sanitize(raw)
     report.blocks, report.links = _text_blocks(tokens)
 
 

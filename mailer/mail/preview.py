@@ -1,10 +1,23 @@
-"""Local preview of an issue: files in build/<slug>/, and a small server that rebuilds on change."""
+"""Local preview of an issue: files in build/<slug>/, and a small server that rebuilds on change.
+
+A preview personalised for a subscriber (`mailer preview --as EMAIL`) holds
+their address and name in clear, so its folder is marked: MARKER holds a
+salted HMAC of the address, never the address, and `forget_previews` (called
+by people.erasure) deletes every preview folder marked for an erased person.
+The salt is random per folder rather than the suppression hash key: this
+module may not import people, works without a hash key, and the marker
+guards nothing the folder beside it does not already show.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html as html_lib
 import json
+import logging
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -20,7 +33,10 @@ from mailer.errors import MailerError
 from mailer.mail.message import MessageFactory, Recipient
 from mailer.content.templating import search_path
 
+log = logging.getLogger(__name__)
+
 PREVIEW_KEY = "preview-only-key-links-in-previews-do-not-work"
+MARKER = ".personalised.json"   # in a preview folder made for a real subscriber
 SAMPLE = Recipient(key="preview", email="sam.sample@example.org", name="Sam Sample",
                    subscriber_uid="preview", list_slug="news", list_name="Newsletter")
 
@@ -64,6 +80,8 @@ def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient
         headers = [(k, str(v)) for k, v in message.items()]
         (tmp / "index.html").write_text(_index_page(issue, headers, parts.get("text/plain", "")),
                                         encoding="utf-8")
+        if recipient is not None:
+            (tmp / MARKER).write_text(json.dumps(_marker(recipient.email)), encoding="utf-8")
         os.chmod(tmp, 0o755)
         old = None
         if final.exists():
@@ -78,6 +96,38 @@ def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient
         raise
     return PreviewFiles(final, final / "issue.html", final / "issue.txt", final / "sample.eml",
                         final / "index.html")
+
+
+def _address_hash(salt: str, email: str) -> str:
+    return hmac.new(bytes.fromhex(salt), email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+def _marker(email: str) -> dict[str, str]:
+    salt = secrets.token_hex(16)
+    return {"salt": salt, "hmac_sha256": _address_hash(salt, email)}
+
+
+def _marked_for(folder: Path, email: str) -> bool:
+    try:
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        return hmac.compare_digest(_address_hash(marker["salt"], email), marker["hmac_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):  # no marker, or not one this module wrote
+        return False
+
+
+def forget_previews(settings: Settings, email: str) -> int:
+    """Delete every preview folder under build/ personalised for *email*; return how many."""
+    build = settings.path(settings.build_dir)
+    if not build.is_dir():
+        return 0
+    removed = 0
+    for folder in sorted(build.iterdir()):
+        if folder.is_dir() and not folder.is_symlink() and _marked_for(folder, email):
+            shutil.rmtree(folder)
+            removed += 1
+    if removed:
+        log.warning("erasure: deleted %d preview folder(s) in %s made for this person", removed, build)
+    return removed
 
 
 def _index_page(issue: ComposedIssue, headers: list[tuple[str, str]], text: str) -> str:

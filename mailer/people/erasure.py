@@ -6,6 +6,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
+from mailer.mail.preview import forget_previews
 from mailer.models import (AuditEvent, Consent, Delivery, Subscriber, Suppression, SuppressionReason,
                            utcnow)
 from mailer.people.subscriptions import GLOBAL, email_hash
@@ -37,4 +38,5 @@ def erase_person(session: Session, settings: Settings, subscriber: Subscriber) -
         kept.reason = SuppressionReason.ERASED
     session.add(AuditEvent(action="erase", actor="erasure", detail=""))
     session.flush()
+    forget_previews(settings, subscriber.email)
     return digest
