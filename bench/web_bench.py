@@ -49,7 +49,8 @@ from typing import Callable
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.pgserver import PostgresServer, free_port  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
+from tests.pgserver import PostgresServer  # noqa: E402
 
 LUA = r"""
 counter = 0

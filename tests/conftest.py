@@ -12,12 +12,9 @@ import pytest
 from mailer.config import Settings
 from mailer.db import Database
 from tests import pgserver
+from tests.helpers import TEST_HASH_KEY, TEST_SECRET_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_ENV = {
-    "MAILER_SECRET_KEYS": "test-secret-key-newest,test-secret-key-older",
-    "MAILER_HASH_KEY": "test-hash-key",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +42,8 @@ def settings(project: Path) -> Settings:
     return Settings(
         root=project,
         database_url="sqlite:///subscribers/test.db",
-        secret_keys=tuple(TEST_ENV["MAILER_SECRET_KEYS"].split(",")),
-        hash_key=TEST_ENV["MAILER_HASH_KEY"],
+        secret_keys=TEST_SECRET_KEYS,
+        hash_key=TEST_HASH_KEY,
         base_url="https://news.example.org",
     )
 

@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.helpers import free_port
+
 
 def _pg_bin(name: str) -> str | None:
     found = shutil.which(name)
@@ -28,12 +30,6 @@ def _pg_bin(name: str) -> str | None:
 
 def available() -> bool:
     return _pg_bin("initdb") is not None and _pg_bin("pg_ctl") is not None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:

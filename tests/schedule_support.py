@@ -1,4 +1,4 @@
-"""Helpers shared by the scheduling tests: lists with subscribers, issue folders, counting mails."""
+"""Helpers shared by the scheduling tests: lists with subscribers, counting mails, the scheduler process."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.models import ConsentSource, MailingList
 from mailer.people.subscriptions import ConsentInfo, normalize_email, subscribe
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 MAILER = str(REPO / ".venv" / "bin" / "mailer")
@@ -30,16 +29,6 @@ def add_list(db: Database, settings: Settings, slug: str = "news", subscribers: 
         for i in range(subscribers):
             subscribe(session, settings, mlist, normalize_email(f"person{i}@example.org"), confirmed=True,
                       consent=ConsentInfo(ConsentSource.ADMIN))
-
-
-def make_issue(project: Path, slug: str, reports: dict[str, str], subject: str = "Weekly digest") -> Path:
-    """An issue folder whose reports are every file in reports/ (none is fine)."""
-    folder = project / "issues" / slug
-    (folder / "reports").mkdir(parents=True, exist_ok=True)
-    (folder / "issue.toml").write_text(f'subject = "{subject}"\nlists = ["news"]\n', encoding="utf-8")
-    for name, body in reports.items():
-        (folder / "reports" / name).write_text(body, encoding="utf-8")
-    return folder
 
 
 def emls(project: Path) -> list[Path]:
@@ -83,10 +72,3 @@ class Daemon:
         finally:
             self._log.close()
 
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)

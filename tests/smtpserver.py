@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import ssl
 import subprocess
 import threading
@@ -44,6 +43,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from mailer.config import Settings
+from tests.helpers import free_port
 
 STAGES = ("CONNECT", "MAIL", "RCPT", "DATA", "EOD")
 _ADDRESS = re.compile(r"<([^>]*)>")
@@ -194,12 +194,6 @@ class _Controller(Controller):
 
     def factory(self) -> SMTP:
         return _InjectingSMTP(self.handler, self._inject_state, **self.SMTP_kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SMTPServer:

@@ -16,7 +16,8 @@ from mailer.backends.smtpconn import OUTCOME
 from mailer.config import Settings
 from mailer.errors import DeliveryError
 from mailer.mail.message import MessageFactory, Recipient
-from tests.smtpserver import SMTPServer, free_port, make_cert, smtp_server_factory, tls_cert  # noqa: F401
+from tests.helpers import free_port, wait_for
+from tests.smtpserver import SMTPServer, make_cert, smtp_server_factory, tls_cert  # noqa: F401
 
 
 @pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
@@ -36,15 +37,6 @@ def messages(settings: Settings, *emails: str):  # type: ignore[no-untyped-def]
 
 def outcomes(results: list[Result]) -> list[DeliveryOutcome]:
     return [r.outcome for r in results]
-
-
-def wait_for(condition, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def test_envelope_is_bounce_address_and_subscriber_and_bytes_arrive_unchanged_A14_A15(server, settings):

@@ -27,7 +27,7 @@ from mailer.models import MailingList, OptIn, SendStatus, Subscriber, Subscripti
 from mailer.sending.loop import run_send
 from mailer.web import create_app, stop_app
 from mailer.signups.intake import process_intake
-from tests.pgserver import free_port
+from tests.helpers import free_port
 from tests.web_fixtures import body_text
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

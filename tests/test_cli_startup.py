@@ -16,7 +16,8 @@ import click
 from click.testing import CliRunner
 
 from mailer.cli import LAZY_COMMANDS, cli
-from tests.conftest import REPO, TEST_ENV
+from tests.conftest import REPO
+from tests.helpers import TEST_ENV
 
 HEAVY = ("sqlalchemy", "premailer", "cssutils", "requests", "dkim", "dns", "flask", "apscheduler",
          "email_validator", "alembic")

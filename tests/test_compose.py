@@ -5,7 +5,6 @@ from __future__ import annotations
 import quopri
 import re
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -13,17 +12,9 @@ from mailer.content.compose import compose_issue
 from mailer.errors import ComposeError
 from mailer.content.personalize import escape_html, keep, placeholder
 from mailer.mail.mime import QPTemplate
+from tests.helpers import make_issue
 
 EXAMPLE = "issues/example"
-
-
-def make_issue(root: Path, toml: str, reports: dict[str, str], name: str = "t") -> Path:
-    folder = root / "issues" / name
-    (folder / "reports").mkdir(parents=True)
-    (folder / "issue.toml").write_text(toml, encoding="utf-8")
-    for filename, content in reports.items():
-        (folder / "reports" / filename).write_text(content, encoding="utf-8")
-    return folder
 
 
 def test_example_issue_composes_with_sections_toc_and_footer(settings):
@@ -84,8 +75,8 @@ def test_archive_version_holds_no_personal_placeholders(settings):
 
 def test_title_with_script_renders_as_text_and_subject_is_not_escaped(settings, project):
     """STANDARDS D2: autoescaped HTML; the subject and text part are not HTML-escaped."""
-    make_issue(project, 'subject = "Tips & tricks"\n',
-               {"a.md": "---\ntitle: <script>alert(1)</script> & more\n---\n\nBody text.\n"})
+    make_issue(project, "t", {"a.md": "---\ntitle: <script>alert(1)</script> & more\n---\n\nBody text.\n"},
+               toml='subject = "Tips & tricks"\n')
     issue = compose_issue(settings, "issues/t")
     assert issue.subject == "Tips & tricks"
     assert "<script>alert(1)</script>" not in issue.html
@@ -136,7 +127,7 @@ def test_template_syntax_error_names_template_and_line(settings, project):
 
 
 def test_unknown_template(settings, project):
-    make_issue(project, 'subject = "S"\ntemplate = "nope.html"\n', {"a.md": "# A\n\nText.\n"})
+    make_issue(project, "t", {"a.md": "# A\n\nText.\n"}, toml='subject = "S"\ntemplate = "nope.html"\n')
     with pytest.raises(ComposeError, match="template 'nope.html' not found"):
         compose_issue(settings, "issues/t")
 
@@ -148,19 +139,19 @@ def test_template_without_unsubscribe_link_fails_lint(settings, project):
 
 
 def test_lint_errors_and_warnings_name_the_report(settings, project):
-    make_issue(project, 'subject = "S"\n', {
+    make_issue(project, "t", {
         "a.md": "# A\n\nSee [this](local.html). ![](https://x.org/p.png)\n",
-    })
+    }, toml='subject = "S"\n')
     with pytest.raises(ComposeError) as err:
         compose_issue(settings, "issues/t")
     assert "a.md: link 'local.html' is not an absolute http(s) link" in str(err.value)
-    make_issue(project, 'subject = "S"\n', {"a.md": "# A\n\nSee ![](https://x.org/p.png).\n"}, name="u")
+    make_issue(project, "u", {"a.md": "# A\n\nSee ![](https://x.org/p.png).\n"}, toml='subject = "S"\n')
     issue = compose_issue(settings, "issues/u")
     assert any(w.startswith("a.md: image") and "no alt text" in w for w in issue.warnings)
 
 
 def test_empty_report_is_an_error(settings, project):
-    make_issue(project, 'subject = "S"\n', {"a.md": "# A\n\nText.\n", "b.txt": "\n\n"})
+    make_issue(project, "t", {"a.md": "# A\n\nText.\n", "b.txt": "\n\n"}, toml='subject = "S"\n')
     with pytest.raises(ComposeError, match="b.txt: the report is empty"):
         compose_issue(settings, "issues/t")
 
@@ -168,10 +159,10 @@ def test_empty_report_is_an_error(settings, project):
 def test_html_over_102kb_is_an_error_and_over_90kb_a_warning(settings, project):
     """STANDARDS A13: fail at 102 KB, warn at 90 KB."""
     paragraph = "Solidarity forever, for the union makes us strong. " * 20 + "\n\n"
-    make_issue(project, 'subject = "S"\n', {"a.md": "# A\n\n" + paragraph * 95}, name="big")
+    make_issue(project, "big", {"a.md": "# A\n\n" + paragraph * 95}, toml='subject = "S"\n')
     with pytest.raises(ComposeError, match="Gmail clips"):
         compose_issue(settings, "issues/big")
-    make_issue(project, 'subject = "S"\n', {"a.md": "# A\n\n" + paragraph * 80}, name="near")
+    make_issue(project, "near", {"a.md": "# A\n\n" + paragraph * 80}, toml='subject = "S"\n')
     issue = compose_issue(settings, "issues/near")
     assert any("close to Gmail" in w for w in issue.warnings)
 

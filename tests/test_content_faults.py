@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 
 from mailer.cli import cli
 from mailer.db import Database
-from tests.conftest import TEST_ENV
+from tests.helpers import TEST_ENV
 
 TOML = 'subject = "Faults"\nlists = ["news"]\n'
 GOOD = "# Fine\n\nA report that reads well.\n"

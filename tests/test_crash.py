@@ -18,10 +18,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bench.audience import add_subscribers
+from tests.helpers import TEST_ENV, add_subscribers, composed_issue
 from mailer.db import Database
 from mailer.models import Delivery, DeliveryStatus
-from tests.conftest import TEST_ENV
 from tests.smtpserver import smtp_server  # noqa: F401
 
 N = 150
@@ -103,7 +102,6 @@ def test_sigkill_at_several_points_then_resume_exactly_once_E5_G7(project, smtp_
 def test_worker_sigterm_finishes_in_flight_and_parks(project, smtp_server):
     """SIGTERM to `mailer worker`: exit 0, every message that reached the server is recorded sent,
     nothing is left `sending` or claimed; the next worker finishes the send with one copy each."""
-    from bench.audience import composed_issue
     from mailer.sending import ledger
     from mailer.models import SendStatus
 

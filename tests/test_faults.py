@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
 from mailer.cli import cli
-from tests.conftest import TEST_ENV
+from tests.helpers import TEST_ENV
 from tests.faultsmtp import FaultMix, FaultServer
 
 ISSUE = "issues/example"

@@ -1,4 +1,4 @@
-"""Message bytes: STANDARDS A1-A16 (those checkable on bytes), D1, D2, I7."""
+"""Message bytes (STANDARDS A1-A16 where checkable on bytes, D1, D2, I7)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ from sqlalchemy import select
 from mailer.cli import cli
 from mailer.models import Schedule, ScheduleStatus, Send, SendStatus
 from mailer.scheduling.plans import schedule_cron, schedule_once
-from tests.schedule_support import MAILER, Daemon, add_list, emls, env_for, make_issue, wait_for
+from tests.helpers import make_issue, wait_for
+from tests.schedule_support import MAILER, Daemon, add_list, emls, env_for
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

@@ -20,7 +20,8 @@ from mailer.models import Delivery, DeliveryStatus, Schedule, ScheduleKind, Sche
 from mailer.scheduling.plans import schedule_cron, schedule_once
 from mailer.scheduling.times import next_fire, parse_cron
 from mailer.scheduling.runs import execute, guarded_execute, mark_missed
-from tests.schedule_support import add_list, emls, make_issue
+from tests.helpers import make_issue
+from tests.schedule_support import add_list, emls
 
 LONDON = ZoneInfo("Europe/London")
 

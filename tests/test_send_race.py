@@ -20,7 +20,7 @@ from typing import Callable
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import TEST_ENV
+from tests.helpers import TEST_ENV
 from tests.test_faults import ISSUE, fault_server, new_mailer  # noqa: F401  (fault_server: a fixture)
 
 N = 60

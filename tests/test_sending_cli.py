@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from bench.audience import add_subscribers, make_list
+from tests.helpers import TEST_ENV, add_subscribers, composed_issue, free_port, make_list
 from mailer.sending import ledger
 from mailer.backends.base import DeliveryOutcome
 from mailer.backends.memory import MemoryBackend
@@ -19,7 +19,7 @@ from mailer.db import Database
 from mailer.models import Delivery, DeliveryStatus, Send, SendStatus
 from mailer.locking import worker_lock
 from mailer.sending.worker import run_worker
-from tests.conftest import TEST_ENV
+from tests.helpers import TEST_ENV
 from tests.smtpserver import SMTPServer, tls_cert  # noqa: F401
 
 
@@ -114,7 +114,6 @@ def test_issue_that_fails_to_compose(project, app):
 
 def test_unreachable_smtp_server_pauses_resumably(project, app, monkeypatch):
     """An unreachable SMTP server: one line, exit 3, the send paused and every row still queued."""
-    from tests.smtpserver import free_port
 
     monkeypatch.setenv("MAILER_BACKEND", "smtp")
     monkeypatch.setenv("MAILER_SMTP_HOST", "127.0.0.1")
@@ -184,7 +183,6 @@ def test_dev_redirect_sends_everything_to_one_address(project, app, monkeypatch)
 
 def test_worker_sends_due_sends_and_a_second_sqlite_worker_is_refused(project, app):
     """On SQLite one worker: a second exits with a clear line; the first sends what is due."""
-    from bench.audience import composed_issue
     from mailer.config import load_settings
 
     settings = load_settings(project)

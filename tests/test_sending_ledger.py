@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from bench.audience import add_subscribers, composed_issue, make_list
+from tests.helpers import add_subscribers, composed_issue, make_list
 from mailer.sending import ledger
 from mailer.backends.base import DeliveryOutcome
 from mailer.backends.memory import MemoryBackend

@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from bench.audience import add_subscribers, composed_issue
+from tests.helpers import add_subscribers, composed_issue, free_port
 from mailer.sending import ledger
 from mailer.backends.smtp import SMTPBackend
 from mailer.db import Database
@@ -211,7 +211,6 @@ def most_in_any_window(times: list[float], span: float = 1.0) -> int:
 
 def test_rate_limits_never_exceeded_at_the_server_E6(sqlite_db, settings):
     """E6: per second overall and per recipient domain, measured by arrival times at a real server."""
-    from tests.smtpserver import free_port
 
     handler = _Stamps()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())

@@ -17,7 +17,8 @@ from mailer.cli import cli
 from mailer.config import SECRET_FIELDS, Settings, load_settings
 from mailer.models import (Base, BounceEvent, BounceKind, Delivery, DeliveryStatus, Subscriber, Send,
                            Suppression, SuppressionReason)
-from tests.conftest import REPO, TEST_ENV
+from tests.conftest import REPO
+from tests.helpers import TEST_ENV
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from mailer.cli import cli
 from mailer.config import Settings
 from mailer.content.templating import Kind, environment, find_template_file, mail_environment, search_path
-from tests.conftest import TEST_ENV
+from tests.helpers import TEST_ENV
 
 
 def test_every_kind_is_sandboxed_on_one_search_path(settings: Settings, project: Path) -> None:

@@ -22,7 +22,7 @@ from mailer.cli import cli
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.models import MailingList, QueuedMail, QueueStatus, Send, SendStatus, SubscriptionStatus
-from tests.pgserver import free_port
+from tests.helpers import free_port
 from tests.web_fixtures import WebApp, web_app  # noqa: F401
 
 ATOM = "{http://www.w3.org/2005/Atom}"

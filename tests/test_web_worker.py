@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from mailer.models import IntakeStatus, QueuedMail, QueueStatus, SignupIntake, Subscriber, SubscriptionStatus
 from mailer.web import make_wsgi_app
-from tests.conftest import TEST_ENV
+from tests.helpers import TEST_ENV
 from tests.web_fixtures import WebApp, body_text, web_app  # noqa: F401
 
 

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.audience import add_subscribers, composed_issue
+from tests.helpers import TEST_ENV, add_subscribers, composed_issue
 from mailer.sending import ledger
 from mailer.db import Database
 from mailer.models import DeliveryStatus, Send, SendStatus
-from tests.conftest import TEST_ENV
 from tests.smtpserver import SMTPServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
