@@ -87,21 +87,20 @@ def list_command(app: AppContext) -> None:
     from mailer.scheduling.plans import list_schedules
     from mailer.locking import current_holder
 
-    console = _console()
     views = list_schedules(app.db, app.settings)
     if not views:
-        console.print("no schedules")
+        click.echo("no schedules")
     for v in views:
         kind = f"cron {v.cron!r} next" if v.cron else "once"
-        state = v.status.value + (" [bold red]out of date[/] (run `mailer schedule refresh "
-                                  f"{v.id}`)" if v.out_of_date else "")
-        reason = f" - {escape(v.reason)}" if v.reason else ""
-        console.print(f"{v.id}  {escape(v.issue)}  lists={','.join(v.lists)}  {kind} {v.when_local} "
-                      f"({v.when_utc})  {state}{reason}")
+        state = v.status.value + (" " + click.style("out of date", fg="red", bold=True) +
+                                  f" (run `mailer schedule refresh {v.id}`)" if v.out_of_date else "")
+        reason = f" - {v.reason}" if v.reason else ""
+        click.echo(f"{v.id}  {v.issue}  lists={','.join(v.lists)}  {kind} {v.when_local} "
+                   f"({v.when_utc})  {state}{reason}")
     holder = current_holder(app.db)
-    console.print(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
-                  f"last seen {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
-                  if holder else "scheduler: not running (start `mailer scheduler`)")
+    click.echo(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
+               f"last seen {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+               if holder else "scheduler: not running (start `mailer scheduler`)")
 
 
 @schedule_group.command("move")

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from mailer.cli import pass_app
+from mailer.cli.output import LazyConsole, print_table
 from mailer.errors import InputError
 from mailer.models import OptIn, SubscriptionStatus
 from mailer.people import directory
@@ -19,8 +18,8 @@ from mailer.people import directory
 if TYPE_CHECKING:
     from mailer.db import Database
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = LazyConsole(highlight=False, soft_wrap=True)
+err = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 STATUS = click.Choice([s.value for s in SubscriptionStatus])
 PROGRESS_MIN_BYTES = 1 << 20
 
@@ -97,13 +96,11 @@ def lists_group(ctx: click.Context) -> None:
         return
     summaries = directory.list_summaries(ctx.obj.db)
     if not summaries:
-        out.print("no lists yet: `mailer lists add SLUG NAME`")
+        click.echo("no lists yet: `mailer lists add SLUG NAME`")
         return
-    table = Table("list", "name", "opt-in", *[s.value for s in SubscriptionStatus], "total")
-    for s in summaries:
-        table.add_row(s.slug, s.name, s.opt_in.value, *[str(s.counts[st]) for st in SubscriptionStatus],
-                      str(s.total))
-    out.print(table)
+    print_table(["list", "name", "opt-in", *[s.value for s in SubscriptionStatus], "total"],
+                [[s.slug, s.name, s.opt_in.value, *[str(s.counts[st]) for st in SubscriptionStatus], str(s.total)]
+                 for s in summaries])
 
 
 @lists_group.command("add")
@@ -208,6 +205,8 @@ def subscribers_export(app, list_slug: str | None, status: str | None, output: P
 def subscribers_list(app, list_slug: str | None, status: str | None, limit: int) -> None:  # type: ignore[no-untyped-def]
     """List subscriptions as a table."""
     wanted = SubscriptionStatus(status) if status else None
+    from rich.table import Table
+
     table = Table("email", "name", "list", "status", "since")
     rows = directory.subscription_rows(app.db, list_slug, wanted, limit)
     for row in rows:

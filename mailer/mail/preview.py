@@ -27,11 +27,12 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from mailer.content.compose import ComposedIssue, compose_issue, find_issue
+from mailer.content.compose import ComposedIssue, compose_issue
+from mailer.content.folders import find_issue
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.mail.message import MessageFactory, Recipient
-from mailer.content.templating import search_path
+from mailer.content.folders import search_path
 
 log = logging.getLogger(__name__)
 

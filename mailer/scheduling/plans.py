@@ -66,7 +66,8 @@ def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tu
     """Plan a recurring send; the folder is checked now and composed afresh at each run."""
     zone = parse_zone(tz or settings.schedule_timezone)
     trigger = parse_cron(cron, zone)
-    from mailer.content.compose import compose_issue, find_issue, read_spec
+    from mailer.content.compose import compose_issue
+    from mailer.content.folders import find_issue, read_spec
 
     folder = find_issue(settings, issue)
     spec = read_spec(folder)
@@ -178,7 +179,7 @@ class ScheduleView:
 
 def current_hash(settings: Settings, issue_path: str) -> str | None:
     """The issue folder's content hash now, or None when it cannot be read."""
-    from mailer.content.compose import content_hash, read_spec
+    from mailer.content.folders import content_hash, read_spec
 
     try:
         folder = Path(issue_path)

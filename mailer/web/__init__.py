@@ -21,7 +21,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.config import Settings, load_settings
-from mailer.content.templating import Kind, environment, find_template_file
+from mailer.content.folders import find_template_file
+from mailer.content.templating import Kind, environment
 from mailer.db import Database
 from mailer.signups.intake import intake_writer
 from mailer.signups.limits import SignupLimiter
