@@ -33,6 +33,9 @@ class Settings:
     group_address: str = "Riverside Community Hall, 12 Mill Lane, Riverside RS1 2AB"
     group_website: str = "https://example.org"
     language: str = "en"
+    # the salutation of every issue: `greeting` with {name}, or `greeting_nameless` for a reader without one
+    greeting: str = "Dear {name},"
+    greeting_nameless: str = "Dear friend,"
     from_name: str = "Riverside Solidarity Network"
     from_email: str = "news@example.org"
     reply_to: str = ""

@@ -88,7 +88,7 @@ def _build(folders: tuple[str, ...], kind: Kind) -> SandboxedEnvironment:
         auto_reload=kind is not Kind.PAGE,   # pages, like Flask's own: compiled once per app
     )
     if kind is Kind.ISSUE_HTML:
-        env.globals["personal"] = lambda key: Markup(placeholder(key))
+        env.globals["personal"] = lambda key, default=None: Markup(placeholder(key, default))
     elif kind is Kind.ISSUE_TEXT:
         env.globals["personal"] = placeholder
         env.filters["wrap"] = wrap_block

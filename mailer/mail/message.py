@@ -27,7 +27,7 @@ from mailer.errors import ConfigError
 from mailer.headers import clean_header
 from mailer.mail.mime import (CRLF, QPTemplate, address_header, content_headers, date_header_value, header_line,
                          multipart, new_boundary, qp_body, quote_phrase)
-from mailer.content.personalize import escape_html, keep
+from mailer.content.personalize import escape_html, greeting, keep
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9._-]")
 _LABEL = re.compile(r"[^a-z0-9-]+")
 _BODY_TAG = re.compile(r"<body[^>]*>", re.IGNORECASE)
@@ -129,6 +129,7 @@ class MessageFactory:
         return {
             "name": recipient.name,
             "email": recipient.email,
+            "greeting": greeting(recipient.name, s.greeting, s.greeting_nameless),
             "unsubscribe_url": links.unsubscribe_url(s, recipient.subscriber_uid, recipient.list_slug),
             "preferences_url": links.preferences_url(s, recipient.subscriber_uid, recipient.list_slug),
             "view_online_url": self._archive_url,
