@@ -8,7 +8,7 @@ from datetime import date
 import click
 
 from mailer.cli import AppContext, pass_app
-from mailer.cli.output import LazyConsole, print_table
+from mailer.cli.output import LazyConsole, print_table, print_warnings
 from mailer.content.compose import ComposedIssue, compose_issue
 from mailer.errors import InputError
 from mailer.content.lint import html_part_size
@@ -23,8 +23,7 @@ def _summary(issue: ComposedIssue) -> None:
     click.echo(f"lists: {', '.join(issue.lists) or '(none named in issue.toml)'}")
     click.echo(f"HTML part: {html_part_size(issue.html):,} bytes encoded; text part: "
                f"{len(issue.text.encode()):,} bytes")
-    for warning in issue.warnings:
-        click.echo(click.style("warning:", fg="yellow") + f" {warning}")
+    print_warnings(issue.warnings)
 
 
 @click.command()
@@ -52,8 +51,7 @@ def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, 
 
     issue = compose_issue(app.settings, issue_dir)
     recipient = directory.preview_recipient(app.db, as_email, issue.lists) if as_email else None
-    for warning in issue.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+    print_warnings(issue.warnings)
     if not serve:
         files = write_preview(app.settings, issue, recipient)
         console.print(f"wrote {files.folder}/: issue.html, issue.txt, archive.html, sample.eml, index.html")

@@ -26,6 +26,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: 
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
+def print_warnings(warnings: Sequence[str], err: bool = False) -> None:
+    """Compose's warnings, one line each; every command that composes repeats them."""
+    for warning in warnings:
+        click.echo(click.style("warning:", fg="yellow") + f" {warning}", err=err)
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> None:
     click.echo(format_table(headers, rows, indent))
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 import click
 
 from mailer.cli import pass_app
-from mailer.cli.output import print_table
+from mailer.cli.output import print_table, print_warnings
 from mailer.errors import InputError, MailerError
 from mailer.models import DeliveryStatus, SendStatus
 from mailer.sending import campaign, ledger
@@ -172,6 +172,7 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
         from mailer.content.compose import compose_issue
 
         composed = compose_issue(settings, issue_dir)
+        print_warnings(composed.warnings, err=True)
         targets = list(lists) or list(composed.lists)
         if to_addr:
             backend = load_backend(settings, backend_name)

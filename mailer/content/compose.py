@@ -43,7 +43,7 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
     spec = read_spec(folder)
     if not spec.reports:
         raise ComposeError(f"{folder / 'reports'}: no reports in this issue")
-    reports = [read_report(p, folder) for p in spec.reports]
+    reports = [read_report(p, folder, settings.language) for p in spec.reports]
     html_env, text_env = make_environment(settings, html=True), make_environment(settings, html=False)
     intro_html, intro_blocks, intro_links = render_markdown(spec.intro) if spec.intro else ("", [], [])
     context = {

@@ -15,7 +15,7 @@ ALLOWED_TAGS = {
     "p", "br", "a", "strong", "b", "em", "i", "u", "s", "blockquote", "ul", "ol", "li", "h2", "h3",
     "h4", "code", "pre", "hr", "img", "table", "thead", "tbody", "tr", "th", "td", "sup", "sub",
 }
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"},
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}, "ol": {"start"},
                       "th": {"align"}, "td": {"align"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 

@@ -26,7 +26,7 @@ from mailer.config import Settings
 from mailer.content.folders import search_path
 from mailer.errors import ComposeError
 from mailer.content.personalize import placeholder
-from mailer.content.reports import TextBlock
+from mailer.content.blocks import TextBlock
 
 WIDTH = 72
 
@@ -147,12 +147,14 @@ def wrap_blocks(blocks: list[TextBlock]) -> str:
 
 def _wrap_block(block: TextBlock) -> list[str]:
     opts = {"width": WIDTH, "break_long_words": False, "break_on_hyphens": False}
-    if block.kind == "pre":
+    if block.kind in ("pre", "table"):
         return block.text.split("\n")
     if block.kind == "h":
         return ["", block.text, "-" * min(len(block.text), WIDTH)]
     if block.kind == "li":
-        return textwrap.wrap(block.text, initial_indent="  - ", subsequent_indent="    ", **opts)
+        indent = "  " * (block.depth + 1)
+        first = indent + (block.marker + " " if block.marker else " " * 2)
+        return textwrap.wrap(block.text, initial_indent=first, subsequent_indent=" " * len(first), **opts)
     if block.kind == "quote":
         return textwrap.wrap(block.text, initial_indent="  > ", subsequent_indent="  > ", **opts)
     lines: list[str] = []
