@@ -46,6 +46,7 @@ class Settings:
     templates_path: tuple[str, ...] = ("templates",)
     build_dir: str = "build"
     outbox_dir: str = "outbox"
+    media_dir: str = "media"        # images of sent and previewed issues, served at /media/
     # public web address of `mailer serve`, used in every link of every mail
     base_url: str = "http://127.0.0.1:8025"
     # message headers

@@ -11,6 +11,7 @@ from markupsafe import Markup
 from mailer.config import Settings
 from mailer.errors import ComposeError
 from mailer.content.folders import content_hash, find_issue, read_spec
+from mailer.content.images import ImageCheck, IssueImage, check_image, is_local, link_images, media_url
 from mailer.content.inline import inline_css
 from mailer.content.lint import lint_issue
 from mailer.content.reports import Report, read_report, render_markdown
@@ -35,6 +36,7 @@ class ComposedIssue:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     report_count: int = 0
     reports: tuple[Report, ...] = field(default_factory=tuple, compare=False, repr=False)
+    images: tuple[IssueImage, ...] = field(default_factory=tuple)   # local images, published on preview/send
 
 
 def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
@@ -44,6 +46,12 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
     if not spec.reports:
         raise ComposeError(f"{folder / 'reports'}: no reports in this issue")
     reports = [read_report(p, folder, settings.language) for p in spec.reports]
+    found = ImageCheck({}, [], [])
+    for report in reports:
+        report.html = link_images(report.html, settings, folder, report.path.name, found)
+        if report.image and is_local(report.image):
+            image = check_image(folder, report.image, report.path.name, found)
+            report.image = media_url(settings, folder.name, image.name) if image else ""
     html_env, text_env = make_environment(settings, html=True), make_environment(settings, html=False)
     intro_html, intro_blocks, intro_links = render_markdown(spec.intro) if spec.intro else ("", [], [])
     context = {
@@ -60,8 +68,9 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
     html, inline_warnings = inline_css(wide)
     archive_html = _strip_personal(html)
     text = re.sub(r"\n{3,}", "\n\n", render(text_env, spec.text_template, context)).strip("\n") + "\n"
-    warnings = [w for r in reports for w in r.warnings] + inline_warnings
-    errors, lint_warnings = lint_issue(reports, html, text)
+    warnings = [w for r in reports for w in r.warnings] + inline_warnings + found.warnings
+    errors, lint_warnings = lint_issue(reports, html, text, own_media=media_url(settings, folder.name, ""))
+    errors = found.errors + errors
     warnings += lint_warnings
     if errors:
         raise ComposeError("\n".join(errors))
@@ -69,7 +78,7 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
         slug=folder.name, path=folder, subject=" ".join(spec.subject.split()), preheader=spec.preheader,
         lists=spec.lists, html=html, text=text, archive_html=archive_html,
         content_hash=content_hash(settings, folder, spec), warnings=tuple(warnings),
-        report_count=len(reports), reports=tuple(reports),
+        report_count=len(reports), reports=tuple(reports), images=tuple(found.images.values()),
     )
 
 

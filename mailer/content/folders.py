@@ -108,7 +108,9 @@ def content_hash(settings: Settings, folder: Path, spec: IssueSpec | None = None
     """sha256 over what the issue is made of: issue.toml, its reports, the templates in use."""
     spec = spec or read_spec(folder)
     digest = hashlib.sha256()
-    files = [folder / ISSUE_FILE, *spec.reports]
+    images = folder / "images"
+    files = [folder / ISSUE_FILE, *spec.reports,
+             *(sorted(p for p in images.rglob("*") if p.is_file()) if images.is_dir() else [])]
     for name in (spec.template, spec.text_template, "base.html"):
         found = find_template_file(settings, name)
         if found is not None:  # a missing template is reported by compose itself
