@@ -86,3 +86,39 @@ def test_a_default_over_a_line_is_one_compose_error(project: Path):
     settings = Settings(root=project, secret_keys=("k",), templates_path=("own", "templates"))
     with pytest.raises(ComposeError, match=r"own/issue.txt:1: personal\('name', default=...\): the default must be one line"):
         compose_issue(settings, project / "issues" / "example")
+
+
+def test_a_subscriber_attribute_fills_personal_attr_with_its_default(project: Path):
+    templates = project / "own"
+    templates.mkdir()
+    body = "Your branch: {{ personal('attr.branch', default='the whole city') }}; dues {{ personal('attr.dues') }}."
+    (templates / "issue.txt").write_text(body + "\n{{ personal('unsubscribe_url') }}\n")
+    (templates / "issue.html").write_text(f"<html><body><p>{body}</p><a href=\"{{{{ personal('unsubscribe_url') }}}}\">"
+                                          "Unsubscribe</a></body></html>")
+    settings = Settings(root=project, secret_keys=("k",), templates_path=("own", "templates"))
+    issue = make_issue(project, "attrs", reports={"a.md": "# A\n\nWords.\n"})
+    composed = compose_issue(settings, issue)
+    factory = MessageFactory(settings, subject=composed.subject, html=composed.html, text=composed.text,
+                             issue_slug=composed.slug)
+
+    def parts(attributes: dict) -> tuple[str, str]:
+        recipient = Recipient(key=1, email="r@example.net", name="", subscriber_uid="Qx7vR2pLk9",
+                              list_slug="news", list_name="News", attributes=attributes)
+        msg = message_from_bytes(factory.render(recipient).data, policy=policy.default)
+        return (msg.get_body(("plain",)).get_content(),  # type: ignore[union-attr]
+                msg.get_body(("html",)).get_content())  # type: ignore[union-attr]
+
+    text, html = parts({"branch": "Eastfield <North>", "dues": 2})
+    assert "Your branch: Eastfield <North>; dues 2." in text
+    assert "Your branch: Eastfield &lt;North&gt;; dues 2." in html
+    text, html = parts({})
+    assert "Your branch: the whole city; dues ." in text
+
+
+def test_an_attribute_name_that_is_not_a_name_is_one_compose_error(project: Path):
+    templates = project / "own"
+    templates.mkdir()
+    (templates / "issue.txt").write_text("{{ personal('attr.no such') }}\n")
+    settings = Settings(root=project, secret_keys=("k",), templates_path=("own", "templates"))
+    with pytest.raises(ComposeError, match=r"own/issue.txt:1: unknown personalisation field 'attr.no such'"):
+        compose_issue(settings, project / "issues" / "example")

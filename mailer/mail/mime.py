@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from typing import Callable, Mapping
 
 from mailer.headers import clean_header
-from mailer.content.personalize import PATTERN, check, default_of
+from mailer.content.personalize import PATTERN, check, default_of, key_of
 
 CRLF = b"\r\n"
 MAX_LINE = 78
@@ -145,7 +145,7 @@ class QPTemplate:
         ends = [0, *(pos for m in found for pos in (m.start(), m.end())), len(text)]
         statics = [text[ends[i]:ends[i + 1]] for i in range(0, len(ends), 2)]
         # (key, default) per placeholder; a reader without the value gets the default
-        self.keys = tuple((m.group(1), default_of(m.group(2))) for m in found)
+        self.keys = tuple((key_of(m.group(1)), default_of(m.group(2))) for m in found)
         self._escape = escape
         encoded = [_qp(part.replace("\n", "\r\n").encode("utf-8")) for part in statics]
         self._static = [e + SOFT_BREAK for e in encoded[:-1]] + encoded[-1:]

@@ -41,5 +41,6 @@ def welcome_message(settings: Settings, row: QueuedMail, subscriber: Subscriber,
     factory = MessageFactory(settings, subject=issue.subject, html=issue.html, text=issue.text,
                              issue_slug=issue.slug, preheader=issue.preheader)
     recipient = Recipient(key=f"welcome-{row.id}", email=subscriber.email, name=subscriber.name,
-                          subscriber_uid=subscriber.uid, list_slug=mlist.slug, list_name=mlist.name)
+                          subscriber_uid=subscriber.uid, list_slug=mlist.slug, list_name=mlist.name,
+                          attributes=subscriber.attributes or {})
     return factory.render(recipient)
