@@ -1,0 +1,307 @@
+"""`mailer doctor` against a real DNS server on loopback (dnsmasq) and the real web app over https.
+
+The zone of a well set-up group is built by `good_zone`; each test breaks one thing in it and
+reads the doctor's line for that thing. Keys and certificates are made by openssl; the https
+server is mailer's own web app under werkzeug with a certificate of a CA made for the test,
+which the doctor trusts through --ca-file.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mailer.cli import cli
+from mailer.config import Settings
+from mailer.db import Database
+from tests import dnsserver
+from tests.dnsserver import DnsServer, Zone
+from tests.helpers import TEST_ENV, free_port
+
+pytestmark = pytest.mark.skipif(not dnsserver.available() or not shutil.which("openssl"),
+                                reason="dnsmasq (apt-get install dnsmasq-base) or openssl missing")
+
+RELAY = "192.0.2.10"
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def public_key_b64(private_key: Path) -> str:
+    der = subprocess.run(["openssl", "rsa", "-in", str(private_key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True, timeout=60).stdout
+    return base64.b64encode(der).decode()
+
+
+@dataclass
+class Material:
+    dkim_key: Path
+    dkim_public: str
+    other_public: str
+    ca: Path
+    cert: Path
+    cert_key: Path
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
+    """Two DKIM keys, and a CA with a certificate for 127.0.0.1 (openssl)."""
+    d = tmp_path_factory.mktemp("doctor-keys")
+    openssl("genrsa", "-out", "dkim.pem", "2048", cwd=d)
+    openssl("genrsa", "-out", "other.pem", "2048", cwd=d)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=mailer doctor test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1", cwd=d)
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                               "extendedKeyUsage=serverAuth\n", encoding="utf-8")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    return Material(d / "dkim.pem", public_key_b64(d / "dkim.pem"), public_key_b64(d / "other.pem"),
+                    d / "ca.pem", d / "server.pem", d / "server.key")
+
+
+@pytest.fixture(scope="module")
+def https_base(material: Material, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """mailer's web app over https on a free loopback port; its base URL."""
+    from werkzeug.serving import make_server
+
+    from mailer.web import create_app, stop_app
+
+    root = tmp_path_factory.mktemp("doctor-web")
+    port = free_port()
+    base = f"https://127.0.0.1:{port}"
+    settings = Settings(root=root, database_url=f"sqlite:///{root}/web.db", base_url=base,
+                        secret_keys=("k1",), hash_key="h1")
+    db = Database(settings.resolved_database_url)
+    db.upgrade()
+    app = create_app(settings, db)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(material.cert, material.cert_key)
+    server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    thread.join(5)
+    stop_app(app)
+    db.dispose()
+
+
+def good_zone(material: Material) -> Zone:
+    """example.org as a group that did everything right: SPF through include and mx, DKIM, DMARC, PTR."""
+    return (Zone()
+            .txt("example.org", "v=spf1 mx include:_spf.example.org -all")
+            .txt("_spf.example.org", "v=spf1 ip4:192.0.2.0/28 ip6:2001:db8::/32 ~all")
+            .mx("example.org", "mx.example.org")
+            .host("mx.example.org", "198.51.100.5")
+            .host("relay.example.org", RELAY)
+            .ptr(RELAY, "relay.example.org")
+            .txt("mail._domainkey.example.org", f"v=DKIM1; k=rsa; p={material.dkim_public}")
+            .txt("_dmarc.example.org", "v=DMARC1; p=none; rua=mailto:dmarc@example.org"))
+
+
+def settings_env(material: Material, base_url: str, **overrides: str) -> dict[str, str]:
+    env = {**TEST_ENV, "MAILER_BACKEND": "smtp", "MAILER_SMTP_HOST": "relay.example.org",
+           "MAILER_FROM_EMAIL": "news@example.org", "MAILER_BOUNCE_ADDRESS": "bounces@example.org",
+           "MAILER_SENDING_DOMAIN": "example.org", "MAILER_DKIM_SELECTOR": "mail",
+           "MAILER_DKIM_DOMAIN": "example.org", "MAILER_DKIM_PRIVATE_KEY_FILE": str(material.dkim_key),
+           "MAILER_BASE_URL": base_url}
+    env.update({f"MAILER_{k.upper()}": v for k, v in overrides.items()})
+    return env
+
+
+@dataclass
+class Run:
+    result: Result
+
+    @property
+    def code(self) -> int:
+        return self.result.exit_code
+
+    @property
+    def lines(self) -> list[str]:
+        return self.result.output.splitlines()
+
+    def line(self, check: str) -> str:
+        found = [line for line in self.lines if line.split()[1:2] == [check]]
+        assert len(found) == 1, f"expected one {check!r} line in:\n{self.result.output}"
+        return found[0]
+
+
+def doctor(project: Path, material: Material, zone: Zone | None, base_url: str, *args: str,
+           **overrides: str) -> Run:
+    server = DnsServer(zone or good_zone(material))
+    try:
+        result = CliRunner().invoke(cli, ["--root", str(project), "doctor", "--dns-server", server.address,
+                                          "--ca-file", str(material.ca), "--timeout", "3", *args],
+                                    env=settings_env(material, base_url, **overrides))
+    finally:
+        server.stop()
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return Run(result)
+
+
+def test_all_good_exits_0_with_every_check_ok(project: Path, material: Material, https_base: str):
+    run = doctor(project, material, None, https_base)
+    assert run.code == 0, run.result.output
+    checks = [line.split()[1] for line in run.lines[:-1]]
+    assert checks == ["config", "relay", "spf", "dkim", "dmarc", "alignment", "ptr", "https", "one-click"]
+    assert all(line.startswith("ok ") for line in run.lines[:-1]), run.result.output
+    assert f"example.org allows {RELAY} (include:_spf.example.org;" in run.line("spf")
+    assert "matches dkim.private_key_file (2048-bit RSA)" in run.line("dkim")
+    assert f"{RELAY} -> relay.example.org -> {RELAY}" in run.line("ptr")
+    assert "answers 400 to a token that does not verify" in run.line("one-click")
+    assert run.lines[-1] == "9 ok, 0 warn, 0 fail"
+
+
+def test_no_spf_record_fails_with_the_record_to_publish(project, material, https_base):
+    zone = good_zone(material)
+    zone.options = [o for o in zone.options if not o.startswith("--txt-record=example.org,")]
+    run = doctor(project, material, zone, https_base)
+    assert run.code == 1
+    assert run.line("spf") == ('fail  spf       example.org (the domain of bounce_address) has no SPF record; '
+                               f'fix: publish a TXT record at example.org: "v=spf1 ip4:{RELAY} -all"')
+
+
+def test_spf_that_does_not_allow_the_relay_fails_naming_the_deciding_term(project, material, https_base):
+    zone = good_zone(material)
+    zone.options = [o.replace("ip4:192.0.2.0/28", "ip4:203.0.113.0/24") for o in zone.options]
+    run = doctor(project, material, zone, https_base)
+    assert run.code == 1
+    line = run.line("spf")
+    assert line.startswith(f"fail  spf       example.org does not allow the relay {RELAY}: SPF fail by -all")
+    assert f"fix: add ip4:{RELAY}" in line
+
+
+def test_spf_over_ten_lookups_is_a_permerror(project, material, https_base):
+    zone = good_zone(material)
+    zone.options = [o for o in zone.options if not o.startswith("--txt-record=example.org,")]
+    zone.txt("example.org", "v=spf1 " + " ".join(f"include:s{i}.example.org" for i in range(11)) + " -all")
+    for i in range(11):
+        zone.txt(f"s{i}.example.org", "v=spf1 ip4:203.0.113.1 -all")
+    run = doctor(project, material, zone, https_base)
+    assert "the SPF record of example.org is broken: more than 10 DNS lookups" in run.line("spf")
+    assert run.code == 1
+
+
+def test_spf_macros_and_redirect_are_evaluated(project, material, https_base):
+    zone = good_zone(material)
+    zone.options = [o for o in zone.options if not o.startswith("--txt-record=example.org,")]
+    zone.txt("example.org", "v=spf1 redirect=_r.example.org")
+    zone.txt("_r.example.org", "v=spf1 exists:%{ir}.%{v}._allow.%{d2} -all")
+    zone.host("10.2.0.192.in-addr._allow.example.org", "127.0.0.2")
+    run = doctor(project, material, zone, https_base)
+    assert f"example.org allows {RELAY} (exists:%{{ir}}.%{{v}}._allow.%{{d2}};" in run.line("spf")
+
+
+def test_dkim_key_in_dns_that_is_not_ours_fails(project, material, https_base):
+    zone = good_zone(material)
+    zone.options = [o.replace(material.dkim_public[:200], material.other_public[:200])
+                    .replace(material.dkim_public[200:], material.other_public[200:]) for o in zone.options]
+    run = doctor(project, material, zone, https_base)
+    assert run.code == 1
+    assert run.line("dkim").startswith("fail  dkim      the key at mail._domainkey.example.org does not match "
+                                       "dkim.private_key_file")
+
+
+def test_missing_dkim_key_fails_with_the_command_that_prints_it(project, material, https_base):
+    run = doctor(project, material, good_zone(material), https_base, dkim_selector="other")
+    assert "no DKIM key at other._domainkey.example.org" in run.line("dkim")
+    assert f"openssl rsa -in {material.dkim_key} -pubout -outform DER | base64 -w0" in run.line("dkim")
+
+
+def test_no_dmarc_record_fails_naming_every_name_asked(project, material, https_base):
+    zone = good_zone(material)
+    zone.options = [o for o in zone.options if "_dmarc" not in o]
+    run = doctor(project, material, zone, https_base, from_email="news@letters.example.org")
+    assert run.code == 1
+    assert run.line("dmarc").startswith("fail  dmarc     no DMARC record for letters.example.org (asked "
+                                        "_dmarc.letters.example.org, _dmarc.example.org, _dmarc.org)")
+
+
+def test_dmarc_on_the_organisational_domain_is_found_by_the_tree_walk(project, material, https_base):
+    run = doctor(project, material, good_zone(material), https_base,
+                 from_email="news@a.b.c.d.e.f.g.h.letters.example.org")
+    assert run.line("dmarc") == (
+        "ok    dmarc     DMARC p=none at _dmarc.example.org, the organisational domain of "
+        "a.b.c.d.e.f.g.h.letters.example.org found by the tree walk; reports to mailto:dmarc@example.org")
+    assert "aligns by DKIM (d=example.org) and SPF" in run.line("alignment")
+    assert run.code == 0
+
+
+def test_neither_dkim_nor_spf_aligned_with_from_fails(project, material, https_base):
+    zone = good_zone(material).txt("_dmarc.example.net", "v=DMARC1; p=reject; rua=mailto:d@example.net")
+    run = doctor(project, material, zone, https_base, from_email="news@example.net")
+    assert run.code == 1
+    assert run.line("alignment").startswith(
+        "fail  alignment neither DKIM d=example.org nor the bounce domain example.org aligns with From example.net")
+
+
+def test_ptr_that_does_not_resolve_back_fails(project, material, https_base):
+    zone = good_zone(material)
+    zone.options = [o for o in zone.options if not o.startswith("--ptr-record")]
+    zone.ptr(RELAY, "host-10.example.com")
+    run = doctor(project, material, zone, https_base)
+    assert run.code == 1
+    assert run.line("ptr").startswith(f"fail  ptr       {RELAY} -> host-10.example.com, but host-10.example.com "
+                                      f"does not resolve back to {RELAY}; fix: publish A host-10.example.com")
+
+
+def test_base_url_not_https_fails(project, material, https_base):
+    run = doctor(project, material, None, "http://127.0.0.1:1")
+    assert run.code == 1
+    assert run.line("https").startswith("fail  https     base_url http://127.0.0.1:1 is not https")
+
+
+def test_certificate_that_does_not_verify_fails_and_one_click_is_not_checked(project, material, https_base):
+    server = DnsServer(good_zone(material))
+    try:
+        result = CliRunner().invoke(cli, ["--root", str(project), "doctor", "--dns-server", server.address],
+                                    env=settings_env(material, https_base))
+    finally:
+        server.stop()
+    run = Run(result)
+    assert run.code == 1
+    assert run.line("https").startswith(f"fail  https     {https_base}: the certificate does not verify: "
+                                        "unable to get local issuer certificate")
+    assert run.line("one-click").startswith("warn  one-click not checked")
+
+
+def test_dns_server_that_never_answers_is_one_line_naming_it(project, material, https_base):
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        result = CliRunner().invoke(cli, ["--root", str(project), "doctor", "--dns-server", f"127.0.0.1:{port}",
+                                          "--timeout", "0.5", "--ca-file", str(material.ca)],
+                                    env=settings_env(material, https_base))
+    finally:
+        silent.close()
+    assert result.exit_code == 1 and result.exception is not None and isinstance(result.exception, SystemExit)
+    naming = [line for line in result.output.splitlines() if f"127.0.0.1:{port}" in line]
+    assert naming == [f"fail  dns       DNS server 127.0.0.1:{port} did not answer within 0.5 s (asked A "
+                      "relay.example.org); the remaining DNS checks did not run; fix: check --dns-server "
+                      "(or /etc/resolv.conf) and the network, or raise --timeout"]
+    assert "Traceback" not in result.output
+    assert "ok    https" in result.output   # the web checks still ran
+
+
+def test_bad_dns_server_option_is_one_error_line(project, material):
+    result = CliRunner().invoke(cli, ["--root", str(project), "doctor", "--dns-server", "dns.example:53"],
+                                env=settings_env(material, "https://news.example.org"))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "error: --dns-server 'dns.example:53': expected IP, IP:PORT or [IPv6]:PORT (an address, not a name)")
