@@ -305,3 +305,19 @@ def test_bad_dns_server_option_is_one_error_line(project, material):
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == (
         "error: --dns-server 'dns.example:53': expected IP, IP:PORT or [IPv6]:PORT (an address, not a name)")
+
+
+def test_smtp_without_tls_to_a_remote_relay_is_a_warning_I5(project, material, https_base):
+    run = doctor(project, material, None, https_base, smtp_security="none", smtp_port="25")
+    assert run.line("config") == ("warn  config    smtp.security is none: mail and password go to relay.example.org "
+                                  "unencrypted; fix: set smtp.security to starttls (port 587) or tls (port 465)")
+    assert run.code == 0   # a warning alone does not fail
+
+
+def test_relay_on_this_machine_is_a_warning_and_relay_ip_checks_the_public_address(project, material, https_base):
+    run = doctor(project, material, None, https_base, smtp_host="localhost")
+    assert run.line("relay").startswith("warn  relay     smtp.host localhost is 127.0.0.1, a local address")
+    assert [line for line in run.lines if line.split()[1] in ("spf", "ptr")] == []
+    run = doctor(project, material, None, https_base, "--relay-ip", "192.0.2.11", smtp_host="localhost")
+    assert "example.org allows 192.0.2.11" in run.line("spf")
+    assert run.line("ptr").startswith("fail  ptr       192.0.2.11 has no PTR record")
