@@ -60,14 +60,23 @@ class DnsServer:
     """dnsmasq serving *zone* on 127.0.0.1:<port>, UDP and TCP."""
 
     def __init__(self, zone: Zone) -> None:
+        # as root dnsmasq would switch to the user `nobody`; stay who we are
+        self.user = [f"--user={pwd.getpwuid(os.geteuid()).pw_name}"] if os.geteuid() == 0 else []
+        for attempt in range(3):   # the free TCP port may be taken for UDP: then try another
+            try:
+                self._start(zone)
+                return
+            except AssertionError:
+                if attempt == 2:
+                    raise
+
+    def _start(self, zone: Zone) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        # as root dnsmasq would switch to the user `nobody`; stay who we are
-        user = [f"--user={pwd.getpwuid(os.geteuid()).pw_name}"] if os.geteuid() == 0 else []
         self.process = subprocess.Popen(
             [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
              "--local=/#/", "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={self.port}",
-             "--pid-file=", "--cache-size=0", *user, *zone.options],
+             "--pid-file=", "--cache-size=0", *self.user, *zone.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             wait_for(self._listening, timeout=10, what=f"dnsmasq on port {self.port}")

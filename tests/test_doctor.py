@@ -321,3 +321,33 @@ def test_relay_on_this_machine_is_a_warning_and_relay_ip_checks_the_public_addre
     run = doctor(project, material, None, https_base, "--relay-ip", "192.0.2.11", smtp_host="localhost")
     assert "example.org allows 192.0.2.11" in run.line("spf")
     assert run.line("ptr").startswith("fail  ptr       192.0.2.11 has no PTR record")
+
+
+@pytest.mark.parametrize("record, error", [
+    ("v=spf1 ip4:300.1.1.1 -all", "malformed address in 'ip4:300.1.1.1'"),
+    ("v=spf1 include: -all", "malformed term 'include:'"),
+    ("v=spf1 ip4:192.0.2.0/33 -all", "malformed address in 'ip4:192.0.2.0/33'"),
+    ("v=spf1 redirect=a.example.org redirect=b.example.org", "more than one redirect= modifier"),
+    ("v=spf1 allx", "unknown term 'allx'"),
+    ("v=spf1 exists:%{x}.example.org -all", "malformed macro"),
+])
+def test_spf_syntax_errors_anywhere_are_a_permerror_before_anything_is_evaluated(record, error):
+    from mailer.doctor.dnsquery import Lookup
+    from mailer.doctor.spf import check_host
+
+    zone = Zone().txt("example.org", record.replace("allx", "ip4:192.0.2.10 allx"))
+    server = DnsServer(zone)
+    try:
+        outcome = check_host(Lookup(server.address, 3), RELAY, "example.org", "bounces@example.org")
+    finally:
+        server.stop()
+    assert (outcome.result, error in outcome.reason) == ("permerror", True), outcome
+
+
+def test_the_tree_walk_asks_at_most_8_names_jumping_to_the_last_7_labels():
+    from mailer.doctor.dmarc import walk_names
+
+    assert walk_names("a.b.c.d.e.f.g.h.example.org") == [
+        "a.b.c.d.e.f.g.h.example.org", "d.e.f.g.h.example.org", "e.f.g.h.example.org", "f.g.h.example.org",
+        "g.h.example.org", "h.example.org", "example.org", "org"]
+    assert walk_names("news.example.org") == ["news.example.org", "example.org", "org"]

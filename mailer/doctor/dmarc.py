@@ -36,15 +36,14 @@ def walk_names(domain: str) -> list[str]:
 
 def parse_record(text: str) -> dict[str, str] | None:
     """The tags of a DMARC record, or None when *text* is not one (it must start with v=DMARC1)."""
-    tags: dict[str, str] = {}
-    for part in text.split(";"):
-        key, sep, value = part.partition("=")
-        if sep:
-            tags.setdefault(key.strip().lower(), value.strip())
-        elif part.strip():
-            return None
-    if tags.get("v") != "DMARC1" or not text.strip().startswith("v"):
+    parts = [part.partition("=") for part in text.split(";") if part.strip()]
+    if not parts or parts[0][0].strip() != "v" or parts[0][2].strip() != "DMARC1":
         return None
+    tags: dict[str, str] = {}
+    for key, sep, value in parts:
+        if not sep:
+            return None
+        tags.setdefault(key.strip().lower(), value.strip())
     return tags
 
 
