@@ -77,8 +77,16 @@ def aligned(lookup: Lookup, domain: str, from_domain: str, mode: str) -> bool:
 
 
 def dmarc_findings(lookup: Lookup, settings: Settings) -> Iterator[Finding]:
-    """The policy for From's domain, its reports address, and whether SPF or DKIM aligns with From."""
-    from_domain = domain_of(settings.from_email)
+    """For the From domain of newsletters (and of confirmation mails, when another one): the
+    policy, its reports address, and whether SPF or DKIM aligns with that From."""
+    domains = [domain_of(settings.from_email)]
+    if settings.transactional_from_email and domain_of(settings.transactional_from_email) not in domains:
+        domains.append(domain_of(settings.transactional_from_email))
+    for from_domain in domains:
+        yield from _policy(lookup, settings, from_domain)
+
+
+def _policy(lookup: Lookup, settings: Settings, from_domain: str) -> Iterator[Finding]:
     found = records_along(lookup, from_domain)
     if not found:
         asked = ", ".join(f"_dmarc.{name}" for name in walk_names(from_domain))
