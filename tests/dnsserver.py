@@ -59,7 +59,9 @@ class Zone:
 class DnsServer:
     """dnsmasq serving *zone* on 127.0.0.1:<port>, UDP and TCP."""
 
-    def __init__(self, zone: Zone) -> None:
+    def __init__(self, zone: Zone, authoritative: bool = True) -> None:
+        # not authoritative: a name the zone does not hold is REFUSED (no upstream to ask)
+        self.local = ["--local=/#/"] if authoritative else []
         # as root dnsmasq would switch to the user `nobody`; stay who we are
         self.user = [f"--user={pwd.getpwuid(os.geteuid()).pw_name}"] if os.geteuid() == 0 else []
         for attempt in range(3):   # the free TCP port may be taken for UDP: then try another
@@ -75,7 +77,7 @@ class DnsServer:
         self.address = f"127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
-             "--local=/#/", "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={self.port}",
+             *self.local, "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={self.port}",
              "--pid-file=", "--cache-size=0", *self.user, *zone.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:

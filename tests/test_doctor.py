@@ -309,3 +309,18 @@ def test_the_tree_walk_asks_at_most_8_names_jumping_to_the_last_7_labels():
         "a.b.c.d.e.f.g.h.example.org", "d.e.f.g.h.example.org", "e.f.g.h.example.org", "f.g.h.example.org",
         "g.h.example.org", "h.example.org", "example.org", "org"]
     assert walk_names("news.example.org") == ["news.example.org", "example.org", "org"]
+
+
+def test_a_server_that_refuses_a_query_fails_that_check_and_the_others_run(project, material, https_base):
+    server = DnsServer(good_zone(material), authoritative=False)   # _dmarc.org: REFUSED
+    try:   # --relay-ip: the AAAA of relay.example.org would be REFUSED too
+        result = CliRunner().invoke(cli, ["--root", str(project), "doctor", "--dns-server", server.address,
+                                          "--ca-file", str(material.ca), "--relay-ip", RELAY],
+                                    env=settings_env(material, https_base))
+    finally:
+        server.stop()
+    run = Run(result)
+    assert run.code == 1
+    assert run.line("dmarc").startswith(f"fail  dmarc     DNS server {server.address} failed to answer TXT "
+                                        "_dmarc.org (SERVFAIL or REFUSED)")
+    assert [line.split()[:2] for line in run.lines[:-1] if not line.startswith("ok ")] == [["fail", "dmarc"]]

@@ -55,7 +55,8 @@ def relay_addresses(lookup: Lookup, settings: Settings, given: tuple[str, ...]) 
                 ipaddress.ip_address(ip)
             except ValueError:
                 raise InputError(f"--relay-ip {ip!r}: not an IP address") from None
-        return [str(ipaddress.ip_address(ip)) for ip in given], []
+        ips = [str(ipaddress.ip_address(ip)) for ip in given]
+        return ips, [ok("relay", f"mail leaves from {', '.join(ips)} (--relay-ip)")]
     host = settings.smtp_host
     if host == "localhost":
         ips = ["127.0.0.1"]
