@@ -324,3 +324,12 @@ def test_a_server_that_refuses_a_query_fails_that_check_and_the_others_run(proje
     assert run.line("dmarc").startswith(f"fail  dmarc     DNS server {server.address} failed to answer TXT "
                                         "_dmarc.org (SERVFAIL or REFUSED)")
     assert [line.split()[:2] for line in run.lines[:-1] if not line.startswith("ok ")] == [["fail", "dmarc"]]
+
+
+def test_spf_that_lets_any_host_pass_is_a_warning(project, material, https_base):
+    zone = good_zone(material)
+    zone.options = [o.replace("include:_spf.example.org -all", "include:_spf.example.org +all") for o in zone.options]
+    run = doctor(project, material, zone, https_base)
+    assert run.line("spf") == (f"warn  spf       example.org allows {RELAY}, and any host on the internet too "
+                               "(203.0.113.1 passes); fix: end the SPF record at example.org with -all or ~all, "
+                               "not +all")

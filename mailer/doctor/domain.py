@@ -12,6 +12,8 @@ from mailer.doctor.dnsquery import Lookup
 from mailer.doctor.spf import MAX_LOOKUPS, check_host
 from mailer.errors import ConfigError
 
+ANY_HOST = "203.0.113.1"   # TEST-NET-3 (RFC 5737): never a real sender, so only a +all lets it pass
+
 
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower().rstrip(".")
@@ -24,9 +26,9 @@ def spf_findings(lookup: Lookup, settings: Settings, relay_ips: list[str]) -> It
         mechanism = "ip4" if ipaddress.ip_address(ip).version == 4 else "ip6"
         outcome = check_host(lookup, ip, domain, settings.bounce_address, helo=settings.smtp_host)
         result, term = outcome.result, outcome.term
-        if result == "pass" and term == "all":
-            yield warn("spf", f"{domain} lets every host on the internet send as it (+all)",
-                       f"replace +all with -all in the SPF record at {domain}, after {mechanism}:{ip}")
+        if result == "pass" and check_host(lookup, ANY_HOST, domain, settings.bounce_address).result == "pass":
+            yield warn("spf", f"{domain} allows {ip}, and any host on the internet too ({ANY_HOST} passes)",
+                       f"end the SPF record at {domain} with -all or ~all, not +all")
         elif result == "pass":
             yield ok("spf", f"{domain} allows {ip} ({term}; {outcome.lookups} of {MAX_LOOKUPS} DNS lookups)")
         elif result == "none":
