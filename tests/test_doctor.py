@@ -29,13 +29,15 @@ def test_all_good_exits_0_with_every_check_ok(project: Path, material: Material,
     run = doctor(project, material, None, https_base)
     assert run.code == 0, run.result.output
     checks = [line.split()[1] for line in run.lines[:-1]]
-    assert checks == ["config", "relay", "spf", "dkim", "dmarc", "alignment", "ptr", "https", "one-click"]
+    assert checks == ["config", "relay", "spf", "bounces", "dkim", "dmarc", "alignment", "ptr", "https",
+                      "one-click"]
     assert all(line.startswith("ok ") for line in run.lines[:-1]), run.result.output
     assert f"example.org allows {RELAY} (include:_spf.example.org;" in run.line("spf")
     assert "matches dkim.private_key_file (2048-bit RSA)" in run.line("dkim")
     assert f"{RELAY} -> relay.example.org -> {RELAY}" in run.line("ptr")
     assert "answers 400 to a token that does not verify" in run.line("one-click")
-    assert run.lines[-1] == "9 ok, 0 warn, 0 fail"
+    assert run.line("bounces") == "ok    bounces   example.org receives the bounces (MX mx.example.org)"
+    assert run.lines[-1] == "10 ok, 0 warn, 0 fail"
 
 
 def test_no_spf_record_fails_with_the_record_to_publish(project, material, https_base):
@@ -204,3 +206,18 @@ def test_spf_that_lets_any_host_pass_is_a_warning(project, material, https_base)
     assert run.line("spf") == (f"warn  spf       example.org allows {RELAY}, and any host on the internet too "
                                "(203.0.113.1 passes); fix: end the SPF record at example.org with -all or ~all, "
                                "not +all")
+
+
+def test_bounce_domain_that_receives_no_mail_fails(project, material, https_base):
+    run = doctor(project, material, None, https_base, bounce_address="bounces@nowhere.example.org")
+    assert run.line("bounces") == (
+        "fail  bounces   nowhere.example.org has no MX and no address: bounces to bounces@nowhere.example.org "
+        "are lost; fix: publish an MX record for nowhere.example.org, or set bounce_address to a mailbox that "
+        "receives mail")
+    assert run.code == 1
+
+
+def test_bounce_domain_with_a_null_mx_fails(project, material, https_base):
+    zone = good_zone(material).mx("nomail.example.org", ".", 0)
+    run = doctor(project, material, zone, https_base, bounce_address="bounces@nomail.example.org")
+    assert run.line("bounces").startswith("fail  bounces   nomail.example.org says it receives no mail (null MX)")

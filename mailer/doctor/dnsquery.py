@@ -105,7 +105,7 @@ class Lookup:
         return [r.address for rdtype in types for r in self._query(name, rdtype)]
 
     def mx(self, name: str) -> list[str]:
-        """The exchanges of *name*, lowest preference first, without the trailing dot."""
+        """The exchanges of *name*, lowest preference first, without the trailing dot ("." is a null MX)."""
         records = sorted(self._query(name, "MX"), key=lambda r: r.preference)
         return [r.exchange.to_text(omit_final_dot=True) for r in records]
 

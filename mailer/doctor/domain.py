@@ -119,3 +119,20 @@ def dkim_findings(lookup: Lookup, settings: Settings) -> Iterator[Finding]:
                    "2048 bits are recommended: generate a new key under a new selector")
     else:
         yield ok("dkim", f"the key at {name} matches dkim.private_key_file ({bits}-bit RSA)")
+
+
+def bounce_findings(lookup: Lookup, settings: Settings) -> Iterator[Finding]:
+    """Can bounces reach bounce_address? Its domain needs an MX (or, by RFC 5321 5.1, an address)."""
+    domain = domain_of(settings.bounce_address)
+    exchanges = lookup.mx(domain)
+    if exchanges == ["."]:   # RFC 7505
+        yield fail("bounces", f"{domain} says it receives no mail (null MX) but bounce_address is there",
+                   "set bounce_address to a mailbox on a domain that receives mail")
+    elif exchanges:
+        yield ok("bounces", f"{domain} receives the bounces (MX {exchanges[0]})")
+    elif lookup.addresses(domain):
+        yield warn("bounces", f"{domain} has no MX; bounces go to its A/AAAA address",
+                   f"publish an MX record for {domain} naming your mail server")
+    else:
+        yield fail("bounces", f"{domain} has no MX and no address: bounces to {settings.bounce_address} are lost",
+                   f"publish an MX record for {domain}, or set bounce_address to a mailbox that receives mail")

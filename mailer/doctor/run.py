@@ -1,4 +1,4 @@
-"""Every doctor check in order: the settings, the relay, SPF, DKIM, DMARC, PTR, then base_url."""
+"""Every doctor check in order: the settings, the relay, SPF, bounces, DKIM, DMARC, PTR, then base_url."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from mailer.config import Settings
 from mailer.doctor import Finding, fail
 from mailer.doctor.dmarc import dmarc_findings
 from mailer.doctor.dnsquery import DNSError, DNSTimeout, Lookup
-from mailer.doctor.domain import dkim_findings, spf_findings
+from mailer.doctor.domain import bounce_findings, dkim_findings, spf_findings
 from mailer.doctor.relay import config_findings, ptr_findings, relay_addresses
 from mailer.doctor.web import web_findings
 
@@ -35,6 +35,7 @@ def run_checks(settings: Settings, options: Options) -> Iterator[Finding]:
         yield from found
         checks: list[tuple[str, Callable[[], Iterable[Finding]]]] = [
             ("spf", lambda: spf_findings(lookup, settings, relay_ips)),
+            ("bounces", lambda: bounce_findings(lookup, settings)),
             ("dkim", lambda: dkim_findings(lookup, settings)),
             ("dmarc", lambda: dmarc_findings(lookup, settings)),
             ("ptr", lambda: ptr_findings(lookup, relay_ips)),
