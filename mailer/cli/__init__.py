@@ -31,6 +31,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("settings:config", "Show every setting in force, with its environment variable; "
                                   "secrets are masked."),
     "db": ("store:db_group", "Database schema (Alembic migrations)."),
+    "doctor": ("doctor:doctor", "Check settings, SPF, DKIM, DMARC, PTR and base_url before a first send; "
+                                "exit 1 on a failure."),
     "init": ("store:init", "Create mailer.toml (if absent) and the database, and print the secrets to set."),
     "lists": ("store:lists_group", "Mailing lists; with no subcommand, show them with counts per status."),
     "new-issue": ("issue:new_issue", "Scaffold a new issue folder from the example issue."),
