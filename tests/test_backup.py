@@ -270,3 +270,24 @@ def test_postgresql_round_trip_and_refusals(postgres, project, tmp_path):
     assert list_slugs(db) == ["after", "news"]
     future_db.dispose()
     db.dispose()
+
+
+def test_force_restores_while_a_sender_beats(project, sqlite_db, env):
+    """A sending process alive on this host (its `sender:` heartbeat, its pid running) blocks a restore;
+    --force goes ahead."""
+    from mailer.liveness import Heartbeat
+    from mailer.locking import holder_id
+
+    make_list(sqlite_db, "news")
+    backup = project / "b.db"
+    assert mailer(env, "backup", str(backup)).returncode == 0
+    make_list(sqlite_db, "later")
+    beat = Heartbeat(sqlite_db, holder_id()).start()
+    try:
+        one_error_line(mailer(env, "restore", "--yes", str(backup)), f"a send is running ({holder_id()})")
+        assert list_slugs(sqlite_db) == ["later", "news"]
+        forced = mailer(env, "restore", "--yes", "--force", str(backup))
+        assert forced.returncode == 0, forced.stderr
+        assert list_slugs(sqlite_db) == ["news"]
+    finally:
+        beat.stop()
