@@ -122,7 +122,8 @@ def running_sends(db: Database) -> list[str]:
 
     from mailer import liveness
 
-    if db.sqlite_file() is not None and not db.sqlite_file().exists():  # type: ignore[union-attr]
+    live = db.sqlite_file()
+    if live is not None and not live.exists():
         return []
     if not inspect(db.engine).has_table("lease"):
         return []
