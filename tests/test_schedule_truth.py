@@ -4,6 +4,7 @@ warns when no scheduler would run the send (its heartbeat, or a recent `schedule
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -134,6 +135,8 @@ def test_the_daemon_beats_its_lease_and_a_killed_one_is_seen_dead(db, env, tmp_p
         assert session.get(Lease, SCHEDULER) is not None      # left behind by the killed daemon
     result = _schedule(env, "--at", "tomorrow 09:00")
     assert result.exit_code == 0 and result.stderr.startswith(WARNING)
+    listing = CliRunner().invoke(cli, ["schedule", "list"], env=env).output
+    assert f"scheduler: not running, last seen on {socket.gethostname()}:{daemon.proc.pid} at " in listing
 
 
 @sqlite_only

@@ -93,8 +93,11 @@ def _print_created(schedule_id: int, what: str, app: AppContext) -> None:
 @pass_app
 def list_command(app: AppContext) -> None:
     """Show every schedule: id, issue, lists, when (its zone and UTC), state, and 'out of date'."""
-    from mailer.scheduling.plans import list_schedules
+    from datetime import timedelta
+
+    from mailer.liveness import scheduler_alive
     from mailer.locking import current_holder
+    from mailer.scheduling.plans import list_schedules
 
     console = _console()
     views = list_schedules(app.db, app.settings)
@@ -108,9 +111,12 @@ def list_command(app: AppContext) -> None:
         console.print(f"{v.id}  {escape(v.issue)}  lists={','.join(v.lists)}  {kind} {v.when_local} "
                       f"({v.when_utc})  {state}{reason}")
     holder = current_holder(app.db)
-    console.print(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
-                  f"last seen {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
-                  if holder else "scheduler: not running (start `mailer scheduler`)")
+    if holder is not None and scheduler_alive(app.db, timedelta(0)):
+        console.print(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
+                      f"last seen {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
+    else:
+        gone = f", last seen on {holder.holder} at {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
+        console.print(f"scheduler: not running{gone} (start `mailer scheduler`)")
 
 
 @schedule_group.command("move")
