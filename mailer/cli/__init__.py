@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 # command name -> ("module:attribute" under mailer.cli, the short help shown by `mailer --help`)
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "backup": ("backup:backup_command", "Write a consistent backup of the database to FILE, safe while a send "
+                                        "runs."),
     "bounces": ("bounces:bounces", "Apply bounce and complaint reports: .eml files, a Maildir or folder "
                                    "of them, or - for stdin."),
     "compose": ("issue:compose", "Validate and build ISSUE_DIR; print a summary and warnings."),
@@ -38,6 +40,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "new-issue": ("issue:new_issue", "Scaffold a new issue folder from the example issue."),
     "preview": ("issue:preview", "Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); "
                                  "--serve to watch."),
+    "restore": ("backup:restore_command", "Replace the database with the backup FILE, atomically; refuses a "
+                                          "newer schema or a running send."),
     "schedule": ("schedule:schedule_group", "Plan sends: `mailer schedule ISSUE_DIR --list SLUG --at TIME` "
                                             "(or --cron), then list/move/cancel/refresh."),
     "scheduler": ("schedule:scheduler_command", "Run the scheduler daemon in the foreground (one per "

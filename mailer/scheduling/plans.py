@@ -45,8 +45,9 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
                   tz: str | None = None, now: datetime | None = None) -> Schedule:
     """Compose *issue* now (with lint) and plan its send at local time *at*."""
     zone = parse_zone(tz or settings.schedule_timezone)
-    run_at = parse_when(at, zone)
-    _future(run_at, zone, now or utcnow())
+    now = now or utcnow()
+    run_at = parse_when(at, zone, now=now)
+    _future(run_at, zone, now)
     from mailer.content.compose import compose_issue
 
     composed = compose_issue(settings, issue)
@@ -101,7 +102,7 @@ def move(db: Database, settings: Settings, schedule_id: int, at: str | None = No
         if row.kind is ScheduleKind.ONCE:
             if cron or not at:
                 raise InputError(f"schedule {schedule_id} is a one-off: give --at")
-            run_at = parse_when(at, zone)
+            run_at = parse_when(at, zone, now=now)
             _future(run_at, zone, now)
             if row.send_id is not None:
                 ledger.transition_send(session, row.send_id, SendStatus.SCHEDULED,
