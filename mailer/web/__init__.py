@@ -23,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from mailer.config import Settings, load_settings
 from mailer.content.templating import Kind, environment, find_template_file
 from mailer.db import Database
+from mailer.keyring import check_keys
 from mailer.signups.intake import intake_writer
 from mailer.signups.limits import SignupLimiter
 from mailer.signups.runner import SignupRunner
@@ -103,4 +104,5 @@ def make_wsgi_app() -> Flask:
     settings = load_settings()
     db = Database.from_settings(settings)
     db.require_schema()
+    check_keys(db, settings)
     return create_app(settings, db, start_queue=settings.web_background_thread)
