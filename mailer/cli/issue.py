@@ -17,6 +17,16 @@ from mailer.content.lint import html_part_size
 console = Console(highlight=False, soft_wrap=True)
 
 
+def _warn_local_links(settings) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
+    from mailer.settingrules import local_links_warning
+
+    warning = local_links_warning(settings.base_url)
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+
+
 def _summary(issue: ComposedIssue) -> None:
     table = Table(title=f"{issue.subject}", show_edge=False, title_justify="left")
     table.add_column("#", justify="right")
@@ -40,6 +50,7 @@ def compose(app: AppContext, issue_dir: str) -> None:
     """Validate and build ISSUE_DIR; print a summary and warnings."""
     issue = compose_issue(app.settings, issue_dir)
     _summary(issue)
+    _warn_local_links(app.settings)
     console.print(f"[green]ok[/green]: {issue.slug} composes ({issue.report_count} reports)")
 
 
@@ -60,6 +71,7 @@ def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, 
     recipient = directory.preview_recipient(app.db, as_email, issue.lists) if as_email else None
     for warning in issue.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    _warn_local_links(app.settings)
     if not serve:
         files = write_preview(app.settings, issue, recipient)
         console.print(f"wrote {files.folder}/: issue.html, issue.txt, archive.html, sample.eml, index.html")
