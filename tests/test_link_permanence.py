@@ -229,3 +229,16 @@ def test_the_file_backend_may_send_local_links_and_compose_warns(local: Path) ->
     assert "warning: links" not in ok(mailer(local, "compose", "issues/2026-12-local", MAILER_BASE_URL=BASE))
     ok(mailer(local, "send", "issues/2026-12-local", "--yes"))          # backend file: allowed
     assert len(list((local / "outbox").glob("*.eml"))) == 1
+
+
+def test_an_erased_person_s_link_answers_like_anyone_s_and_a_forged_one_does_not_B4(db, db_settings) -> None:
+    from mailer.people.erasure import erase_person
+
+    add_subscribers(db, "news", 1, settings=db_settings)
+    with db.session() as session:
+        person = session.scalar(select(Subscriber))
+        token = make_link_token(Purpose.UNSUBSCRIBE, person.uid, person.link_secret, "news")
+        erase_person(session, db_settings, person)
+    data = check_link(db, db_settings, Purpose.UNSUBSCRIBE, token)
+    assert data is not None and data.subscriber_uid == token.split(".")[0]
+    assert check_link(db, db_settings, Purpose.UNSUBSCRIBE, f"{'f' * 32}.news.{'0' * 32}") is None

@@ -20,6 +20,7 @@ from mailer.models.people import (
     BounceKind,
     Consent,
     ConsentSource,
+    ErasedLink,
     MailingList,
     OptIn,
     Reason,
@@ -44,7 +45,7 @@ from mailer.models.signups import IntakeStatus, MailKind, QueuedMail, QueueStatu
 __all__ = [
     "NAMING", "Base", "UTCDateTime", "enum_type", "link_secrets", "new_link_secret", "new_uid", "sorted_uids", "utcnow",
     "KeyFingerprint",
-    "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "MailingList", "OptIn",
+    "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "ErasedLink", "MailingList", "OptIn",
     "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
     "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",
     "SendStatus",

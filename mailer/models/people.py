@@ -177,3 +177,13 @@ class BounceEvent(Base):
     kind: Mapped[BounceKind] = mapped_column(_enum(BounceKind))
     status_code: Mapped[str] = mapped_column(String(20), default="")
     diagnostic: Mapped[str] = mapped_column(Text, default="")
+
+
+class ErasedLink(Base):
+    """An erased person's link secret, under their random uid only: their mailed links still answer
+    (naming nobody) instead of looking forged (STANDARDS B4). Nothing else of theirs is kept here."""
+
+    __tablename__ = "erased_link"
+
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    link_secret: Mapped[str] = mapped_column(String(32))

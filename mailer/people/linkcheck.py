@@ -1,8 +1,8 @@
 """Check an unsubscribe or preferences link against the database: the one place links are verified.
 
-A link proof (mailer.mail.tokens) is checked against the subscriber's stored link secret,
-so it needs no configured key and works for as long as the person's row exists (an
-erased person's links answer like any invalid one: nothing is kept to check them). A link
+A link proof (mailer.mail.tokens) is checked against the subscriber's stored link secret
+(or, once they are erased, the one kept under their uid alone), so it needs no configured
+key and works for ever; an erased person's link names nobody and changes nothing. A link
 signed with the configured keys (mailed before link proofs) still verifies while one of
 its keys is listed. May import models, mail.tokens and the floor.
 """
@@ -16,12 +16,16 @@ from sqlalchemy import select
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.mail.tokens import Purpose, TokenData, TokenError, parse_link_token, proof_matches, read_token
-from mailer.models import Subscriber
+from mailer.models import ErasedLink, Subscriber
 
 
 def _secret(db: Database, uid: str) -> str | None:
+    """The link secret of the person *uid*, or of the erased person it was; None for nobody."""
     with db.session() as session:
-        return session.scalar(select(Subscriber.link_secret).where(Subscriber.uid == uid))
+        found = session.scalar(select(Subscriber.link_secret).where(Subscriber.uid == uid))
+        if found is None:
+            found = session.scalar(select(ErasedLink.link_secret).where(ErasedLink.uid == uid))
+        return found
 
 
 def check_link(db: Database, settings: Settings, purpose: Purpose, token: str) -> TokenData | None:

@@ -1,7 +1,8 @@
 """link secrets and key fingerprints: links that survive key loss; the database knows its keys
 
 Every subscriber gets a random link secret (existing ones are backfilled here, in batches, from
-the operating system's random source); key_fingerprint holds keyed hashes of the keys in force.
+the operating system's random source); erased_link keeps an erased person's link secret under their
+random uid only; key_fingerprint holds keyed hashes of the keys in force.
 
 Revision ID: 0006
 Revises: 0004
@@ -31,6 +32,12 @@ def upgrade() -> None:
         sa.Column('updated_at', mailer.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('name', name=op.f('pk_key_fingerprint')),
     )
+    op.create_table(
+        'erased_link',
+        sa.Column('uid', sa.String(length=32), nullable=False),
+        sa.Column('link_secret', sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint('uid', name=op.f('pk_erased_link')),
+    )
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
         batch_op.add_column(sa.Column('link_secret', sa.String(length=32), nullable=True))
     conn = op.get_bind()
@@ -52,4 +59,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
         batch_op.drop_column('link_secret')
+    op.drop_table('erased_link')
     op.drop_table('key_fingerprint')
