@@ -242,3 +242,13 @@ def test_an_erased_person_s_link_answers_like_anyone_s_and_a_forged_one_does_not
     data = check_link(db, db_settings, Purpose.UNSUBSCRIBE, token)
     assert data is not None and data.subscriber_uid == token.split(".")[0]
     assert check_link(db, db_settings, Purpose.UNSUBSCRIBE, f"{'f' * 32}.news.{'0' * 32}") is None
+
+
+def test_the_link_secret_is_never_shown_in_a_person_s_data(db, db_settings) -> None:
+    from mailer.people.dataexport import person_data
+
+    add_subscribers(db, "news", 1, settings=db_settings)
+    with db.session() as session:
+        person = session.scalar(select(Subscriber))
+        shown = str(person_data(session, db_settings, person))
+    assert person.link_secret not in shown and person.uid in shown

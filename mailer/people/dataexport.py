@@ -15,7 +15,7 @@ from mailer.models import (AuditEvent, BounceEvent, Consent, Delivery, MailingLi
 from mailer.people.subscriptions import email_hash
 
 # columns that are ours, not the person's: left out of what is shown
-_INTERNAL = {"subscriber_id", "email_key", "claimed_by"}
+_INTERNAL = {"subscriber_id", "email_key", "claimed_by", "link_secret"}
 
 
 def _value(value: Any) -> Any:
