@@ -15,7 +15,7 @@ from mailer.models import (AuditEvent, BounceEvent, Consent, Delivery, MailingLi
 from mailer.people.subscriptions import email_hash
 
 # columns that are ours, not the person's: left out of what is shown
-_INTERNAL = {"subscriber_id", "email_key", "claimed_by", "link_secret"}
+_INTERNAL = {"subscriber_id", "email_key", "claimed_by"}
 
 
 def _value(value: Any) -> Any:
@@ -45,7 +45,7 @@ def person_data(session: Session, settings: Settings, subscriber: Subscriber) ->
                                     .order_by(Subscription.id))
     digest = email_hash(settings, subscriber.email_key)
     return {
-        "subscriber": _row(subscriber, {"email_key"}),
+        "subscriber": _row(subscriber, {"email_key", "link_secret"}),
         "subscriptions": [with_list(s) for s in subscriptions],
         "consents": [with_list(c) for c in session.scalars(
             select(Consent).where(Consent.subscriber_id == sid).order_by(Consent.id))],
