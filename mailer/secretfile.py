@@ -16,6 +16,7 @@ with one line naming the file and what to do. The environment (``MAILER_<NAME>``
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tomllib
@@ -73,22 +74,40 @@ def read_secrets(path: Path, secret_names: Mapping[str, str], given: Callable[[s
     return values
 
 
-def write_secrets(path: Path, values: Mapping[str, Any]) -> None:
-    """Create *path* with mode 0600 holding *values* (top-level secrets); never overwrites a file."""
+def write_secrets(path: Path, values: Mapping[str, Any], *, replace: bool = False) -> None:
+    """Write *values* (secrets, tables for sections) to *path* with mode 0600.
+
+    A new file is never written over an existing one unless *replace*: then the new text goes
+    to a temporary file first and takes the old one's place in one rename.
+    """
     lines = [HEADER]
-    for name, value in values.items():
-        if isinstance(value, (list, tuple)):
-            lines.append(f"{name} = [" + ", ".join(_quote(v) for v in value) + "]")
-        else:
-            lines.append(f"{name} = {_quote(str(value))}")
-    lines.append("# [smtp]\n# password = \"\"")
+    tables = {k: v for k, v in values.items() if isinstance(v, dict)}
+    lines += [f"{name} = {_toml(value)}" for name, value in values.items() if name not in tables]
+    for table, entries in tables.items():
+        lines += ["", f"[{table}]", *(f"{name} = {_toml(value)}" for name, value in entries.items())]
+    if "smtp" not in tables:
+        lines.append("# [smtp]\n# password = \"\"")
     text = "\n".join(lines) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    target = path.with_name(path.name + ".new") if replace else path
+    if replace:
+        target.unlink(missing_ok=True)          # left by an interrupted rotation
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+    if replace:
+        os.replace(target, path)
+
+
+def add_signing_key(path: Path, key: str) -> list[str]:
+    """Put *key* first in the signing keys of the secrets file *path*, keeping the others; returns them."""
+    check_mode(path)
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    keys = [key, *data.get("secret_keys", [])]
+    write_secrets(path, {**data, "secret_keys": keys}, replace=True)
+    return keys
 
 
 def ignore_in_git(folder: Path, names: list[str]) -> bool:
@@ -106,7 +125,14 @@ def ignore_in_git(folder: Path, names: list[str]) -> bool:
 
 
 def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_quote(str(v)) for v in value) + "]"
+    return _quote(str(value))
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -198,3 +198,17 @@ def test_fingerprints_never_hold_a_key_and_work_on_both_databases(db, settings) 
     check_keys(db, settings.replace(hash_key="other", secret_keys=("other",)))
     with pytest.raises(ConfigError):
         check_keys(db, settings)
+
+
+def test_keys_rotate_puts_a_fresh_key_first_and_keeps_the_rest(group: Path) -> None:
+    path = group / "secrets.toml"
+    path.write_text(path.read_text() + '[smtp]\npassword = "pa\\"ss"\n')
+    before = secrets_of(group)
+    ok = mailer(group, "keys", "rotate")
+    assert ok.exit_code == 0, ok.output
+    after = secrets_of(group)
+    assert after["secret_keys"][1:] == before["secret_keys"] and after["secret_keys"][0] not in before["secret_keys"]
+    assert after["hash_key"] == before["hash_key"] and after["smtp"]["password"] == 'pa"ss'
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and not (group / "secrets.toml.new").exists()
+    assert mailer(group, "keys").output.count("set, the database's") == 2      # the new set is recorded
+    one_error_line(mailer(group, "keys", "rotate", MAILER_SECRET_KEYS="x"), "rotate it there")

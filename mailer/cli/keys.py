@@ -60,4 +60,29 @@ def keys_accept(app: AppContext, yes: bool) -> None:
     click.echo("the keys in force are now the database's keys")
 
 
+@keys_group.command("rotate")
+@pass_app
+def keys_rotate(app: AppContext) -> None:
+    """Put a fresh signing key first in the secrets file; the old ones stay listed and still verify."""
+    import os
+    import secrets
+
+    from mailer.config import load_settings
+    from mailer.errors import ConfigError
+    from mailer.keyring import check_keys
+    from mailer.secretfile import add_signing_key
+
+    path = app.settings.path(app.settings.secrets_file)
+    if "MAILER_SECRET_KEYS" in os.environ or "MAILER_SECRET_KEYS_FILE" in os.environ:
+        raise ConfigError("MAILER_SECRET_KEYS is set in the environment, which wins over "
+                          f"{path}: rotate it there (a new key first, the old ones after it)")
+    if not path.exists():
+        raise ConfigError(f"{path}: no secrets file: run `mailer init` first")
+    db = app.db                              # the keys in force must be the database's before a rotation
+    keys = add_signing_key(path, secrets.token_urlsafe(32))
+    check_keys(db, load_settings(app.root, config_file=app.config_file))   # records the new set
+    click.echo(f"{path}: a fresh signing key first, {len(keys) - 1} older one(s) kept; drop an old key "
+               "only when no pending confirmation link needs it")
+
+
 COMMANDS: list[click.Command] = [keys_group]
