@@ -98,6 +98,17 @@ def _record(session, name: str, keys: tuple[str, ...], row: KeyFingerprint | Non
     return True
 
 
+def _newer(row: KeyFingerprint | None, keys: tuple[str, ...]) -> bool:
+    """Whether *keys* should replace the recorded set: they hold its newest key, or a new key comes
+    first. A process still on an older set (it lacks the newest key) is accepted but not recorded,
+    so it cannot bring back a key that a rotation has since dropped."""
+    if row is None:
+        return True
+    recorded = row.fingerprints.split(",")
+    mine = [fingerprint(k, row.salt) for k in keys]
+    return recorded[0] in mine or mine[0] not in recorded
+
+
 def check_keys(db: Database, settings: Settings) -> None:
     """Refuse keys that are not the database's (KeyMismatch, one line); record first use and rotations.
 
@@ -112,7 +123,7 @@ def check_keys(db: Database, settings: Settings) -> None:
                 problem = _refusal(_compare(row, name, keys))
                 if problem:
                     raise KeyMismatch(problem)
-                if keys:
+                if keys and _newer(row, keys):
                     changed = _record(session, name, keys, row) or changed
             if changed:
                 try:

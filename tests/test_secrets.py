@@ -195,6 +195,10 @@ def test_fingerprints_never_hold_a_key_and_work_on_both_databases(db, settings) 
         check_keys(db, settings.replace(secret_keys=("other",)))
     check_keys(db, settings.replace(secret_keys=("newest", settings.secret_keys[1])))   # rotation
     assert [s.known for s in key_states(db, settings.replace(secret_keys=("newest",)))] == [1, 1]
+    check_keys(db, settings.replace(secret_keys=(settings.secret_keys[1],)))   # a machine still on the old set
+    check_keys(db, settings.replace(secret_keys=("newest",)))                    # the old key is dropped
+    with pytest.raises(KeyMismatch):                                            # the stale one no longer fits
+        check_keys(db, settings.replace(secret_keys=(settings.secret_keys[1],)))
     accept_keys(db, settings.replace(hash_key="other", secret_keys=("other",)))
     check_keys(db, settings.replace(hash_key="other", secret_keys=("other",)))
     with pytest.raises(ConfigError):
