@@ -29,8 +29,8 @@ REQUIRED = ("secret_keys", "hash_key")
 HEADER = """\
 # secrets of mailer: the keys that sign links and hash addresses, and passwords.
 # Keep this file private (mode 0600), out of git, and in your backups (kept apart from the
-# database backups). Never change hash_key. To rotate secret_keys, put a new key first and
-# keep the old ones listed. The environment (MAILER_SECRET_KEYS, ...) wins over this file.
+# database backups). Never change hash_key. To rotate secret_keys, run `mailer keys rotate` (a new
+# key first, the old ones kept). The environment (MAILER_SECRET_KEYS, ...) wins over this file.
 """
 
 
