@@ -8,14 +8,12 @@ key and a restore from backup (listmonk's per-subscriber UUID, made purpose-boun
 web checks them against the database (mailer.people.linkcheck).
 
 Confirm links, and the unsubscribe and preferences links mailed before link proofs,
-are signed with the configured keys (itsdangerous). Each purpose has its own salt, so a token minted for one purpose never
-verifies for another. Unsubscribe and preferences tokens never expire;
-confirm tokens do. Keys rotate: the newest key signs, every listed key verifies.
-Tokens carry the subscriber's public ``uid`` (its creation time, as a UUIDv7 does, and 80
-random bits: models.new_uid), never an address or a row id:
-``<uid>.<list slug>[.<timestamp>].<signature>``. Signing is itsdangerous'
-`Signer` (HMAC) without a JSON or base64 layer: two tokens go into every
-message, so this is on the per-recipient path (~3 µs each instead of ~24).
+are signed with the configured keys (itsdangerous): ``<uid>.<list slug>[.<timestamp>].<signature>``.
+Each purpose has its own salt, so a token minted for one purpose never verifies for
+another; confirm tokens expire, the others never do. Keys rotate: the newest key signs,
+every listed key verifies. Both kinds carry the subscriber's public ``uid`` (its creation
+time, as a UUIDv7 does, and 80 random bits: models.new_uid), never an address or a row id.
+Signing is itsdangerous' `Signer` (HMAC) without a JSON or base64 layer.
 """
 
 from __future__ import annotations
