@@ -16,6 +16,14 @@ from mailer.content.lint import html_part_size
 console = LazyConsole(highlight=False, soft_wrap=True)
 
 
+def _warn_local_links(settings) -> None:  # type: ignore[no-untyped-def]
+    from mailer.settingrules import local_links_warning
+
+    warning = local_links_warning(settings.base_url)
+    if warning:
+        print_warnings([warning])
+
+
 def _summary(issue: ComposedIssue) -> None:
     click.echo(issue.subject)
     print_table(["#", "report", "words", "title"],
@@ -33,6 +41,7 @@ def compose(app: AppContext, issue_dir: str) -> None:
     """Validate and build ISSUE_DIR; print a summary and warnings."""
     issue = compose_issue(app.settings, issue_dir)
     _summary(issue)
+    _warn_local_links(app.settings)
     click.echo(click.style("ok", fg="green") + f": {issue.slug} composes ({issue.report_count} reports)")
 
 
@@ -52,6 +61,7 @@ def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, 
     issue = compose_issue(app.settings, issue_dir)
     recipient = directory.preview_recipient(app.db, as_email, issue.lists) if as_email else None
     print_warnings(issue.warnings)
+    _warn_local_links(app.settings)
     if not serve:
         files = write_preview(app.settings, issue, recipient)
         console.print(f"wrote {files.folder}/: issue.html, issue.txt, archive.html, sample.eml, index.html")
