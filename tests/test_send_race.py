@@ -24,8 +24,6 @@ from tests.helpers import TEST_ENV
 from tests.test_faults import ISSUE, fault_server, new_mailer  # noqa: F401  (fault_server: a fixture)
 
 N = 60
-RACE_XFAIL = pytest.mark.xfail(strict=True, reason="issue 15: 'already sent?' and 'create the send' are two "
-                               "transactions: both racers create a send and everyone gets two copies")
 
 
 def _cpu(pid: int) -> int:
@@ -102,7 +100,6 @@ def race_db(request: pytest.FixtureRequest, project: Path) -> tuple[str, Callabl
     return request.getfixturevalue("postgres").new_database(), hold_postgresql
 
 
-@RACE_XFAIL
 def test_two_sends_behind_a_write_lock_make_one_send_and_one_copy_each(race_db, project, fault_server):
     url, hold = race_db
     mailer, addresses = new_mailer(project, url, fault_server, N)
@@ -128,8 +125,6 @@ def test_two_sends_behind_a_write_lock_make_one_send_and_one_copy_each(race_db, 
     assert len(lines) == 1 and lines[0].startswith("error: "), loser
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: `mailer schedule` does not check that the issue was "
-                   "already sent to the list; the scheduler would mail the whole list again")
 def test_schedule_of_an_issue_already_sent_is_refused(project, fault_server):
     url = f"sqlite:///{project}/subscribers/mailer.db"
     mailer, addresses = new_mailer(project, url, fault_server, 5)

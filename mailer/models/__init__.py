@@ -35,6 +35,7 @@ from mailer.models.sending import (
     ScheduleKind,
     ScheduleStatus,
     Send,
+    SendList,
     SendStatus,
 )
 from mailer.models.signups import IntakeStatus, MailKind, QueuedMail, QueueStatus, SignupIntake
@@ -44,6 +45,6 @@ __all__ = [
     "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "MailingList", "OptIn",
     "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
     "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",
-    "SendStatus",
+    "SendList", "SendStatus",
     "IntakeStatus", "MailKind", "QueuedMail", "QueueStatus", "SignupIntake",
 ]
