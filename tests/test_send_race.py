@@ -146,3 +146,25 @@ def test_second_send_of_a_sent_issue_is_refused_without_again(project, fault_ser
     lines = [line for line in again.stderr.splitlines() if line.strip()]
     assert again.exit_code != 0 and len(lines) == 1 and "--again" in lines[0], again.stderr
     assert all(fault_server.received[a] == 1 for a in addresses)
+
+
+def test_two_schedules_behind_a_write_lock_make_one_plan(race_db, project, fault_server):
+    """Two `mailer schedule` of one issue to one list, racing: one plan; the other refused in one line."""
+    url, hold = race_db
+    new_mailer(project, url, fault_server, 3)
+    release = hold(url)
+    try:
+        procs = [subprocess.Popen([sys.executable, "-m", "mailer", "schedule", ISSUE, "--list", "news", "--at",
+                                   "2099-01-04 09:00"], cwd=project, env=_env(project), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        wait_until_blocked(procs)
+    finally:
+        release()
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in outcomes)
+    assert _scalar(url, "SELECT count(*) FROM send WHERE issue_slug = 'example'") == 1, outcomes
+    assert codes[0] == 0 and codes[1] != 0, outcomes
+    loser = next(err for code, _, err in outcomes if code != 0)
+    lines = [line for line in loser.splitlines() if line.strip()]
+    assert len(lines) == 1 and "already scheduled to news" in lines[0], loser
+    assert _scalar(url, "SELECT count(*) FROM schedule") == 1

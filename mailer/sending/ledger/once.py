@@ -1,4 +1,4 @@
-"""Never twice: an issue goes to a list once per generation, and the database enforces it.
+"""Never twice (STANDARDS E9): an issue goes to a list once per generation, enforced by the database.
 
 Each send holds one `send_list` row per list; the unique key (issue, list,
 occurrence, generation, held) makes a second claim fail in the database
