@@ -184,6 +184,8 @@ def test_a_recurring_schedule_sends_each_run_once_and_refuses_a_second_plan(sdb,
     line = _refused(s, "schedule", str(folder), "--list", "news", "--cron", "0 18 * * MON")
     assert f"issue 'weekly-digest' is already on recurring schedule {row.id} to news: pass --again" in line
     assert "recurring schedule" in _refused(s, "schedule", str(folder), "--list", "news", "--at", FUTURE)
+    assert "recurring schedule" in _refused(s, "send", str(folder), "--list", "news", "--yes")
+    assert _copies(project) == {p: 2 for p in PEOPLE}
     _ok(s, "schedule", str(folder), "--list", "news", "--cron", "0 18 * * MON", "--again")
     assert _count(sdb, Schedule) == 2
 

@@ -45,18 +45,6 @@ def _future(run_at: datetime, zone: ZoneInfo, now: datetime, field: str = "--at"
                          f"({run_at:%H:%M:%S} UTC) is in the past")
 
 
-def _check_recurring(session, issue_slug: str, slugs: list[str], again: bool) -> None:  # type: ignore[no-untyped-def]
-    """Refuse a plan of an issue that a recurring schedule already sends to one of *slugs*, unless *again*."""
-    if again:
-        return
-    for row in session.scalars(select(Schedule).where(Schedule.kind == ScheduleKind.CRON,
-                                                      Schedule.status == ScheduleStatus.SCHEDULED)):
-        overlap = [slug for slug in slugs if slug in row.list_slugs]
-        if Path(row.issue_path).name == issue_slug and overlap:
-            raise ledger.AlreadySent(f"issue {issue_slug!r} is already on recurring schedule {row.id} to "
-                                     f"{', '.join(overlap)}: pass --again to schedule it a second time")
-
-
 def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], at: str,
                   tz: str | None = None, now: datetime | None = None, *, again: bool = False) -> Schedule:
     """Compose *issue* now (with lint) and plan its send at local time *at*; the snapshot claims the
@@ -69,7 +57,7 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
     composed = compose_issue(settings, issue)
     with db.session() as session:
         slugs = _lists(session, composed.lists, lists)
-        _check_recurring(session, composed.slug, slugs, again)
+        ledger.once.check_recurring(session, composed.slug, slugs, again=again)
         send = ledger.create_send(session, composed, slugs, status=SendStatus.SCHEDULED, again=again)
         session.flush()
         row = Schedule(issue_path=str(composed.path), list_slugs=slugs, kind=ScheduleKind.ONCE, run_at=run_at,
@@ -98,7 +86,6 @@ def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tu
     with db.session() as session:
         slugs = _lists(session, spec.lists, lists)
         ledger.once.check(session, folder.name, slugs, again=again)
-        _check_recurring(session, folder.name, slugs, again)
         row = Schedule(issue_path=str(folder), list_slugs=slugs, kind=ScheduleKind.CRON, cron=" ".join(cron.split()),
                        timezone=zone.key, next_run_at=first.astimezone(timezone.utc) if first else None)
         session.add(row)

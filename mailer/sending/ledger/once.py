@@ -14,6 +14,7 @@ transaction. May import the floor and people.lists.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Sequence
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -21,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.errors import InputError
-from mailer.models import MailingList, Send, SendList, SendStatus, utcnow
+from mailer.models import (MailingList, Schedule, ScheduleKind, ScheduleStatus, Send, SendList, SendStatus,
+                           utcnow)
 from mailer.people.lists import get_list
 
 RELEASED = (SendStatus.CANCELLED, SendStatus.FAILED, SendStatus.MISSED)
@@ -83,12 +85,31 @@ def list_ids(conn: Session | Connection, list_slugs: Sequence[str]) -> list[int]
     return [get_list(conn, slug).id for slug in dict.fromkeys(list_slugs)]
 
 
-def check(conn: Session | Connection, issue_slug: str, list_slugs: Sequence[str], *, again: bool = False,
-          occurrence: str = "") -> None:
-    """Raise AlreadySent when a new claim of *issue_slug* for these lists would be refused."""
-    problem = refusal(issue_slug, holders(conn, issue_slug, list_ids(conn, list_slugs), occurrence), again)
+def check(conn: Session | Connection, issue_slug: str, list_slugs: Sequence[str], *, again: bool = False) -> None:
+    """Raise AlreadySent when a new campaign of *issue_slug* for these lists would be refused: a claim
+    held, or a recurring schedule of the issue to one of them (that one checked here only)."""
+    problem = refusal(issue_slug, holders(conn, issue_slug, list_ids(conn, list_slugs)), again)
     if problem is not None:
         raise problem
+    check_recurring(conn, issue_slug, list_slugs, again=again)
+
+
+def check_recurring(conn: Session | Connection, issue_slug: str, list_slugs: Sequence[str], *,
+                    again: bool = False) -> None:
+    """Raise AlreadySent when a recurring schedule sends *issue_slug* to one of these lists, unless *again*.
+
+    A recurring schedule holds no claim between runs (each run claims its own
+    occurrence), so this is checked when a campaign is asked for, not by the key.
+    """
+    if again:
+        return
+    rows = conn.execute(select(Schedule.id, Schedule.issue_path, Schedule.list_slugs).where(
+        Schedule.kind == ScheduleKind.CRON, Schedule.status == ScheduleStatus.SCHEDULED).order_by(Schedule.id))
+    for schedule_id, issue_path, slugs in rows:
+        overlap = [slug for slug in dict.fromkeys(list_slugs) if slug in (slugs or [])]
+        if PurePath(issue_path).name == issue_slug and overlap:
+            raise AlreadySent(f"issue {issue_slug!r} is already on recurring schedule {schedule_id} to "
+                              f"{', '.join(overlap)}: pass --again to send it a second time")
 
 
 def claim(conn: Session | Connection, send_id: int, issue_slug: str, list_slugs: Sequence[str], *,
