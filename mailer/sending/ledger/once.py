@@ -178,7 +178,10 @@ def _write(conn: Session | Connection, stmt, rows: list[dict] | None,  # type: i
     """Run the claim's write in a savepoint; a unique-key refusal becomes the one line naming the winner."""
     try:
         with conn.begin_nested():
-            conn.execute(stmt, rows) if rows is not None else conn.execute(stmt)
+            if rows is None:
+                conn.execute(stmt)
+            else:
+                conn.execute(stmt, rows)
     except IntegrityError as exc:
         if "send_list" not in str(exc.orig) and "uq_send_list_claim" not in str(exc.orig):
             raise

@@ -5,7 +5,7 @@ made and holds the claim whenever it is scheduled or starts (ledger.once: an
 issue goes to a list once unless `again`). Functions taking a session or a
 connection run inside the caller's transaction (so a schedule row and its
 send change together); those taking the Database commit on their own.
-May import the floor, people.lists and, for type hints only, content.
+May import the floor, people.lists, ledger.once and, for type hints only, content.
 """
 
 from __future__ import annotations
