@@ -4,7 +4,9 @@ Two `mailer send ISSUE --list news --yes` processes start while a third connecti
 database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: LOCK TABLE send IN EXCLUSIVE MODE,
 which lets both read and makes both wait to write). Once both wait, the lock is released.
 Exactly one send may exist, each subscriber gets one copy at the server, and the loser exits
-non-zero with one `error:` line. `mailer schedule` of an issue already sent is refused too.
+non-zero with one `error:` line. Two racing `mailer schedule` of one issue make one plan, and
+`mailer schedule` of an issue already sent is refused too. (Before the rule lived in the
+database: 2 sends and 60 of 60 subscribers with two copies, both commands exiting 0, on both.)
 """
 
 from __future__ import annotations
