@@ -63,9 +63,11 @@ def _require_public_links(app: AppContext) -> None:
                                  'or "YYYY-MM-DD HH:MM[:SS]".')
 @click.option("--cron", help='Recurring: 5-field cron expression, e.g. "0 9 * * FRI"; composed afresh at each run.')
 @click.option("--tz", help=_TZ_HELP)
+@click.option("--again", is_flag=True,
+              help="Schedule an issue for a list it was already sent or scheduled to (a deliberate second campaign).")
 @pass_app
 def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None, cron: str | None,
-        tz: str | None) -> None:
+        tz: str | None, again: bool) -> None:
     """Schedule ISSUE_DIR (also the form `mailer schedule ISSUE_DIR ...`): composed now for --at."""
     from mailer.errors import InputError
     from mailer.scheduling.plans import schedule_cron, schedule_once
@@ -74,10 +76,10 @@ def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None,
         raise InputError("give exactly one of --at (a one-off send) or --cron (a recurring one)")
     _require_public_links(app)
     if at:
-        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz)
+        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz, again=again)
         what = f"send {row.send_id} holds the composed issue"
     else:
-        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz)
+        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz, again=again)
         what = f"cron {row.cron!r} in {row.timezone}; composed afresh at each run"
     _print_created(row.id, what, app)
 

@@ -38,6 +38,7 @@ from mailer.models.sending import (
     ScheduleKind,
     ScheduleStatus,
     Send,
+    SendList,
     SendStatus,
 )
 from mailer.models.signups import IntakeStatus, MailKind, QueuedMail, QueueStatus, SignupIntake
@@ -48,6 +49,6 @@ __all__ = [
     "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "ErasedLink", "MailingList", "OptIn",
     "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
     "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",
-    "SendStatus",
+    "SendList", "SendStatus",
     "IntakeStatus", "MailKind", "QueuedMail", "QueueStatus", "SignupIntake",
 ]

@@ -5,7 +5,7 @@ the operating system's random source); erased_link keeps an erased person's link
 random uid only; key_fingerprint holds keyed hashes of the keys in force.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03 07:10:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import mailer.models
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
