@@ -103,3 +103,22 @@ def test_a_large_image_is_a_warning_and_a_relative_link_still_an_error(project, 
     folder = issue_with(project, "See [the notes](notes.pdf).", slug="links")
     with pytest.raises(ComposeError, match="link 'notes.pdf' is not an absolute http"):
         compose_issue(settings, folder)
+
+
+def test_sending_publishes_the_images_before_any_message_names_them(project, settings):
+    from mailer.backends.memory import MemoryBackend
+    from mailer.sending import campaign
+    from tests.helpers import add_subscribers
+
+    folder = issue_with(project, "![Marchers](images/march.jpg)")
+    photo(folder / "images" / "march.jpg")
+    db = Database(f"sqlite:///{project}/subscribers/mailer.db")
+    db.upgrade()
+    add_subscribers(db, "news", 2)
+    issue = compose_issue(settings, folder)
+    published = project / "media" / "photos" / issue.images[0].name
+    assert not published.exists()
+    campaign.start(db, issue, ["news"])
+    assert published.read_bytes() == (folder / "images" / "march.jpg").read_bytes()
+    MemoryBackend.reset()
+    db.dispose()

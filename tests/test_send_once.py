@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import MetaData, Table, func, inspect, select, text
 
 from mailer.cli import cli
 from mailer.config import Settings
@@ -232,9 +232,31 @@ def _legacy(db_url: str, settings: Settings, project: Path) -> tuple[Database, S
     settings = settings.replace(database_url=db_url, backend="file")
     database = Database(db_url)
     database.upgrade("0004")
-    add_list(database, settings)
-    add_list(database, settings, "actions")
+    _legacy_list(database, "news")
+    _legacy_list(database, "actions")
     return database, settings
+
+
+def _legacy_list(database: Database, slug: str, subscribers: int = 3) -> None:
+    """A list and its confirmed subscribers written with the columns revision 0004 has: today's
+    models know columns that later migrations add."""
+    meta = MetaData()
+    tables = {name: Table(name, meta, autoload_with=database.engine)
+              for name in ("mailing_list", "subscriber", "subscription")}
+    now = utcnow()
+    with database.engine.begin() as conn:
+        list_id = conn.execute(tables["mailing_list"].insert().values(
+            slug=slug, name=slug.title(), description="", opt_in="double", created_at=now)).inserted_primary_key[0]
+        for i in range(subscribers):
+            email = f"{slug}{i}@example.org"
+            found = conn.execute(select(tables["subscriber"].c.id).where(
+                tables["subscriber"].c.email_key == email)).scalar()
+            sid = found or conn.execute(tables["subscriber"].insert().values(
+                uid=f"legacy{slug}{i}", email=email, email_key=email, name="", attributes={},
+                created_at=now, updated_at=now)).inserted_primary_key[0]
+            conn.execute(tables["subscription"].insert().values(
+                subscriber_id=sid, list_id=list_id, status="confirmed", reason="admin", created_at=now,
+                status_at=now, confirmed_at=now))
 
 
 def _old_send(database: Database, settings: Settings, project: Path, status: SendStatus,

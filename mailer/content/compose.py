@@ -50,7 +50,7 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
     for report in reports:
         report.html = link_images(report.html, settings, folder, report.path.name, found)
         if report.image and is_local(report.image):
-            image = check_image(folder, report.image, report.path.name, found)
+            image = check_image(settings, folder, report.image, report.path.name, found)
             report.image = media_url(settings, folder.name, image.name) if image else ""
     html_env, text_env = make_environment(settings, html=True), make_environment(settings, html=False)
     intro_html, intro_blocks, intro_links = render_markdown(spec.intro) if spec.intro else ("", [], [])

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from sqlalchemy import Connection, func, update
 from sqlalchemy.orm import Session
 
+from mailer.content.images import publish
 from mailer.db import Database
 from mailer.errors import InputError
 from mailer.models import Send, SendStatus, utcnow
@@ -38,6 +39,7 @@ def create_send(session: Session, composed: ComposedIssue, list_slugs: Sequence[
         raise InputError(f"{composed.path}: no list to send to: pass --list or set `lists` in issue.toml")
     for slug in slugs:
         get_list(session, slug)
+    publish(composed.images)     # its images go public with the send, before any message names them
     send = Send(
         issue_slug=composed.slug, issue_path=str(composed.path), subject=composed.subject,
         preheader=composed.preheader, html=composed.html, text=composed.text,
