@@ -33,7 +33,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("store:db_group", "Database schema (Alembic migrations)."),
     "init": ("store:init", "Create mailer.toml (if absent) and the database, and print the secrets to set."),
     "lists": ("store:lists_group", "Mailing lists; with no subcommand, show them with counts per status."),
-    "new-issue": ("issue:new_issue", "Scaffold a new issue folder from the example issue."),
+    "new-issue": ("issue:new_issue", "Scaffold a new issue folder: one report to fill in, or a copy of the "
+                                    "example issue."),
     "preview": ("issue:preview", "Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); "
                                  "--serve to watch."),
     "schedule": ("schedule:schedule_group", "Plan sends: `mailer schedule ISSUE_DIR --list SLUG --at TIME` "

@@ -25,13 +25,12 @@ from markupsafe import Markup
 
 from mailer.config import Settings
 from mailer.errors import ComposeError
+from mailer.shipped import TEMPLATES
 from mailer.content.personalize import placeholder
 from mailer.content.reports import TextBlock
 
 WIDTH = 72
 
-# the templates shipped with mailer (the repository's templates/): the last folder of every search path
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 PAGE_SUFFIXES = (".html", ".htm", ".xml", ".xhtml", ".svg")
 
 
@@ -47,8 +46,8 @@ class Kind(enum.Enum):
 def search_path(settings: Settings) -> list[str]:
     """The configured template folders, then the built-in ones."""
     folders = [Path(settings.path(p)) for p in settings.templates_path]
-    if BUILTIN_TEMPLATES.is_dir() and BUILTIN_TEMPLATES not in folders:
-        folders.append(BUILTIN_TEMPLATES)
+    if TEMPLATES.is_dir() and TEMPLATES not in folders:   # the shipped ones (mailer.shipped) come last
+        folders.append(TEMPLATES)
     return [str(f) for f in folders]
 
 
