@@ -4,8 +4,9 @@ them), the example issue, and the Alembic migrations.
 In a checkout or an editable install the templates and the example issue are the repository's
 top-level ``templates/`` and ``issues/example/``; an installed wheel carries them inside the
 package as ``mailer/_data/`` (mapped at build time, pyproject.toml's ``force-include``). The
-package must be installed as files, not imported from a zip. The floor: imports nothing from
-mailer.
+choice follows where ``mailer`` was imported from: an editable install imports the checkout, so
+the copy hatchling also leaves in site-packages/mailer/_data/ is never read. The package must be
+installed as files, not imported from a zip. The floor: imports nothing from mailer.
 """
 
 from __future__ import annotations
