@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
-import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from rich.table import Table
 
 from mailer.cli import AppContext, pass_app
 from mailer.content.compose import ComposedIssue, compose_issue
-from mailer.errors import InputError
+from mailer.errors import InputError, MailerError
 from mailer.content.lint import html_part_size
 from mailer.shipped import EXAMPLE_ISSUE
 
@@ -133,11 +133,13 @@ def new_issue(app: AppContext, title: str, slug: str | None, example: bool) -> N
     target = settings.path(settings.issues_dir) / slug
     if target.exists():
         raise InputError(f"{target}: already exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{slug}-", dir=target.parent))  # all or nothing
+    staging = target.parent / f".{slug}.{secrets.token_hex(4)}.new"   # all or nothing: renamed when whole
     try:
+        staging.mkdir(parents=True)
         _fill(staging, title, example)
         staging.rename(target)
+    except OSError as exc:
+        raise MailerError(f"{exc.filename or target}: cannot create the issue folder: {exc.strerror}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     reports = ", ".join(f"reports/{p.name}" for p in sorted((target / "reports").iterdir()))
