@@ -139,7 +139,7 @@ def new_issue(app: AppContext, title: str, slug: str | None, example: bool) -> N
         _fill(staging, title, example)
         staging.rename(target)
     except OSError as exc:
-        raise MailerError(f"{exc.filename or target}: cannot create the issue folder: {exc.strerror}") from None
+        raise MailerError(f"{target}: cannot create the issue folder: {exc.strerror}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     reports = ", ".join(f"reports/{p.name}" for p in sorted((target / "reports").iterdir()))
