@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.config import Settings
 from mailer.errors import ConfigError, InputError, MailerError
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+from mailer.shipped import MIGRATIONS
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -39,7 +39,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("keys:keys_group", "Compare the keys in force with the database's; `keys accept` makes them "
                                 "its keys."),
     "lists": ("store:lists_group", "Mailing lists; with no subcommand, show them with counts per status."),
-    "new-issue": ("issue:new_issue", "Scaffold a new issue folder from the example issue."),
+    "new-issue": ("issue:new_issue", "Scaffold a new issue folder: one report to fill in, or a copy of the "
+                                    "example issue."),
     "preview": ("issue:preview", "Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); "
                                  "--serve to watch."),
     "restore": ("backup:restore_command", "Replace the database with the backup FILE, atomically; refuses a "
