@@ -123,6 +123,14 @@ def language(dotted: str, value: str) -> str:
     return value
 
 
+def direction(dotted: str, value: str) -> str:
+    """Text direction of the HTML: ltr, rtl, or empty (derived from `language`)."""
+    if value not in ("", "ltr", "rtl"):
+        raise ConfigError(f"setting {dotted!r}: must be 'ltr', 'rtl' or empty (from 'language'), "
+                          f"got {value[:20]!r}")
+    return value
+
+
 def time_zone(dotted: str, value: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -148,6 +156,7 @@ STRING_RULES: dict[str, Callable[[str, str], str]] = {
     "group_name": header_text,
     "feedback_id_sender": feedback_sender,
     "language": language,
+    "direction": direction,
     "schedule_timezone": time_zone,
 }
 # text that may run over several lines (shown on a page, never in a header)

@@ -55,6 +55,7 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
                   "intro_links": intro_links},
         "reports": reports,
         "lang": settings.language,
+        "dir": settings.text_direction,
     }
     wide = render(html_env, spec.template, {**context, "archive": False})
     html, inline_warnings = inline_css(wide)
