@@ -62,7 +62,7 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
     archive_html = _strip_personal(html)
     text = re.sub(r"\n{3,}", "\n\n", render(text_env, spec.text_template, context)).strip("\n") + "\n"
     warnings = [w for r in reports for w in r.warnings] + inline_warnings
-    errors, lint_warnings = lint_issue(reports, html, text)
+    errors, lint_warnings = lint_issue(reports, html, text, spec.template)
     warnings += lint_warnings
     if errors:
         raise ComposeError("\n".join(errors))

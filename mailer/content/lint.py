@@ -6,6 +6,7 @@ import binascii
 
 import lxml.html
 
+from mailer.content.a11y import Section, check_html
 from mailer.content.personalize import placeholder
 from mailer.content.reports import Report
 
@@ -34,7 +35,8 @@ def _links_and_images(fragment_html: str) -> tuple[list[str], list[tuple[str, st
     return links, images
 
 
-def lint_issue(reports: list[Report], html: str, text: str) -> tuple[list[str], list[str]]:
+def lint_issue(reports: list[Report], html: str, text: str,
+               template: str = "issue.html") -> tuple[list[str], list[str]]:
     """Return (errors, warnings); each line names the report file or the part it is about."""
     errors: list[str] = []
     warnings: list[str] = []
@@ -73,4 +75,8 @@ def lint_issue(reports: list[Report], html: str, text: str) -> tuple[list[str], 
         errors.append("HTML part: no unsubscribe link (the template must use personal('unsubscribe_url'))")
     if unsubscribe not in text:
         errors.append("text part: no unsubscribe link (the template must use personal('unsubscribe_url'))")
+    sections = {r.anchor: Section(r.path.name, report=True, plain_text=r.path.suffix.lower() == ".txt")
+                for r in reports}
+    sections["intro"] = Section("issue.toml (intro)")
+    warnings += check_html(html, sections, Section(template))
     return errors, warnings
