@@ -27,6 +27,7 @@ _RELATIVE_SIZE = {"h1": 2.0, "h2": 1.5, "h3": 1.17, "h4": 1.0, "h5": 0.83, "h6":
                   "sub": 0.83, "sup": 0.83}
 _RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
 _LTR = re.compile(r"[A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]")
+_MSO = re.compile(r"<!--\[if [^\]]*\bmso\b")
 _SKIP = frozenset({"head", "style", "script", "title", "template"})
 
 
@@ -74,7 +75,7 @@ def check_html(html: str, sections: dict[str, Section], template: Section) -> li
     _check_document(root, html, template, findings)
     containers = _section_containers(root, sections)
     start = _Inherited(color=(0, 0, 0), background=(255, 255, 255), size=16.0, bold=False, section=template)
-    state = {"heading": 0, "mso": "[if mso]" in html, "text": {}}
+    state = {"heading": 0, "mso": bool(_MSO.search(html)), "text": {}}
     body = root.find("body")
     if body is not None:
         _walk(body, start, containers, findings, state)
@@ -187,7 +188,8 @@ def _check_element(element: lxml.etree._Element, tag: str, style: dict[str, str]
     section = here.section
     for problem in csscompat.unsupported(element.get("style") or "", element.get("bgcolor")):
         findings.add(section, problem)
-    if "max-width" in style and not state["mso"] and tag in ("table", "div") and not element.get("width"):
+    if "max-width" in style and not state["mso"] and tag in ("table", "div") \
+            and not (element.get("width") or "").isdigit():
         findings.add(section, "max-width is ignored by Outlook for Windows: add a fixed-width table "
                      "in an <!--[if mso]> comment around it")
     if tag == "table":

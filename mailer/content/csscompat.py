@@ -114,8 +114,7 @@ def unsupported(style_attribute: str, bgcolor: str | None = None) -> tuple[str, 
     if any(name.startswith("--") or "var(" in value for name, value in style.items()):
         found.append("CSS variables (var(--x)) are dropped by Gmail, Outlook and Yahoo; write the values")
     image = style.get("background-image", "") + style.get("background", "")
-    if _URL_OR_GRADIENT.search(image) and background_color(
-            {k: v for k, v in style.items() if k != "background"}, bgcolor) is None:
+    if _URL_OR_GRADIENT.search(image) and background_color(style, bgcolor) is None:
         found.append("a background image without a background-color or bgcolor: Outlook for Windows "
                      "and clients that block images show nothing behind the text")
     if style.get("float", "none") != "none":
@@ -124,6 +123,6 @@ def unsupported(style_attribute: str, bgcolor: str | None = None) -> tuple[str, 
     if family:
         names = [f.strip().strip("'\"").lower() for f in family.split(",")]
         if not GENERIC_FONTS.intersection(names) and names[0] not in ("inherit", "initial"):
-            found.append(f"font-family {family[:40]!r} has no generic fallback (serif, sans-serif...): "
+            found.append(f"font-family {family[:40]} has no generic fallback (serif, sans-serif...): "
                          "web fonts are dropped by Gmail and Outlook")
     return tuple(found)

@@ -75,8 +75,13 @@ def lint_issue(reports: list[Report], html: str, text: str,
         errors.append("HTML part: no unsubscribe link (the template must use personal('unsubscribe_url'))")
     if unsubscribe not in text:
         errors.append("text part: no unsubscribe link (the template must use personal('unsubscribe_url'))")
+    warnings += a11y_warnings(reports, html, template)
+    return errors, warnings
+
+
+def a11y_warnings(reports: list[Report] | tuple[Report, ...], html: str, template: str = "issue.html") -> list[str]:
+    """The accessibility lint of *html*, each warning naming its report, the intro or *template*."""
     sections = {r.anchor: Section(r.path.name, report=True, plain_text=r.path.suffix.lower() == ".txt")
                 for r in reports}
     sections["intro"] = Section("issue.toml (intro)")
-    warnings += check_html(html, sections, Section(template))
-    return errors, warnings
+    return check_html(html, sections, Section(template))
