@@ -191,6 +191,10 @@ def test_lint_contrast_and_size_follow_inheritance_and_skip_hidden_text() -> Non
                         "r.md: heading levels skipped (h1 before <h2>): 'big'"], warnings
 
 
+def test_lint_of_an_empty_html_part_is_one_line() -> None:
+    assert check_html(" \n", {}, Section("issue.html")) == ["issue.html: the HTML part is empty"]
+
+
 def test_a_report_that_is_only_whitespace_still_fails_with_one_line(settings: Settings, project: Path) -> None:
     make_issue(project, "blank", {"a.md": "   \n\n  \n"})
     with pytest.raises(ComposeError, match="a.md: the report is empty"):

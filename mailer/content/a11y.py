@@ -70,8 +70,11 @@ class _Findings:
 
 def check_html(html: str, sections: dict[str, Section], template: Section) -> list[str]:
     """Warnings about *html*; *sections* maps element ids to the part they start."""
-    root = lxml.etree.fromstring(html, lxml.etree.HTMLParser())
+    root = lxml.etree.fromstring(html, lxml.etree.HTMLParser()) if html.strip() else None
     findings = _Findings()
+    if root is None:
+        findings.add(template, "the HTML part is empty")
+        return findings.lines()
     _check_document(root, html, template, findings)
     containers = _section_containers(root, sections)
     start = _Inherited(color=(0, 0, 0), background=(255, 255, 255), size=16.0, bold=False, section=template)
