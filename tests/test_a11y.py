@@ -166,6 +166,7 @@ def test_lint_names_the_template_for_a_template_that_breaks_every_rule_J3_J4(set
     html = html.replace("font-size: 14px; line-height: 21px; color: #5e5e5b;",
                         "font-size: 12px; line-height: 21px; color: #aaaaaa; position: relative;")
     html = html.replace("font-family: Georgia, 'Times New Roman', serif; }", "font-family: 'Brand Serif'; }")
+    html = html.replace('<style data-premailer="ignore">', '<style data-premailer="ignore">\n@import url(x.css);')
     base.write_text(html.replace("<body>", '<body><img src="https://example.org/logo.png">'
                                  '<div style="display:flex;background-image:url(https://example.org/bg.png)">'
                                  '<a href="https://example.org">Read more</a></div>'))
@@ -177,7 +178,7 @@ def test_lint_names_the_template_for_a_template_that_breaks_every_rule_J3_J4(set
                      "generic fallback", "issue.html: max-width is ignored by Outlook for Windows",
                      'issue.html: an image without alt', "issue.html: display:flex is ignored",
                      "issue.html: a background image without a background-color",
-                     "issue.html: link text 'Read more' says nothing"):
+                     "issue.html: link text 'Read more' says nothing", "issue.html: @import in <style>"):
         assert expected in warnings, expected
 
 

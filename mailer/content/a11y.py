@@ -99,6 +99,9 @@ def _check_document(root: lxml.etree._Element, html: str, template: Section, fin
         findings.add(template, "<html> has no lang: screen readers guess the language (WCAG 3.1.1)")
     if not (root.get("dir") or "").strip():
         findings.add(template, '<html> has no dir ("ltr" or "rtl")')
+    if any("@import" in (style.text or "") for style in root.iter("style")):
+        findings.add(template, "@import in <style>: Gmail drops the whole block and no client "
+                     "should fetch it; put the CSS in the template")
     title = root.find("head/title")
     if title is None or not (title.text or "").strip():
         findings.add(template, "no <title>: screen readers and browsers show nothing for the page")
