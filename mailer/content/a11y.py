@@ -75,7 +75,7 @@ def check_html(html: str, sections: dict[str, Section], template: Section) -> li
     if root is None:
         findings.add(template, "the HTML part is empty")
         return findings.lines()
-    _check_document(root, html, template, findings)
+    _check_document(root, template, findings)
     containers = _section_containers(root, sections)
     start = _Inherited(color=(0, 0, 0), background=(255, 255, 255), size=16.0, bold=False, section=template)
     state = {"heading": 0, "mso": bool(_MSO.search(html)), "text": {}}
@@ -94,7 +94,7 @@ def check_html(html: str, sections: dict[str, Section], template: Section) -> li
     return findings.lines()
 
 
-def _check_document(root: lxml.etree._Element, html: str, template: Section, findings: _Findings) -> None:
+def _check_document(root: lxml.etree._Element, template: Section, findings: _Findings) -> None:
     if not (root.get("lang") or "").strip():
         findings.add(template, "<html> has no lang: screen readers guess the language (WCAG 3.1.1)")
     if not (root.get("dir") or "").strip():
