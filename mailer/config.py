@@ -38,6 +38,8 @@ class Settings:
     # the salutation of every issue: `greeting` with {name}, or `greeting_nameless` for a reader without one
     greeting: str = "Dear {name},"
     greeting_nameless: str = "Dear friend,"
+    # "ltr" or "rtl"; empty: from `language` (RIGHT_TO_LEFT)
+    direction: str = ""
     from_name: str = "Riverside Solidarity Network"
     from_email: str = "news@example.org"
     reply_to: str = ""
@@ -131,8 +133,29 @@ class Settings:
             return prefix + str(self.path(url[len(prefix):]))
         return url
 
+    @property
+    def text_direction(self) -> str:
+        """`dir` of the HTML: the `direction` setting, else rtl for a right-to-left language."""
+        return self.direction or text_direction(self.language)
+
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+
+# languages written right to left (ISO 639 codes), the first subtag of `language`
+RIGHT_TO_LEFT = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "iw", "ks", "nqo", "ps", "sd",
+                           "syr", "ug", "ur", "yi"})
+
+
+def text_direction(language: str) -> str:
+    """"rtl" for a language written right to left ("ar", "he-IL", "ku-Arab"), else "ltr"."""
+    tag = language.lower()
+    # a script subtag decides when given: "az-Arab" is right to left, "sd-Deva" is not
+    parts = tag.split("-")
+    script = next((p for p in parts[1:] if len(p) == 4 and p.isalpha()), "")
+    if script:
+        return "rtl" if script in ("arab", "hebr", "syrc", "thaa", "nkoo", "adlm", "rohg") else "ltr"
+    return "rtl" if parts[0] in RIGHT_TO_LEFT else "ltr"
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "root")

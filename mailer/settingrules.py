@@ -138,6 +138,14 @@ def short_text(dotted: str, value: str) -> str:
     return value
 
 
+def direction(dotted: str, value: str) -> str:
+    """Text direction of the HTML: ltr, rtl, or empty (derived from `language`)."""
+    if value not in ("", "ltr", "rtl"):
+        raise ConfigError(f"setting {dotted!r}: must be 'ltr', 'rtl' or empty (from 'language'), "
+                          f"got {value[:20]!r}")
+    return value
+
+
 def time_zone(dotted: str, value: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -165,6 +173,7 @@ STRING_RULES: dict[str, Callable[[str, str], str]] = {
     "language": language,
     "greeting": greeting_text,
     "greeting_nameless": short_text,
+    "direction": direction,
     "schedule_timezone": time_zone,
 }
 # text that may run over several lines (shown on a page, never in a header)

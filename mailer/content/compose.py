@@ -63,13 +63,15 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
                   "intro_links": intro_links},
         "reports": reports,
         "lang": settings.language,
+        "dir": settings.text_direction,
     }
     wide = render(html_env, spec.template, {**context, "archive": False})
     html, inline_warnings = inline_css(wide)
     archive_html = _strip_personal(html)
     text = re.sub(r"\n{3,}", "\n\n", render(text_env, spec.text_template, context)).strip("\n") + "\n"
     warnings = [w for r in reports for w in r.warnings] + inline_warnings + found.warnings
-    errors, lint_warnings = lint_issue(reports, html, text, own_media=media_url(settings, folder.name, ""))
+    errors, lint_warnings = lint_issue(reports, html, text, spec.template,
+                                       own_media=media_url(settings, folder.name, ""))
     errors = found.errors + errors
     warnings += lint_warnings
     if errors:
