@@ -42,7 +42,7 @@ def test_a_photo_in_the_issue_folder_is_sized_and_linked_by_its_public_address(p
     [image] = issue.images
     assert image.name.endswith("-march.jpg") and (image.width, image.height) == (600, 338)
     url = f"{BASE}/media/photos/{image.name}"
-    assert f'src="{url}" width="600"' in issue.html
+    assert f'src="{url}" width="600" height="338"' in issue.html
     assert f'src="{url}"' in issue.archive_html
     assert issue.warnings == ()
 

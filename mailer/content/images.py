@@ -110,15 +110,22 @@ def check_image(settings: Settings, folder: Path, src: str, report_name: str,
     return image
 
 
-def link_images(html: str, settings: Settings, folder: Path, report_name: str, found: ImageCheck) -> str:
-    """*html* with each local image's src made its public address, and width/height set."""
+def check_images(html: str, settings: Settings, folder: Path, report_name: str, found: ImageCheck) -> None:
+    """Check every local image of one report's *html*; errors and warnings name *report_name*."""
+    for tag in _IMG.findall(html):
+        src_match = _SRC.search(tag)
+        if src_match is not None and is_local(src_match.group(1)):
+            check_image(settings, folder, src_match.group(1), report_name, found)
+
+
+def link_images(html: str, settings: Settings, folder: Path, found: ImageCheck) -> str:
+    """The issue's final (inlined) *html* with each checked local image's src made its public
+    address, and width/height set: after premailer, which would turn them into height="auto"."""
 
     def one(match: re.Match[str]) -> str:
         tag = match.group(0)
         src_match = _SRC.search(tag)
-        if src_match is None or not is_local(src_match.group(1)):
-            return tag
-        image = check_image(settings, folder, src_match.group(1), report_name, found)
+        image = found.images.get(src_match.group(1)) if src_match is not None else None
         if image is None:
             return tag
         tag = re.sub(r'\s(?:width|height)="[^"]*"', "", tag)
