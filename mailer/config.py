@@ -37,7 +37,7 @@ class Settings:
     language: str = "en"
     # the salutation of every issue: `greeting` with {name}, or `greeting_nameless` for a reader without one
     greeting: str = "Dear {name},"
-    greeting_nameless: str = "Dear friend,"
+    greeting_nameless: str = "Hello,"
     # "ltr" or "rtl"; empty: from `language` (RIGHT_TO_LEFT)
     direction: str = ""
     from_name: str = "Riverside Solidarity Network"

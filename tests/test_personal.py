@@ -32,7 +32,7 @@ def message_parts(settings: Settings, issue_dir: Path, name: str) -> tuple[str, 
 def test_nameless_reader_gets_the_nameless_greeting_in_both_parts(project: Path):
     settings = Settings(root=project, secret_keys=("k",))
     text, html = message_parts(settings, project / "issues" / "example", "")
-    assert "Dear friend," in text and "Dear friend," in html
+    assert "Hello," in text and "Hello," in html
     assert "Dear ," not in text and "Dear ," not in html
     text, html = message_parts(settings, project / "issues" / "example", "Sam  Okafor")
     assert "Dear Sam Okafor," in text and "Dear Sam Okafor," in html

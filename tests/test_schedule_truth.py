@@ -70,7 +70,8 @@ def env(db, db_settings, project):  # type: ignore[no-untyped-def]
 
 
 def _schedule(env, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "news", *args], env=env,
+    """Schedule the example issue; --again, as these tests plan it more than once (never twice, E9)."""
+    return CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "news", "--again", *args], env=env,
                               catch_exceptions=False)
 
 
@@ -147,6 +148,6 @@ def test_a_recent_scheduler_once_counts_as_a_running_scheduler(db, env):
     assert done.returncode == 0, done.stderr
     result = _schedule(env, "--at", "10:00")
     assert result.exit_code == 0 and result.stderr == "", result.output
-    result = CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "news", "--at", "11:00"],
+    result = CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "news", "--again", "--at", "11:00"],
                                 env={**env, "MAILER_SCHEDULE_GRACE_MINUTES": "0.001"})
     assert result.exit_code == 0 and result.stderr.startswith(WARNING)

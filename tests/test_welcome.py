@@ -86,7 +86,7 @@ def test_a_list_without_welcome_and_an_admin_add_send_none_unless_asked(web_app:
                              welcome=True)
     web_app.deliver()
     [welcome] = welcomes(web_app)
-    assert welcome["To"] == "ed@example.org" and "Dear friend," in body_text(welcome)
+    assert welcome["To"] == "ed@example.org" and "Hello," in body_text(welcome)
     with web_app.db.session() as session:
         assert [k for k in session.scalars(select(QueuedMail.kind))] == [MailKind.WELCOME]
 
