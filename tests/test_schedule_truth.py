@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from mailer.errors import InputError
 from mailer.liveness import SCHEDULER, Heartbeat
 from mailer.models import Lease, Schedule, Send, utcnow
 from mailer.scheduling.times import parse_when
+from tests.helpers import make_issue
 from tests.schedule_support import MAILER, Daemon, add_list, env_for
 
 LONDON = ZoneInfo("Europe/London")
@@ -151,3 +153,12 @@ def test_a_recent_scheduler_once_counts_as_a_running_scheduler(db, env):
     result = CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "news", "--again", "--at", "11:00"],
                                 env={**env, "MAILER_SCHEDULE_GRACE_MINUTES": "0.001"})
     assert result.exit_code == 0 and result.stderr.startswith(WARNING)
+
+
+def test_schedule_repeats_every_compose_warning(db, env):
+    project = Path(env["MAILER_ROOT"])
+    make_issue(project, "untitled", {"01-note.txt": "We met at the hall and agreed to march on Saturday.\n"})
+    result = CliRunner().invoke(cli, ["schedule", "issues/untitled", "--list", "news", "--at", "tomorrow 09:00"],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    assert "warning: 01-note.txt: no title; using the first sentence" in result.stderr

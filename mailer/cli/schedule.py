@@ -76,12 +76,18 @@ def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None,
         raise InputError("give exactly one of --at (a one-off send) or --cron (a recurring one)")
     _require_public_links(app)
     if at:
-        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz, again=again)
+        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz, again=again, warn=_warn)
         what = f"send {row.send_id} holds the composed issue"
     else:
-        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz, again=again)
+        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz, again=again, warn=_warn)
         what = f"cron {row.cron!r} in {row.timezone}; composed afresh at each run"
     _print_created(row.id, what, app)
+
+
+def _warn(warnings) -> None:  # type: ignore[no-untyped-def]
+    from mailer.cli.output import print_warnings
+
+    print_warnings(warnings, err=True)
 
 
 def _print_created(schedule_id: int, what: str, app: AppContext) -> None:
@@ -164,7 +170,7 @@ def refresh_command(app: AppContext, schedule_id: int) -> None:
     """Re-compose the issue of one-off SCHEDULE_ID (with lint) so the current reports go out."""
     from mailer.scheduling.plans import refresh
 
-    row = refresh(app.db, app.settings, schedule_id)
+    row = refresh(app.db, app.settings, schedule_id, warn=_warn)
     _print_created(row.id, f"re-composed as send {row.send_id}", app)
 
 

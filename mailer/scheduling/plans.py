@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -29,6 +30,9 @@ from mailer.people.lists import get_list
 from mailer.scheduling.times import parse_cron, parse_when, parse_zone
 from mailer.sending import ledger
 
+
+# gets compose's warnings, so that every command that composes repeats them
+Warn = Callable[[Sequence[str]], None]
 
 def _lists(session, composed_lists: tuple[str, ...], given: tuple[str, ...]) -> list[str]:  # type: ignore[no-untyped-def]
     slugs = list(dict.fromkeys(given or composed_lists))
@@ -46,9 +50,11 @@ def _future(run_at: datetime, zone: ZoneInfo, now: datetime, field: str = "--at"
 
 
 def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], at: str,
-                  tz: str | None = None, now: datetime | None = None, *, again: bool = False) -> Schedule:
+                  tz: str | None = None, now: datetime | None = None, *, again: bool = False,
+                  warn: Warn | None = None) -> Schedule:
     """Compose *issue* now (with lint) and plan its send at local time *at*; the snapshot claims the
-    lists (AlreadySent when the issue was sent or scheduled to one of them, unless *again*)."""
+    lists (AlreadySent when the issue was sent or scheduled to one of them, unless *again*).
+    *warn* gets compose's warnings."""
     zone = parse_zone(tz or settings.schedule_timezone)
     now = now or utcnow()
     run_at = parse_when(at, zone, now=now)
@@ -56,6 +62,8 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
     from mailer.content.compose import compose_issue
 
     composed = compose_issue(settings, issue)
+    if warn is not None:
+        warn(composed.warnings)
     with db.session() as session:
         slugs = _lists(session, composed.lists, lists)
         ledger.once.check_recurring(session, composed.slug, slugs, again=again)
@@ -69,7 +77,8 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
 
 
 def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], cron: str,
-                  tz: str | None = None, now: datetime | None = None, *, again: bool = False) -> Schedule:
+                  tz: str | None = None, now: datetime | None = None, *, again: bool = False,
+                  warn: Warn | None = None) -> Schedule:
     """Plan a recurring send; the folder is checked now and composed afresh at each run.
 
     AlreadySent when the issue was sent or scheduled to one of the lists,
@@ -83,7 +92,9 @@ def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tu
     folder = find_issue(settings, issue)
     spec = read_spec(folder)
     if spec.reports:
-        compose_issue(settings, folder)
+        composed = compose_issue(settings, folder)
+        if warn is not None:
+            warn(composed.warnings)
     first = trigger.get_next_fire_time(None, now or utcnow())
     with db.session() as session:
         slugs = _lists(session, spec.lists, lists)
@@ -145,7 +156,7 @@ def cancel(db: Database, schedule_id: int) -> Schedule:
     return row
 
 
-def refresh(db: Database, settings: Settings, schedule_id: int) -> Schedule:
+def refresh(db: Database, settings: Settings, schedule_id: int, warn: Warn | None = None) -> Schedule:
     """Re-compose a one-off schedule's issue (with lint) and replace its snapshot."""
     with db.session() as session:
         row = get_schedule(session, schedule_id)
@@ -157,6 +168,8 @@ def refresh(db: Database, settings: Settings, schedule_id: int) -> Schedule:
     from mailer.content.compose import compose_issue
 
     composed = compose_issue(settings, issue_path)
+    if warn is not None:
+        warn(composed.warnings)
     with db.session() as session:
         row = get_schedule(session, schedule_id)
         old = session.get(Send, row.send_id) if row.send_id else None
