@@ -263,13 +263,14 @@ def _old_send(database: Database, settings: Settings, project: Path, status: Sen
               lists: list[str]) -> int:
     """A send row as the code before 0005 wrote it (no claim), composed from the example issue."""
     c = compose_issue(settings, project / "issues" / "example")
-    with database.session() as session:
-        send = Send(issue_slug=c.slug, issue_path=str(c.path), subject=c.subject, preheader=c.preheader, html=c.html,
-                    text=c.text, archive_html=c.archive_html, content_hash=c.content_hash, list_slugs=lists,
-                    status=status, status_at=utcnow())
-        session.add(send)
-        session.flush()
-        return send.id
+    table = Table("send", MetaData(), autoload_with=database.engine)   # the columns of 0004
+    now = utcnow()
+    with database.engine.begin() as conn:
+        return conn.execute(table.insert().values(
+            uid=f"legacy{now.timestamp()}", issue_slug=c.slug, issue_path=str(c.path), subject=c.subject,
+            preheader=c.preheader, html=c.html, text=c.text, archive_html=c.archive_html,
+            content_hash=c.content_hash, list_slugs=lists, status=status.value, status_at=now, status_reason="",
+            audience_frozen=False, created_at=now)).inserted_primary_key[0]
 
 
 def test_upgrade_backfills_existing_sends_and_downgrade_to_0004_works(db_url, settings, project):

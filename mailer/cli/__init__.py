@@ -49,13 +49,15 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
                                             "(or --cron), then list/move/cancel/refresh."),
     "scheduler": ("schedule:scheduler_command", "Run the scheduler daemon in the foreground (one per "
                                                 "database); SIGTERM stops it cleanly."),
+    "segments": ("segments:segments_group", "Saved segments (filters over subscribers); with no subcommand, "
+                                            "list them with counts."),
     "send": ("send:send_command", "Send an issue to its lists, with a progress bar; resumable, never twice "
                                   "to one subscriber."),
     "serve": ("web:serve", "Serve the web pages; a background thread applies sign-ups and sends their "
                            "mails (unless turned off)."),
     "status": ("send:status_command", "Per send of an issue: status, counts per delivery status, and the "
                                       "failures."),
-    "subscribers": ("store:subscribers_group", "Subscribers: add, import, export, list, show, unsubscribe, "
+    "subscribers": ("store:subscribers_group", "Subscribers: add, import, export, list, show, tag, untag, unsubscribe, "
                                                "erase."),
     "worker": ("send:worker_command", "Send due sends and retries, apply web sign-ups and send their mails "
                                       "until stopped (SIGTERM: park)."),

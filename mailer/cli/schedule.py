@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mailer.cli import AppContext, pass_app
+from mailer.cli.segments import audience_options, chosen_audience
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -65,18 +66,24 @@ def _require_public_links(app: AppContext) -> None:
 @click.option("--tz", help=_TZ_HELP)
 @click.option("--again", is_flag=True,
               help="Schedule an issue for a list it was already sent or scheduled to (a deliberate second campaign).")
+@audience_options
 @pass_app
-def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None, cron: str | None,
-        tz: str | None, again: bool) -> None:
+def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None, cron: str | None,  # type: ignore[no-untyped-def]
+        tz: str | None, again: bool, tags: tuple[str, ...], segment: str | None, exclude_lists: tuple[str, ...],
+        exclude_segment: str | None) -> None:
     """Schedule ISSUE_DIR (also the form `mailer schedule ISSUE_DIR ...`): composed now for --at."""
     from mailer.errors import InputError
     from mailer.scheduling.plans import schedule_cron, schedule_once
 
     if bool(at) == bool(cron):
         raise InputError("give exactly one of --at (a one-off send) or --cron (a recurring one)")
+    audience = chosen_audience(app, tags, segment, exclude_lists, exclude_segment)
+    if audience and cron:
+        raise InputError("--tag, --segment and the exclusions go with --at (a one-off send), not yet with --cron")
     _require_public_links(app)
     if at:
-        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz, again=again, warn=_warn)
+        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz, again=again, warn=_warn,
+                            audience=audience)
         what = f"send {row.send_id} holds the composed issue"
     else:
         row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz, again=again, warn=_warn)

@@ -15,6 +15,7 @@ import click
 
 from mailer.cli import pass_app
 from mailer.cli.output import print_table, print_warnings
+from mailer.cli.segments import audience_options, chosen_audience
 from mailer.errors import InputError, MailerError
 from mailer.models import DeliveryStatus, SendStatus
 from mailer.sending import campaign, ledger
@@ -151,21 +152,25 @@ def _print_dry_run(settings, subject: str, total: int, per_list: dict[str, int],
 @click.option("--retry-unknown", is_flag=True,
               help="Resend rows left 'unknown' by a crash (some may get a second copy).")
 @click.option("--again", is_flag=True, help="Send an issue a second time to a list it was already sent to.")
+@audience_options
 @pass_app
 def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_run: bool,  # type: ignore[no-untyped-def]
                  backend_name: str | None, to_addr: str | None, resume: bool, retry_failed: bool,
-                 retry_unknown: bool, again: bool) -> None:
+                 retry_unknown: bool, again: bool, tags: tuple[str, ...], segment: str | None,
+                 exclude_lists: tuple[str, ...], exclude_segment: str | None) -> None:
     """Send an issue to its lists, with a progress bar; resumable, never twice to one subscriber."""
     from mailer.backends import load_backend
     from mailer.backends.base import DeliveryOutcome
+    from mailer.people.segments import Audience
     from mailer.settingrules import require_public_links
 
     settings = app.settings
     slug = issue_slug(settings, issue_dir)
     continuing = resume or retry_failed or retry_unknown
-    if continuing and (lists or to_addr or dry_run or again):
+    chosen = bool(tags or segment or exclude_lists or exclude_segment)
+    if continuing and (lists or to_addr or dry_run or again or chosen):
         raise InputError("--resume/--retry-* continue the recorded send: don't combine with --list, --to, "
-                         "--dry-run or --again")
+                         "--dry-run, --again or the audience options")
     backend = load_backend(settings, backend_name)
     if not dry_run:
         require_public_links(settings.base_url, backend.name)
@@ -187,18 +192,21 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
             return
         if not targets:
             raise InputError(f"{issue_dir}: no list to send to: pass --list or set `lists` in issue.toml")
+        audience = chosen_audience(app, tags, segment, exclude_lists, exclude_segment)
+        who = Audience.of(audience) if audience else None
         with db.session() as session:
-            total, per_list = ledger.audience_count(session, targets)
-            sample = ledger.audience_sample(session, targets) if dry_run else []
+            total, per_list = ledger.audience_count(session, targets, who)
+            sample = ledger.audience_sample(session, targets, audience=who) if dry_run else []
+        which = f" ({who.describe()})" if who else ""
         if dry_run:
-            _print_dry_run(settings, composed.subject, total, per_list, sample)
+            _print_dry_run(settings, composed.subject + which, total, per_list, sample)
             return
         if total == 0:
-            raise InputError(f"no confirmed subscribers in {', '.join(targets)}: nothing to send")
+            raise InputError(f"no confirmed subscribers in {', '.join(targets)}{which}: nothing to send")
         campaign.check_not_sent(db, composed.slug, targets, again)
-        if not _confirmed(yes, f"Send {composed.subject!r} to {total} subscriber(s) of {', '.join(targets)}?"):
+        if not _confirmed(yes, f"Send {composed.subject!r} to {total} subscriber(s) of {', '.join(targets)}{which}?"):
             raise MailerError("not sent")
-        send_id = campaign.start(db, composed, targets, again=again)
+        send_id = campaign.start(db, composed, targets, again=again, audience=audience)
     try:
         with stop_on_signals() as stop:
             summary = _progress_run(app, send_id, backend, stop)

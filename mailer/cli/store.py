@@ -11,6 +11,7 @@ import click
 
 from mailer.cli import pass_app
 from mailer.cli.output import LazyConsole, print_table
+from mailer.cli.segments import tag_command, untag_command
 from mailer.errors import InputError
 from mailer.models import OptIn, SubscriptionStatus
 from mailer.people import directory
@@ -135,7 +136,7 @@ def lists_welcome(app, slug: str, issue_dir: str | None, off: bool) -> None:  # 
 
 @click.group("subscribers")
 def subscribers_group() -> None:
-    """Subscribers: add, import, export, list, show, unsubscribe, erase."""
+    """Subscribers: add, import, export, list, show, tag, untag, unsubscribe, erase."""
 
 
 @subscribers_group.command("add")
@@ -281,3 +282,7 @@ def subscribers_erase(app, email: str, yes: bool) -> None:  # type: ignore[no-un
 
 
 COMMANDS: list[click.Command] = [init, db_group, lists_group, subscribers_group]
+
+
+subscribers_group.add_command(tag_command)
+subscribers_group.add_command(untag_command)

@@ -30,6 +30,7 @@ from mailer.models.people import (
     Suppression,
     SuppressionReason,
 )
+from mailer.models.segments import Segment, SubscriberTag
 from mailer.models.sending import (
     Delivery,
     DeliveryStatus,
@@ -49,6 +50,6 @@ __all__ = [
     "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "ErasedLink", "MailingList", "OptIn",
     "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
     "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",
-    "SendList", "SendStatus",
+    "SendList", "SendStatus", "Segment", "SubscriberTag",
     "IntakeStatus", "MailKind", "QueuedMail", "QueueStatus", "SignupIntake",
 ]

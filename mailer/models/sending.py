@@ -64,6 +64,8 @@ class Send(Base):
     archive_html: Mapped[str] = mapped_column(Text, default="")
     content_hash: Mapped[str] = mapped_column(String(64))
     list_slugs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # who of those lists (people.segments.Audience as JSON: tags, segment, exclusions); {} for everyone
+    audience: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     status: Mapped[SendStatus] = mapped_column(_enum(SendStatus), default=SendStatus.DRAFT)
     status_reason: Mapped[str] = mapped_column(Text, default="")
     status_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from typing import IO, Any, Generator, Iterator
 from mailer.people.addresses import email_and_key
 from mailer.people.csvsource import Row, read_rows
 from mailer.errors import InputError, MailerError
+from mailer.people.segments import check_tag
 from mailer.people.subscriptions import clean_name, email_hasher
 
 MAX_ATTRIBUTE = 1000
@@ -39,10 +41,11 @@ CHILD_MIN_BYTES = 4 << 20   # files this big are read in a child process (its st
 class Batch:
     """Up to batch_size valid rows of one stretch of the file, plus the rows rejected there.
 
-    rows: (line, email, key, name, attributes as JSON, email hash), one per address, by key.
+    rows: (line, email, key, name, attributes as JSON, email hash, tags joined by ","), one per
+    address, by key. A `tags` column ("eastfield, volunteer"; "," or ";" between tags) gives tags.
     """
 
-    rows: list[tuple[int, str, str, str, str, str]] = field(default_factory=list)
+    rows: list[tuple[int, str, str, str, str, str, str]] = field(default_factory=list)
     read: int = 0                      # data rows read for this batch, valid or not
     duplicates: int = 0                # rows merged into an earlier row of this batch
     rejects: list[tuple[int, str]] = field(default_factory=list)
@@ -51,8 +54,8 @@ class Batch:
     position: int = 0                  # bytes of the file read so far
 
 
-def _validate(row: Row) -> tuple[str, str, str, dict[str, str]] | str:
-    """(email, key, name, attributes) of a good row, or why it is rejected."""
+def _validate(row: Row) -> tuple[str, str, str, dict[str, str], tuple[str, ...]] | str:
+    """(email, key, name, attributes, tags) of a good row, or why it is rejected."""
     if row.error:
         return row.error
     try:
@@ -60,10 +63,18 @@ def _validate(row: Row) -> tuple[str, str, str, dict[str, str]] | str:
         name = clean_name(row.name) if row.name else ""
     except InputError as exc:
         return str(exc)
-    for column, value in row.attributes.items():
+    attributes, tags = row.attributes, ()
+    if "tags" in attributes:
+        attributes = dict(attributes)
+        try:
+            tags = tuple(check_tag(t, "column 'tags': tag") for t in re.split(r"[,;]", attributes.pop("tags"))
+                         if t.strip())
+        except InputError as exc:
+            return str(exc)
+    for column, value in attributes.items():
         if len(value) > MAX_ATTRIBUTE:
             return f"column {column!r}: value longer than {MAX_ATTRIBUTE} characters"
-    return email, key, name, row.attributes
+    return email, key, name, attributes, tags
 
 
 def _json(attributes: dict[str, str]) -> str:
@@ -82,8 +93,8 @@ def read_batches(path: Path, f: IO[bytes], hash_key: str, batch_size: int) -> It
 
     def finish() -> Batch:
         done = batch
-        done.rows = [(line, email, key, name, _json(attrs), hasher(key))
-                     for key, (line, email, name, attrs) in sorted(merged.items())]
+        done.rows = [(line, email, key, name, _json(attrs), hasher(key), ",".join(tags))
+                     for key, (line, email, name, attrs, tags) in sorted(merged.items())]
         done.position = f.tell()
         return done
 
@@ -93,14 +104,15 @@ def read_batches(path: Path, f: IO[bytes], hash_key: str, batch_size: int) -> It
         if isinstance(checked, str):
             batch.rejects.append((row.line, checked))
         else:
-            email, key, name, attributes = checked
+            email, key, name, attributes, tags = checked
             seen = merged.get(key)
             if seen is None:
-                merged[key] = [row.line, email, name, attributes]
+                merged[key] = [row.line, email, name, attributes, tags]
             else:      # the first row's address and name win, later columns add to its attributes
                 batch.duplicates += 1
                 seen[2] = seen[2] or name
                 seen[3] = {**seen[3], **attributes}
+                seen[4] = tuple(dict.fromkeys(seen[4] + tags))
             batch.first_line = batch.first_line or row.line
             batch.last_line = row.line
         held += 1

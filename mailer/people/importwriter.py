@@ -21,6 +21,7 @@ from mailer.models import AuditEvent, Consent, ConsentSource, MailingList, Subsc
 from mailer.people.bulksql import BulkSQL
 from mailer.people.importreader import Batch
 from mailer.people.rules import Decision, Outcome, decide
+from mailer.people.tagging import tag_many
 from mailer.people.subscriptions import GLOBAL
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class BatchWriter:
 
     def _apply(self, batch: Batch) -> None:
         report = self.report
-        rows = {row[2]: row for row in batch.rows}     # key -> (line, email, key, name, attributes, hash)
+        rows = {row[2]: row for row in batch.rows}     # key -> (line, email, key, name, attributes, hash, tags)
         if self.when_suppressed.outcome is Outcome.SUPPRESSED:
             for key in self._suppressed(batch):
                 if rows.pop(key, None) is not None:
@@ -73,6 +74,7 @@ class BatchWriter:
         new = [row for key, row in rows.items() if key not in ids]   # still in key order
         span = self._insert_new(new, now, ids) if new else None
         self._subscribe(rows, ids, existing, span, now, (batch.first_line, batch.last_line))
+        tag_many(self.conn, [(ids[key], tag) for key, row in rows.items() if row[6] for tag in row[6].split(",")])
     def _suppressed(self, batch: Batch) -> list[str]:
         """Keys of the batch suppressed for this list or everywhere (STANDARDS B8).
 
@@ -101,7 +103,7 @@ class BatchWriter:
             Subscriber.__table__,
             ["uid", "link_secret", "email", "email_key", "name", "attributes", "created_at", "updated_at"],
             [(uid, secret, email, key, name, attributes, now, now)
-             for uid, secret, (_, email, key, name, attributes, _)
+             for uid, secret, (_, email, key, name, attributes, *_)
              in zip(sorted_uids(len(new)), link_secrets(len(new)), new)],
             conflict="email_key", json_cols=("attributes",))
         self.report.new_subscribers += inserted
@@ -131,7 +133,7 @@ class BatchWriter:
             else:
                 self._seen[sid >> 3] |= 1 << (sid & 7)
                 self.report.existing_subscribers += 1
-            _, _, _, row_name, row_attributes, _ = rows[key]
+            _, _, _, row_name, row_attributes, *_ = rows[key]
             old = self.sql.json_load(attributes)
             merged = {**old, **json.loads(row_attributes)}
             new_name = name or row_name

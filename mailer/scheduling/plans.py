@@ -51,8 +51,9 @@ def _future(run_at: datetime, zone: ZoneInfo, now: datetime, field: str = "--at"
 
 def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], at: str,
                   tz: str | None = None, now: datetime | None = None, *, again: bool = False,
-                  warn: Warn | None = None) -> Schedule:
-    """Compose *issue* now (with lint) and plan its send at local time *at*; the snapshot claims the
+                  warn: Warn | None = None, audience: dict | None = None) -> Schedule:
+    """Compose *issue* now (with lint) and plan its send at local time *at* to *audience* of the
+    lists (people.segments.Audience as JSON; None for all of them); the snapshot claims the
     lists (AlreadySent when the issue was sent or scheduled to one of them, unless *again*).
     *warn* gets compose's warnings."""
     zone = parse_zone(tz or settings.schedule_timezone)
@@ -67,7 +68,8 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
     with db.session() as session:
         slugs = _lists(session, composed.lists, lists)
         ledger.once.check_recurring(session, composed.slug, slugs, again=again)
-        send = ledger.create_send(session, composed, slugs, status=SendStatus.SCHEDULED, again=again)
+        send = ledger.create_send(session, composed, slugs, status=SendStatus.SCHEDULED, again=again,
+                                  audience=audience)
         session.flush()
         row = Schedule(issue_path=str(composed.path), list_slugs=slugs, kind=ScheduleKind.ONCE, run_at=run_at,
                        timezone=zone.key, send_id=send.id, source_hash=composed.content_hash,
@@ -181,7 +183,8 @@ def refresh(db: Database, settings: Settings, schedule_id: int, warn: Warn | Non
             again, status = ledger.once.generation_of(session, old.id) > 0, old.status
             ledger.transition_send(session, old.id, SendStatus.CANCELLED, "replaced by refresh",
                                    from_status=(SendStatus.SCHEDULED, SendStatus.MISSED))
-        send = ledger.create_send(session, composed, list(row.list_slugs), status=status, again=again)
+        send = ledger.create_send(session, composed, list(row.list_slugs), status=status, again=again,
+                                  audience=old.audience if old is not None else None)
         session.flush()
         row.send_id, row.source_hash = send.id, composed.content_hash
     return row

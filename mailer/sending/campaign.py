@@ -40,7 +40,8 @@ def check_not_sent(db: Database, issue_slug: str, list_slugs: Sequence[str], aga
         ledger.once.check(session, issue_slug, list_slugs, again=again)
 
 
-def start(db: Database, composed: ComposedIssue, list_slugs: Sequence[str], *, again: bool = False) -> int:
+def start(db: Database, composed: ComposedIssue, list_slugs: Sequence[str], *, again: bool = False,
+          audience: dict | None = None) -> int:
     """Create the send, claiming its lists, and start it (status sending) in one transaction; its id.
 
     ledger.AlreadySent, and nothing written, when the issue already went (or
@@ -48,7 +49,8 @@ def start(db: Database, composed: ComposedIssue, list_slugs: Sequence[str], *, a
     a moment ago.
     """
     with db.session() as session:
-        return ledger.create_send(session, composed, list_slugs, SendStatus.SENDING, again=again).id
+        return ledger.create_send(session, composed, list_slugs, SendStatus.SENDING, again=again,
+                                  audience=audience).id
 
 
 @dataclass(frozen=True)

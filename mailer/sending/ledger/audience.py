@@ -23,12 +23,15 @@ from mailer.models import (
     utcnow,
 )
 from mailer.people.lists import get_list
+from mailer.people.segments import Audience
 
 D = Delivery.__table__
 
 
-def _audience_select(send_id: int | None, list_id: int, list_slug: str):  # type: ignore[no-untyped-def]
-    """Confirmed subscribers of one list, not suppressed (by address in clear) for it."""
+def _audience_select(send_id: int | None, list_id: int, list_slug: str,  # type: ignore[no-untyped-def]
+                     audience: Audience | None = None):
+    """Confirmed subscribers of one list, not suppressed (by address in clear) for it, and in
+    *audience* (tags, segment, exclusions) when given."""
     from mailer.people.subscriptions import GLOBAL   # here: that module loads email_validator
 
     suppressed = (
@@ -42,29 +45,33 @@ def _audience_select(send_id: int | None, list_id: int, list_slug: str):  # type
     ]
     if send_id is not None:
         conditions.append(~exists().where(D.c.send_id == send_id, D.c.subscriber_id == Subscription.subscriber_id))
+    if audience is not None:
+        conditions.append(audience.condition())
     return select(Subscription.subscriber_id, Subscriber.email).join(
         Subscriber, Subscriber.id == Subscription.subscriber_id).where(*conditions)
 
 
-def audience_count(session: Session, list_slugs: Sequence[str]) -> tuple[int, dict[str, int]]:
+def audience_count(session: Session, list_slugs: Sequence[str],
+                   audience: Audience | None = None) -> tuple[int, dict[str, int]]:
     """(distinct recipients, count per list) a send to *list_slugs* would freeze now."""
     per_list: dict[str, int] = {}
     union = None
     for slug in list_slugs:
         mlist = get_list(session, slug)
-        q = _audience_select(None, mlist.id, slug)
+        q = _audience_select(None, mlist.id, slug, audience)
         per_list[slug] = session.scalar(select(func.count()).select_from(q.subquery())) or 0
         union = q if union is None else union.union(q)
     total = session.scalar(select(func.count()).select_from(union.subquery())) if union is not None else 0
     return total or 0, per_list
 
 
-def audience_sample(session: Session, list_slugs: Sequence[str], limit: int = 10) -> list[str]:
+def audience_sample(session: Session, list_slugs: Sequence[str], limit: int = 10,
+                    audience: Audience | None = None) -> list[str]:
     """A few addresses a send would go to (for --dry-run)."""
     out: list[str] = []
     for slug in list_slugs:
         mlist = get_list(session, slug)
-        q = _audience_select(None, mlist.id, slug).order_by(Subscription.subscriber_id).limit(limit)
+        q = _audience_select(None, mlist.id, slug, audience).order_by(Subscription.subscriber_id).limit(limit)
         for _, email in session.execute(q):
             if email not in out:
                 out.append(email)
@@ -86,9 +93,10 @@ def freeze_audience(db: Database, send_id: int) -> int:
         if send.audience_frozen:
             return session.scalar(select(func.count()).where(D.c.send_id == send_id)) or 0
         now = utcnow()
+        chosen = Audience.of(send.audience) if send.audience else None
         for slug in send.list_slugs:
             mlist = get_list(session, slug)
-            audience = _audience_select(send_id, mlist.id, slug).subquery()
+            audience = _audience_select(send_id, mlist.id, slug, chosen).subquery()
             session.execute(insert(D).from_select(
                 ["send_id", "subscriber_id", "list_id", "email", "status", "attempts", "last_code",
                  "last_reply", "message_id", "claimed_by", "updated_at"],

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 def create_send(session: Session, composed: ComposedIssue, list_slugs: Sequence[str],
-                status: SendStatus = SendStatus.DRAFT, *, again: bool = False, occurrence: str = "") -> Send:
+                status: SendStatus = SendStatus.DRAFT, *, again: bool = False, occurrence: str = "",
+                audience: dict | None = None) -> Send:
     """Store the composed snapshot for *list_slugs* (each must exist) as a new Send claiming those lists.
 
     once.AlreadySent when the issue already went (or is going) to one of them,
@@ -44,7 +45,7 @@ def create_send(session: Session, composed: ComposedIssue, list_slugs: Sequence[
         issue_slug=composed.slug, issue_path=str(composed.path), subject=composed.subject,
         preheader=composed.preheader, html=composed.html, text=composed.text,
         archive_html=composed.archive_html, content_hash=composed.content_hash,
-        list_slugs=slugs, status=status, status_at=utcnow(),
+        list_slugs=slugs, status=status, status_at=utcnow(), audience=audience or {},
         started_at=utcnow() if status is SendStatus.SENDING else None,
     )
     session.add(send)

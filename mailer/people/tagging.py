@@ -1,0 +1,136 @@
+"""Tags on subscribers and saved segments: what `subscribers tag`, `mailer segments` and the
+send options `--tag`, `--segment`, `--exclude-list`, `--exclude-segment` do to the store.
+
+The language itself is people.segments; this module keeps segments by name and turns a
+command's options into the Audience a send freezes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from mailer.db import Database
+from mailer.errors import InputError
+from mailer.models import Segment, Subscriber, SubscriberTag, utcnow
+from mailer.people.lists import get_list
+from mailer.people.segments import Audience, check_tag, condition
+from mailer.people.subscriptions import find_subscriber
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    name: str
+    expression: str
+    count: int
+
+
+def tag(db: Database, email: str, tags: Sequence[str]) -> int:
+    """Add *tags* to the subscriber with *email*; how many were new to them."""
+    wanted = list(dict.fromkeys(check_tag(t) for t in tags))
+    with db.session() as session:
+        subscriber = _subscriber(session, email)
+        have = set(session.scalars(select(SubscriberTag.tag).where(SubscriberTag.subscriber_id == subscriber.id)))
+        new = [t for t in wanted if t not in have]
+        for t in new:
+            session.add(SubscriberTag(subscriber_id=subscriber.id, tag=t))
+    return len(new)
+
+
+def untag(db: Database, email: str, tags: Sequence[str]) -> int:
+    """Remove *tags* from the subscriber with *email*; how many they had."""
+    wanted = [check_tag(t) for t in tags]
+    with db.session() as session:
+        subscriber = _subscriber(session, email)
+        result = session.execute(delete(SubscriberTag).where(SubscriberTag.subscriber_id == subscriber.id,
+                                                             SubscriberTag.tag.in_(wanted)))
+        return result.rowcount or 0
+
+
+def tag_many(conn, pairs: Sequence[tuple[int, str]]) -> None:  # type: ignore[no-untyped-def]
+    """Tags of an import batch, (subscriber id, tag), in the caller's transaction; existing ones stay."""
+    if not pairs:
+        return
+    table = SubscriberTag.__table__
+    have = set(conn.execute(select(table.c.subscriber_id, table.c.tag).where(
+        table.c.subscriber_id.in_(sorted({sid for sid, _ in pairs})))).all())
+    now = utcnow()
+    rows = [{"subscriber_id": sid, "tag": t, "created_at": now} for sid, t in dict.fromkeys(pairs) if (sid, t) not in have]
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+def tags_of(db: Database, email: str) -> list[str]:
+    with db.session() as session:
+        subscriber = _subscriber(session, email)
+        return list(session.scalars(select(SubscriberTag.tag).where(SubscriberTag.subscriber_id == subscriber.id)
+                                    .order_by(SubscriberTag.tag)))
+
+
+def add_segment(db: Database, name: str, expression: str) -> int:
+    """Save *expression* as segment *name* (checked first); how many subscribers it selects now."""
+    name = check_tag(name, "segment name")
+    count = count_of(db, expression)
+    try:
+        with db.session() as session:
+            session.add(Segment(name=name, expression=" ".join(expression.split())))
+    except IntegrityError:
+        raise InputError(f"segment {name!r} exists: `mailer segments remove {name}` first") from None
+    return count
+
+
+def remove_segment(db: Database, name: str) -> None:
+    with db.session() as session:
+        if not session.execute(delete(Segment).where(Segment.name == name.lower())).rowcount:
+            raise InputError(f"no segment {name!r} (see `mailer segments`)")
+
+
+def segments(db: Database) -> list[SegmentView]:
+    with db.session() as session:
+        rows = list(session.execute(select(Segment.name, Segment.expression).order_by(Segment.name)))
+    return [SegmentView(name, expr, count_of(db, expr)) for name, expr in rows]
+
+
+def count_of(db: Database, expression: str) -> int:
+    """Subscribers (any status) an expression selects; InputError when it does not parse."""
+    clause = condition(expression)
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(Subscriber).where(clause)) or 0
+
+
+def sample_of(db: Database, expression: str, limit: int = 10) -> list[str]:
+    clause = condition(expression)
+    with db.session() as session:
+        return list(session.scalars(select(Subscriber.email).where(clause).order_by(Subscriber.id).limit(limit)))
+
+
+def audience(db: Database, *, tags: Sequence[str] = (), segment: str | None = None,
+             exclude_lists: Sequence[str] = (), exclude_segment: str | None = None) -> Audience | None:
+    """The Audience a send's options ask for (None: the lists' confirmed subscribers, all of them).
+    Segments are stored by their expression, so editing a segment later changes no send."""
+    if not (tags or segment or exclude_lists or exclude_segment):
+        return None
+    with db.session() as session:
+        for slug in exclude_lists:
+            get_list(session, slug)
+        return Audience(tuple(dict.fromkeys(check_tag(t) for t in tags)), _expression(session, segment, "--segment"),
+                        tuple(dict.fromkeys(exclude_lists)), _expression(session, exclude_segment, "--exclude-segment"))
+
+
+def _expression(session, name: str | None, option: str) -> str:  # type: ignore[no-untyped-def]
+    if not name:
+        return ""
+    expression = session.scalar(select(Segment.expression).where(Segment.name == name.lower()))
+    if expression is None:
+        raise InputError(f"{option} {name}: no such segment (see `mailer segments`)")
+    return expression
+
+
+def _subscriber(session, email: str) -> Subscriber:  # type: ignore[no-untyped-def]
+    subscriber = find_subscriber(session, email)
+    if subscriber is None:
+        raise InputError(f"{email}: no such subscriber")
+    return subscriber
