@@ -20,6 +20,7 @@ from mailer.models.people import (
     ConsentSource,
     MailingList,
     OptIn,
+    ProcessedMail,
     Reason,
     Subscriber,
     Subscription,
@@ -42,7 +43,7 @@ from mailer.models.signups import IntakeStatus, MailKind, QueuedMail, QueueStatu
 __all__ = [
     "NAMING", "Base", "UTCDateTime", "enum_type", "new_uid", "sorted_uids", "utcnow",
     "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "MailingList", "OptIn",
-    "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
+    "ProcessedMail", "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
     "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",
     "SendStatus",
     "IntakeStatus", "MailKind", "QueuedMail", "QueueStatus", "SignupIntake",

@@ -175,3 +175,18 @@ class BounceEvent(Base):
     kind: Mapped[BounceKind] = mapped_column(_enum(BounceKind))
     status_code: Mapped[str] = mapped_column(String(20), default="")
     diagnostic: Mapped[str] = mapped_column(Text, default="")
+
+
+class ProcessedMail(Base):
+    """A mail read from a mailbox (bounce reports), remembered by its key so it is processed once.
+
+    The key is the Message-ID, or ``sha256:<hex>`` of the bytes of a mail without one.
+    """
+
+    __tablename__ = "processed_mail"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))        # "report" or "not a report"
+    source: Mapped[str] = mapped_column(String(255), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

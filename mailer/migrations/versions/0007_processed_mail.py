@@ -1,0 +1,32 @@
+"""processed_mail: mails read from the bounce mailbox, remembered by Message-ID so each is processed once
+
+Revision ID: 0007
+Revises: 0004
+Create Date: 2026-12-03 07:15:00
+"""
+
+from alembic import op
+import sqlalchemy as sa
+import mailer.models
+
+revision = '0007'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'processed_mail',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('key', sa.String(length=255), nullable=False),
+        sa.Column('kind', sa.String(length=20), nullable=False),
+        sa.Column('source', sa.String(length=255), nullable=False),
+        sa.Column('at', mailer.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_processed_mail')),
+        sa.UniqueConstraint('key', name=op.f('uq_processed_mail_key')),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('processed_mail')
