@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 # command name -> ("module:attribute" under mailer.cli, the short help shown by `mailer --help`)
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "bounces": ("bounces:bounces", "Apply bounce and complaint reports: .eml files, a Maildir or folder "
-                                   "of them, or - for stdin."),
+    "bounces": ("bounces:bounces", "Apply bounce and complaint reports: a Maildir, an mbox, .eml files, - "
+                                   "for stdin, or an IMAP/POP3 mailbox."),
     "compose": ("issue:compose", "Validate and build ISSUE_DIR; print a summary and warnings."),
     "config": ("settings:config", "Show every setting in force, with its environment variable; "
                                   "secrets are masked."),
