@@ -13,42 +13,7 @@ from mailer.cli import cli
 from mailer.models import (BounceEvent, BounceKind, ConsentSource, Delivery, DeliveryStatus, MailingList, Send,
                            SendStatus, Subscription, SubscriptionStatus, utcnow)
 from mailer.people.subscriptions import ConsentInfo, normalize_email, subscribe, suppression_for
-
-MID = "<4f1c0ffee@example.org>"
-
-
-def dsn(action: str, status: str, to: str, third: str = "rfc822", recipient: str = "ana@example.org") -> bytes:
-    returned = f"From: news@example.org\r\nTo: {recipient}\r\nMessage-ID: {MID}\r\nSubject: December\r\n"
-    if third == "rfc822":
-        tail = f"Content-Type: message/rfc822\r\n\r\n{returned}\r\nbody\r\n"
-    else:
-        tail = f"Content-Type: text/rfc822-headers\r\n\r\n{returned}"
-    return (
-        f"From: MAILER-DAEMON@mx.example.net\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.net\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n"
-        f"Final-Recipient: rfc822; {recipient}\r\nOriginal-Recipient: rfc822;{recipient}\r\n"
-        f"Action: {action}\r\nStatus: {status}\r\n"
-        f"Diagnostic-Code: smtp; 550 {status} <{recipient}>: Recipient address rejected\r\n\r\n"
-        f"--B\r\n{tail}--B--\r\n"
-    ).encode()
-
-
-def arf(feedback_type: str = "abuse", to: str = "bounces@example.org") -> bytes:
-    return (
-        f"From: fbl@mailbox.example.com\r\nTo: {to}\r\nSubject: FW: December\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=feedback-report; boundary="F"\r\n\r\n'
-        "--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
-        "--F\r\nContent-Type: message/feedback-report\r\n\r\n"
-        f"Feedback-Type: {feedback_type}\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"
-        "Original-Rcpt-To: <ana@example.org>\r\n\r\n"
-        f"--F\r\nContent-Type: message/rfc822\r\n\r\nFrom: news@example.org\r\nTo: ana@example.org\r\n"
-        f"Message-ID: {MID}\r\nSubject: December\r\n\r\nbody\r\n--F--\r\n"
-    ).encode()
-
+from tests.helpers import MID, arf, dsn
 
 @pytest.fixture
 def sent(db, settings):  # type: ignore[no-untyped-def]

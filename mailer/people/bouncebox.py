@@ -85,7 +85,8 @@ def _apply(db: Database, settings: Settings, box: Mailbox, letter: Letter, log: 
                     continue
                 tally.suppressed += applied.suppressed
                 outcome = "suppressed" if applied.suppressed else "recorded"
-                lines.append(f"{letter.name}: {item.verdict.value} {item.status} for {item.recipient}: {outcome}")
+                what = " ".join(filter(None, (item.verdict.value, item.status)))
+                lines.append(f"{letter.name}: {what} for {item.recipient}: {outcome}")
     except IntegrityError:
         return None
     for line in lines:

@@ -131,22 +131,23 @@ class Maildir(Mailbox):
         self.path, self.label = path, str(path)
 
     def letters(self) -> Iterator[Letter]:
-        for sub in ("new", "cur"):
+        files = []
+        for sub in ("new", "cur"):    # both listed first: what we move to cur/ is not read again
             try:
                 names = sorted(os.listdir(self.path / sub))
             except OSError as exc:
                 raise MailboxError(f"{self.path / sub}: cannot read: {exc.strerror}") from None
-            for name in names:
-                file = self.path / sub / name
-                if name.startswith(".") or not file.is_file():
+            files += [self.path / sub / name for name in names if not name.startswith(".")]
+        for file in files:
+            try:
+                if not file.is_file():
                     continue
-                try:
-                    data = file.read_bytes()
-                except FileNotFoundError:    # another reader moved it meanwhile
-                    continue
-                except OSError as exc:
-                    raise MailboxError(f"{file}: cannot read: {exc.strerror}") from None
-                yield _local(str(file), data, file)
+                data = file.read_bytes()
+            except FileNotFoundError:        # another reader moved it meanwhile
+                continue
+            except OSError as exc:
+                raise MailboxError(f"{file}: cannot read: {exc.strerror}") from None
+            yield _local(str(file), data, file)
 
     def done(self, letter: Letter) -> None:
         file: Path = letter.handle
