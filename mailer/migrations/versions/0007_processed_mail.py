@@ -1,4 +1,5 @@
-"""processed_mail: mails read from the bounce mailbox, remembered by Message-ID so each is processed once
+"""processed_mail: mails read from the bounce mailbox, remembered by Message-ID so each is processed once;
+an index of deliveries by subscriber (soft bounces on a subscriber's last issues in a row suppress)
 
 Revision ID: 0007
 Revises: 0004
@@ -26,7 +27,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_processed_mail')),
         sa.UniqueConstraint('key', name=op.f('uq_processed_mail_key')),
     )
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_delivery_subscriber_send', ['subscriber_id', 'send_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_delivery_subscriber_send')
     op.drop_table('processed_mail')
