@@ -1,6 +1,7 @@
 """A real Dovecot (IMAP and POP3 over TLS) in a temporary folder, for the bounce-mailbox tests.
 
-Its own dovecot.conf: base_dir and logs in the folder, one passwd-file user whose Maildir the
+Implicit TLS on `imaps_port` and `pop3s_port`, STARTTLS (required before a login) on `imap_port`
+and `pop3_port`. Its own dovecot.conf: base_dir and logs in the folder, one passwd-file user whose Maildir the
 test writes mail into (as a local delivery agent would), a self-signed certificate made with the
 openssl command for 127.0.0.1, and free loopback ports. As root, the login processes run as
 `dovenull`, the internal ones as `dovecot` and the mail user as `mail` (Dovecot refuses root);
@@ -61,7 +62,8 @@ class Account:
         return target
 
     def url(self, scheme: str, folder: str = "") -> str:
-        port = self.server.imaps_port if scheme == "imaps" else self.server.pop3s_port
+        port = {"imaps": self.server.imaps_port, "pop3s": self.server.pop3s_port,
+                "imap": self.server.imap_port, "pop3": self.server.pop3_port}[scheme]
         return f"{scheme}://{self.name}@127.0.0.1:{port}" + (f"/{folder}" if folder else "")
 
 
@@ -72,6 +74,7 @@ class DovecotServer:
         self.dir = Path(tempfile.mkdtemp(prefix="mailer-dovecot-"))
         os.chmod(self.dir, 0o755)           # the mail and login users must reach their files
         self.imaps_port, self.pop3s_port = free_port(), free_port()
+        self.imap_port, self.pop3_port = free_port(), free_port()     # STARTTLS before any login
         self.ca_file = self.dir / "cert.pem"
         self.accounts = [Account(self, f"bounces{i}", f"s3cret-pass-{i}") for i in range(1, accounts + 1)]
         self.next_account = 0
@@ -126,7 +129,8 @@ pop3_uidl_format = %08Xu%08Xv
 service imap-login {{
   chroot =
   inet_listener imap {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.imap_port}
   }}
   inet_listener imaps {{
     address = 127.0.0.1
@@ -137,7 +141,8 @@ service imap-login {{
 service pop3-login {{
   chroot =
   inet_listener pop3 {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.pop3_port}
   }}
   inet_listener pop3s {{
     address = 127.0.0.1
@@ -178,7 +183,7 @@ service anvil {{
                 raise RuntimeError(f"dovecot wrote no pid: {self.log()}")
             time.sleep(0.05)
         self.process_pid = int(pid_file.read_text().split()[0])
-        for port in (self.imaps_port, self.pop3s_port):
+        for port in (self.imaps_port, self.pop3s_port, self.imap_port, self.pop3_port):
             while True:
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()

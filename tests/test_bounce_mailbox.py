@@ -176,6 +176,23 @@ def test_pop3_applies_each_report_once_and_deletes_only_reports(server, account,
     assert counts(db) == (2, 3, FIRST)
 
 
+@pytest.mark.parametrize("scheme", ["imap", "pop3"])
+def test_starttls_mailboxes_and_a_password_file(server, account, db, people, project, tmp_path, scheme):
+    """imap:// and pop3:// upgrade with STARTTLS (verified) before the login; the password may come from a file."""
+    for name, data in reports(people).items():
+        account.deliver(name, data)
+    secret = tmp_path / "bounces-password"
+    secret.write_text(account.password + "\n")
+    result = CliRunner().invoke(cli, ["--root", str(project), "bounces", account.url(scheme), "--ca-file",
+                                      str(server.ca_file)],
+                                env={"MAILER_DATABASE_URL": db.url, "MAILER_HASH_KEY": "test-hash-key",
+                                     "MAILER_BOUNCES_PASSWORD_FILE": str(secret)})
+    assert result.exit_code == 0, result.output
+    assert "2 reports, 1 not reports (left in place), 0 already processed, 1 suppressed" in result.output
+    assert counts(db) == (2, 3, FIRST)
+    assert "TLS" in server.log().split(f"user=<{account.name}>", 1)[1].splitlines()[0]
+
+
 @pytest.mark.parametrize("scheme", ["imaps", "pop3s"])
 def test_wrong_password_is_one_line_exit_3_and_nothing_changes(server, account, db, people, project, scheme):
     for name, data in reports(people).items():

@@ -177,9 +177,7 @@ def open_mailbox(where: str, *, password: str = "", ca_file: str = "", done_fold
         account = Account.parse(where)
         if account.scheme.startswith("pop3"):
             return Pop3(account, password, ca_file)
-        box = Imap(account, password, ca_file)
-        box.done_folder = done_folder
-        return box
+        return Imap(account, password, ca_file, done_folder)
     path = Path(where).expanduser()
     if path.is_dir():
         return Maildir(path) if (path / "new").is_dir() and (path / "cur").is_dir() else Files(path)

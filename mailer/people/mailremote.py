@@ -84,6 +84,15 @@ class Remote(Mailbox):
 
 
 class Imap(Remote):
+    """An IMAP folder: processed reports are flagged \\Seen, and moved to *done_folder* when given."""
+
+    def __init__(self, account: Account, password: str, ca_file: str, done_folder: str = "") -> None:
+        super().__init__(account, password, ca_file)
+        if done_folder == account.folder:
+            raise MailboxError(f"{account.label}: bounces.done_folder must be another folder than the one read")
+        self.done_folder, self.created = done_folder, False
+        self.moved: list[str] = []     # copied to done_folder, to expunge (servers without MOVE)
+
     def open(self) -> None:
         a, context = self.account, _tls(self.ca_file)
         try:
@@ -101,7 +110,6 @@ class Imap(Remote):
             raise self.fail("login refused", exc) from None
         except OSError as exc:
             raise self.fail("login failed", exc) from None
-        self.moved: list[str] = []
 
     def _call(self, what: str, command: str, *args: str) -> list[Any]:
         """One IMAP command (UID ... for the per-message ones); MailboxError unless it answers OK."""
@@ -139,20 +147,18 @@ class Imap(Remote):
         folder = self.done_folder
         if not folder:
             return
-        if not getattr(self, "_created", False):
+        if not self.created:
             try:
                 self.conn.create(_quote(folder))    # NO when it exists: fine
             except (OSError, imaplib.IMAP4.error) as exc:
                 raise self.fail(f"cannot create folder {folder!r}", exc) from None
-            self._created = True
+            self.created = True
         if "MOVE" in self._capabilities():
             self._call(f"cannot move to {folder!r}", "MOVE", uid, _quote(folder))
         else:
             self._call(f"cannot copy to {folder!r}", "COPY", uid, _quote(folder))
             self._call("cannot flag \\Deleted", "STORE", uid, "+FLAGS.SILENT", "(\\Deleted)")
             self.moved.append(uid)
-
-    done_folder = ""
 
     def _capabilities(self) -> tuple[str, ...]:
         if not hasattr(self, "_caps"):
@@ -185,6 +191,8 @@ def _imap_header_ids(response: list[Any]) -> Iterator[tuple[str, str]]:
 
 
 class Pop3(Remote):
+    """A POP3 mailbox: processed reports are deleted, which the server does at QUIT."""
+
     def open(self) -> None:
         a, context = self.account, _tls(self.ca_file)
         try:
@@ -214,9 +222,18 @@ class Pop3(Remote):
         _, listing, _ = self._call("cannot list messages", "uidl")
         for line in listing:
             number = line.split()[0].decode()
-            _, head, _ = self._call(f"cannot read message {number}", "top", number, 0)
-            yield Letter(f"{self.label} message {number}", message_id_of(b"\r\n".join(head)), number,
-                         fetch=lambda n=number: b"\r\n".join(self._call(f"cannot read message {n}", "retr", n)[1]))
+            letter = Letter(f"{self.label} message {number}", "", number, fetch=lambda n=number: self._retr(n))
+            try:
+                head = self.conn.top(number, 0)[1]     # the headers only (TOP is optional in POP3)
+            except poplib.error_proto:
+                head = letter.read().split(b"\r\n\r\n", 1)[0].splitlines()
+            except OSError as exc:
+                raise self.fail(f"cannot read message {number}", exc) from None
+            letter.message_id = message_id_of(b"\r\n".join(head) + b"\r\n\r\n")
+            yield letter
+
+    def _retr(self, number: str) -> bytes:
+        return b"\r\n".join(self._call(f"cannot read message {number}", "retr", number)[1]) + b"\r\n"
 
     def done(self, letter: Letter) -> None:
         self._call(f"cannot delete message {letter.handle}", "dele", letter.handle)
