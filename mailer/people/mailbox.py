@@ -182,5 +182,10 @@ def open_mailbox(where: str, *, password: str = "", ca_file: str = "", done_fold
     if path.is_dir():
         return Maildir(path) if (path / "new").is_dir() and (path / "cur").is_dir() else Files(path)
     if path.is_file():
-        return Mbox(path) if _read(path)[:5] == b"From " else Files(path)
+        try:
+            with open(path, "rb") as file:
+                start = file.read(5)
+        except OSError as exc:
+            raise MailboxError(f"{path}: cannot read: {exc.strerror}") from None
+        return Mbox(path) if start == b"From " else Files(path)
     raise InputError(f"{where}: no such file or folder")
