@@ -40,6 +40,7 @@ test: venv
 # each prints its figures next to a reference measured in the same run (see bench/*_NOTES.md)
 bench: venv
 	$(BIN)/python bench/compose_bench.py
+	$(BIN)/python bench/pasted_bench.py
 	$(BIN)/python bench/message_bench.py
 	$(BIN)/python -m bench.import_bench
 	$(BIN)/python bench/send_bench.py

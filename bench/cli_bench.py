@@ -24,6 +24,7 @@ RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
 # (label, arguments after `python`, target ratio to `python -c pass`)
 CASES: list[tuple[str, list[str], float | None]] = [
     ("python -c pass", ["-c", "pass"], None),
+    ("import sqlalchemy.orm (floor)", ["-c", "import sqlalchemy.orm"], None),
     ("mailer --help", ["-m", "mailer", "--help"], 5),
     ("mailer lists", ["-m", "mailer", "lists"], 12),
     ("mailer status issues/example", ["-m", "mailer", "status", "issues/example"], 12),

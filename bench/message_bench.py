@@ -45,8 +45,31 @@ def padded(html: str, text: str, kb: int) -> tuple[str, str]:
 
 
 def recipients(n: int) -> list[Recipient]:
-    return [Recipient(i, f"reader{i}@example.net", f"Reader Nummer {i}", f"uid{i:08d}x", "news", "Riverside News")
+    return [Recipient(i, f"reader{i}@example.net", f"Reader Nummer {i}", f"uid{i:08d}x", "news", "Riverside News",
+                      {"branch": f"Branch {i % 7}", "joined": 2020 + i % 6} if i % 3 else {})
             for i in range(n)]
+
+
+def attribute_cost(settings: Settings, issue, people: list[Recipient]) -> None:  # type: ignore[no-untyped-def]
+    """personal('attr.x') per recipient: the same issue with two attribute placeholders, one with a
+    default, against the issue without them, measured alternately (issue 14's target: <= 5 µs)."""
+    from mailer.content.personalize import placeholder
+
+    marks = (f"<p>Your branch: {placeholder('attr.branch', 'the city')}, since "
+             f"{placeholder('attr.joined')}</p>")
+    cut = issue.html.lower().rfind("</body>")
+    html = issue.html[:cut] + marks + issue.html[cut:]
+    text = issue.text + "Your branch: " + placeholder("attr.branch", "the city") + "\n"
+    plain = MessageFactory(settings, subject=issue.subject, html=issue.html, text=issue.text,
+                           issue_slug=issue.slug)
+    attrs = MessageFactory(settings, subject=issue.subject, html=html, text=text, issue_slug=issue.slug)
+    base, with_attrs = [], []
+    for _ in range(5):
+        base.append(timed(lambda r: plain.render(r).data, people)[0])
+        with_attrs.append(timed(lambda r: attrs.render(r).data, people)[0])
+    b, a = min(base), min(with_attrs)
+    print(f"personal('attr.x'), 3 placeholders (2 attributes): {a:.1f} µs/msg vs {b:.1f} µs/msg without: "
+          f"+{a - b:.2f} µs per recipient, {(a - b) / 3:.2f} µs per placeholder (target <= 5 µs)")
 
 
 def fill(template: str, values: dict[str, str], escape=str) -> str:  # type: ignore[no-untyped-def]
@@ -112,6 +135,7 @@ def main() -> None:
               f"MessageFactory.render {ours:7.1f} µs/msg ({1e6 / ours:7.0f} msgs/s, factory built once "
               f"in {build_ms:.1f} ms) | stdlib EmailMessage per recipient {ref:7.1f} µs/msg "
               f"({1e6 / ref:5.0f} msgs/s, {ref_size / 1024:5.1f} KB) | speed-up {ref / ours:4.1f}x")
+    attribute_cost(settings, issue, people)
 
 
 if __name__ == "__main__":

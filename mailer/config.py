@@ -33,6 +33,9 @@ class Settings:
     group_address: str = "Riverside Community Hall, 12 Mill Lane, Riverside RS1 2AB"
     group_website: str = "https://example.org"
     language: str = "en"
+    # the salutation of every issue: `greeting` with {name}, or `greeting_nameless` for a reader without one
+    greeting: str = "Dear {name},"
+    greeting_nameless: str = "Dear friend,"
     from_name: str = "Riverside Solidarity Network"
     from_email: str = "news@example.org"
     reply_to: str = ""
@@ -43,6 +46,7 @@ class Settings:
     templates_path: tuple[str, ...] = ("templates",)
     build_dir: str = "build"
     outbox_dir: str = "outbox"
+    media_dir: str = "media"        # images of sent and previewed issues, served at /media/
     # public web address of `mailer serve`, used in every link of every mail
     base_url: str = "http://127.0.0.1:8025"
     # message headers
@@ -73,7 +77,7 @@ class Settings:
     retry_base_seconds: float = 60.0
     batch_size: int = 100
     max_send_errors: int = 1000
-    # soft bounces suppress once they fall on this many distinct days within the window
+    # soft bounces suppress on this many distinct days, within the window or on the last this-many issues in a row
     bounce_soft_limit: int = 3
     bounce_soft_window_days: float = 14.0
     # the mailbox bounce reports arrive in: a Maildir, mbox or folder path, or an imap(s)/pop3(s) URL

@@ -3,7 +3,9 @@
 A process that claims delivery rows keeps a `lease` row named ``sender:<host:pid>`` fresh
 every `BEAT_SECONDS` (`Heartbeat`); a claimant on another host is dead once its beat is older
 than `DEAD_AFTER`. On this host the pid decides: gone, or a zombie (exited, not yet reaped by
-its parent), is dead. May import the floor only.
+its parent), is dead. The scheduler daemon beats its ``scheduler`` lease the same way, and
+`scheduler --once` leaves the time of its last run in ``scheduler:once`` (`scheduler_alive`).
+May import the floor only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from mailer.db import Database
 from mailer.models import Lease, utcnow
 
 PREFIX = "sender:"
+SCHEDULER = "scheduler"            # the daemon's lease, written by mailer.locking.SingletonLock
+SCHEDULER_ONCE = "scheduler:once"  # the last `mailer scheduler --once` run (from cron)
 BEAT_SECONDS = 15.0
 DEAD_AFTER = timedelta(seconds=90)
 # a claimant from before heartbeats (or one that never beat): judged by its rows' last move
@@ -49,6 +53,23 @@ def beats(db: Database) -> dict[str, datetime]:
         return {holder: _utc(beat) for holder, beat in rows}
 
 
+def running_senders(db: Database, now: datetime | None = None) -> list[str]:
+    """The ``host:pid`` of every sending process alive now (its heartbeat fresh, or its pid running here)."""
+    heartbeats = beats(db)
+    return sorted(holder for holder in heartbeats if claimant_alive(holder, None, heartbeats, now))
+
+
+def scheduler_alive(db: Database, once_within: timedelta, now: datetime | None = None) -> bool:
+    """True while a scheduler daemon beats its lease, or when `scheduler --once` ran within *once_within*."""
+    now = now or utcnow()
+    with db.session() as session:
+        daemon = session.get(Lease, SCHEDULER)
+        once = session.get(Lease, SCHEDULER_ONCE)
+    if daemon is not None and claimant_alive(daemon.holder, None, {daemon.holder: _utc(daemon.heartbeat_at)}, now):
+        return True
+    return once is not None and now - _utc(once.heartbeat_at) < once_within
+
+
 def claimant_alive(holder: str, last_move: datetime | None, heartbeats: dict[str, datetime],
                    now: datetime | None = None) -> bool:
     """True while *holder* (``host:pid``) may still be working on the rows it claimed."""
@@ -64,11 +85,12 @@ def claimant_alive(holder: str, last_move: datetime | None, heartbeats: dict[str
 
 
 class Heartbeat:
-    """A thread that keeps this process's ``sender:`` lease fresh while it holds claims."""
+    """A thread that keeps a lease fresh: this process's ``sender:`` one while it holds claims
+    (the default *name*), or the scheduler's while the daemon runs."""
 
-    def __init__(self, db: Database, holder: str, interval: float = BEAT_SECONDS) -> None:
+    def __init__(self, db: Database, holder: str, interval: float = BEAT_SECONDS, name: str | None = None) -> None:
         self.db, self.holder, self.interval = db, holder, interval
-        self.name = PREFIX + holder
+        self.name = name or PREFIX + holder
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -85,7 +107,7 @@ class Heartbeat:
             if lease is None:
                 session.add(Lease(name=self.name, holder=self.holder, acquired_at=now, heartbeat_at=now))
             else:
-                lease.heartbeat_at = now
+                lease.holder, lease.heartbeat_at = self.holder, now
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -100,7 +122,7 @@ class Heartbeat:
             self._thread.join(timeout=5)
         try:
             with self.db.session() as session:
-                session.execute(delete(Lease).where(Lease.name == self.name))
+                session.execute(delete(Lease).where(Lease.name == self.name, Lease.holder == self.holder))
         except Exception:   # the database is gone: the beat simply goes stale
             pass
 

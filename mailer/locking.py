@@ -145,13 +145,6 @@ class SingletonLock:
         since = lease.acquired_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         return f"{self.name} already running on {host} pid {pid} since {since}"
 
-    def heartbeat(self) -> None:
-        """Record that the holder is alive (shown by `schedule list`)."""
-        with self.db.session() as session:
-            lease = session.get(Lease, self.name)
-            if lease is not None and lease.holder == self.holder:
-                lease.heartbeat_at = utcnow()
-
     def release(self) -> None:
         """Drop the lease row and the lock; safe to call twice."""
         if self._conn is None and self._fd is None:

@@ -160,6 +160,21 @@ def imap_folder(dotted: str, value: str) -> str:
     return value
 
 
+def greeting_text(dotted: str, value: str) -> str:
+    """The named greeting: one line holding {name} once, and no other {braces}."""
+    if value.count("{name}") != 1 or "{" in value.replace("{name}", "") or "}" in value.replace("{name}", ""):
+        raise ConfigError(f"setting {dotted!r}: must hold {{name}} once, e.g. \"Dear {{name}},\"")
+    if len(value) > 200:
+        raise ConfigError(f"setting {dotted!r}: keep it under 200 characters")
+    return value
+
+
+def short_text(dotted: str, value: str) -> str:
+    if not value.strip() or len(value) > 200:
+        raise ConfigError(f"setting {dotted!r}: must be 1-200 characters")
+    return value
+
+
 def time_zone(dotted: str, value: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -185,6 +200,8 @@ STRING_RULES: dict[str, Callable[[str, str], str]] = {
     "group_name": header_text,
     "feedback_id_sender": feedback_sender,
     "language": language,
+    "greeting": greeting_text,
+    "greeting_nameless": short_text,
     "schedule_timezone": time_zone,
     "bounces_mailbox": mailbox,
     "bounces_done_folder": imap_folder,

@@ -10,7 +10,7 @@ import pytest
 
 from mailer.content.compose import compose_issue
 from mailer.errors import ComposeError
-from mailer.content.personalize import escape_html, keep, placeholder
+from mailer.content.personalize import escape_html, greeting, keep, placeholder
 from mailer.mail.mime import QPTemplate
 from tests.helpers import make_issue
 
@@ -47,8 +47,9 @@ def test_placeholders_survive_premailer_inside_href(settings):
 
 def test_personalisation_escapes_for_html_and_keeps_text_raw(settings):
     issue = compose_issue(settings, EXAMPLE)
-    values = {"name": 'Ana <b>"&" co</b>', "email": "ana@example.org",
-              "unsubscribe_url": "https://news.example.org/u/abc?x=1&y=2",
+    name = 'Ana <b>"&" co</b>'
+    values = {"name": name, "greeting": greeting(name, settings.greeting, settings.greeting_nameless),
+              "email": "ana@example.org", "unsubscribe_url": "https://news.example.org/u/abc?x=1&y=2",
               "preferences_url": "https://news.example.org/p/abc", "view_online_url": "https://v"}
     html = quopri.decodestring(QPTemplate(issue.html, escape_html).fill(values)).decode()
     text = quopri.decodestring(QPTemplate(issue.text, keep).fill(values)).decode()

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from tests.helpers import TEST_ENV, add_subscribers, composed_issue, free_port, make_list
+from tests.helpers import TEST_ENV, add_subscribers, composed_issue, free_port, make_issue, make_list
 from mailer.sending import ledger
 from mailer.backends.base import DeliveryOutcome
 from mailer.backends.memory import MemoryBackend
@@ -256,3 +256,11 @@ def test_resume_refused_while_another_live_process_sends(project, app):
         counts = ledger.counts(session, 1)
     assert counts[DeliveryStatus.UNKNOWN] == 1 and counts[DeliveryStatus.SENT] == 11
     assert "user5@example.net" not in {m.recipient for m in MemoryBackend.outbox}
+
+
+def test_send_repeats_every_compose_warning(project, app):
+    make_issue(project, "untitled", {"04-untitled.txt": "We met at the hall and agreed to march on Saturday.\n"})
+    r = mailer(project, "send", "issues/untitled", "--list", "news", "--dry-run")
+    assert r.exit_code == 0
+    assert "warning: 04-untitled.txt: no title; using the first sentence, 'We met at the hall and agreed " \
+           "to march on Saturday'" in r.stderr

@@ -10,7 +10,8 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from mailer.cli import cli
 from mailer.config import Settings
-from mailer.content.templating import Kind, environment, find_template_file, mail_environment, search_path
+from mailer.content.folders import find_template_file, search_path
+from mailer.content.templating import Kind, environment, mail_environment
 from tests.helpers import TEST_ENV
 
 

@@ -25,17 +25,23 @@ if TYPE_CHECKING:
 
 # command name -> ("module:attribute" under mailer.cli, the short help shown by `mailer --help`)
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "backup": ("backup:backup_command", "Write a consistent backup of the database to FILE, safe while a send "
+                                        "runs."),
     "bounces": ("bounces:bounces", "Apply bounce and complaint reports: a Maildir, an mbox, .eml files, - "
                                    "for stdin, or an IMAP/POP3 mailbox."),
     "compose": ("issue:compose", "Validate and build ISSUE_DIR; print a summary and warnings."),
     "config": ("settings:config", "Show every setting in force, with its environment variable; "
                                   "secrets are masked."),
     "db": ("store:db_group", "Database schema (Alembic migrations)."),
+    "doctor": ("doctor:doctor", "Check settings, SPF, DKIM, DMARC, PTR and base_url before a first send; "
+                                "exit 1 on a failure."),
     "init": ("store:init", "Create mailer.toml (if absent) and the database, and print the secrets to set."),
     "lists": ("store:lists_group", "Mailing lists; with no subcommand, show them with counts per status."),
     "new-issue": ("issue:new_issue", "Scaffold a new issue folder from the example issue."),
     "preview": ("issue:preview", "Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); "
                                  "--serve to watch."),
+    "restore": ("backup:restore_command", "Replace the database with the backup FILE, atomically; refuses a "
+                                          "newer schema or a running send."),
     "schedule": ("schedule:schedule_group", "Plan sends: `mailer schedule ISSUE_DIR --list SLUG --at TIME` "
                                             "(or --cron), then list/move/cancel/refresh."),
     "scheduler": ("schedule:scheduler_command", "Run the scheduler daemon in the foreground (one per "

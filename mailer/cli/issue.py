@@ -6,31 +6,24 @@ import re
 from datetime import date
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from mailer.cli import AppContext, pass_app
+from mailer.cli.output import LazyConsole, print_table, print_warnings
 from mailer.content.compose import ComposedIssue, compose_issue
 from mailer.errors import InputError
 from mailer.content.lint import html_part_size
 
-console = Console(highlight=False, soft_wrap=True)
+console = LazyConsole(highlight=False, soft_wrap=True)
 
 
 def _summary(issue: ComposedIssue) -> None:
-    table = Table(title=f"{issue.subject}", show_edge=False, title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("report")
-    table.add_column("title")
-    table.add_column("words", justify="right")
-    for i, report in enumerate(issue.reports, 1):
-        table.add_row(str(i), report.path.name, report.title, f"{report.words:,}")
-    console.print(table)
-    console.print(f"lists: {', '.join(issue.lists) or '(none named in issue.toml)'}")
-    console.print(f"HTML part: {html_part_size(issue.html):,} bytes encoded; text part: "
-                  f"{len(issue.text.encode()):,} bytes")
-    for warning in issue.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+    click.echo(issue.subject)
+    print_table(["#", "report", "words", "title"],
+                [[str(i), r.path.name, f"{r.words:,}", r.title] for i, r in enumerate(issue.reports, 1)])
+    click.echo(f"lists: {', '.join(issue.lists) or '(none named in issue.toml)'}")
+    click.echo(f"HTML part: {html_part_size(issue.html):,} bytes encoded; text part: "
+               f"{len(issue.text.encode()):,} bytes")
+    print_warnings(issue.warnings)
 
 
 @click.command()
@@ -40,7 +33,7 @@ def compose(app: AppContext, issue_dir: str) -> None:
     """Validate and build ISSUE_DIR; print a summary and warnings."""
     issue = compose_issue(app.settings, issue_dir)
     _summary(issue)
-    console.print(f"[green]ok[/green]: {issue.slug} composes ({issue.report_count} reports)")
+    click.echo(click.style("ok", fg="green") + f": {issue.slug} composes ({issue.report_count} reports)")
 
 
 @click.command()
@@ -58,8 +51,7 @@ def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, 
 
     issue = compose_issue(app.settings, issue_dir)
     recipient = directory.preview_recipient(app.db, as_email, issue.lists) if as_email else None
-    for warning in issue.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+    print_warnings(issue.warnings)
     if not serve:
         files = write_preview(app.settings, issue, recipient)
         console.print(f"wrote {files.folder}/: issue.html, issue.txt, archive.html, sample.eml, index.html")

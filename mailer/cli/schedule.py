@@ -51,7 +51,8 @@ _TZ_HELP = "IANA time zone the time or cron is read in, e.g. Europe/London (defa
 @schedule_group.command("add")
 @click.argument("issue_dir")
 @click.option("--list", "-l", "lists", multiple=True, help="List slug to send to (repeatable; default: issue.toml's lists).")
-@click.option("--at", "at", help='Local time of a one-off send, "YYYY-MM-DD HH:MM[:SS]".')
+@click.option("--at", "at", help='Local time of a one-off send: "HH:MM" (the next one), "tomorrow HH:MM" '
+                                 'or "YYYY-MM-DD HH:MM[:SS]".')
 @click.option("--cron", help='Recurring: 5-field cron expression, e.g. "0 9 * * FRI"; composed afresh at each run.')
 @click.option("--tz", help=_TZ_HELP)
 @pass_app
@@ -73,40 +74,53 @@ def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None,
 
 
 def _print_created(schedule_id: int, what: str, app: AppContext) -> None:
+    """The schedule as it now stands; a warning on stderr when no scheduler would run it."""
+    from datetime import timedelta
+
+    from mailer.liveness import DEAD_AFTER, scheduler_alive
     from mailer.scheduling.plans import list_schedules
 
     view = next(v for v in list_schedules(app.db, app.settings) if v.id == schedule_id)
     _console().print(f"scheduled {view.id}: {escape(view.issue)} to {', '.join(view.lists)} at "
                      f"{view.when_local} ({view.when_utc}); {escape(what)}")
+    if not scheduler_alive(app.db, timedelta(minutes=app.settings.schedule_grace_minutes)):
+        click.echo(f"warning: no scheduler is running on this database (no heartbeat in the last "
+                   f"{int(DEAD_AFTER.total_seconds())} s, no `scheduler --once` within schedule.grace_minutes): "
+                   "nothing will be sent until `mailer scheduler` runs (see docs/deploy/)", err=True)
 
 
 @schedule_group.command("list")
 @pass_app
 def list_command(app: AppContext) -> None:
     """Show every schedule: id, issue, lists, when (its zone and UTC), state, and 'out of date'."""
-    from mailer.scheduling.plans import list_schedules
-    from mailer.locking import current_holder
+    from datetime import timedelta
 
-    console = _console()
+    from mailer.liveness import scheduler_alive
+    from mailer.locking import current_holder
+    from mailer.scheduling.plans import list_schedules
+
     views = list_schedules(app.db, app.settings)
     if not views:
-        console.print("no schedules")
+        click.echo("no schedules")
     for v in views:
         kind = f"cron {v.cron!r} next" if v.cron else "once"
-        state = v.status.value + (" [bold red]out of date[/] (run `mailer schedule refresh "
-                                  f"{v.id}`)" if v.out_of_date else "")
-        reason = f" - {escape(v.reason)}" if v.reason else ""
-        console.print(f"{v.id}  {escape(v.issue)}  lists={','.join(v.lists)}  {kind} {v.when_local} "
-                      f"({v.when_utc})  {state}{reason}")
+        state = v.status.value + (" " + click.style("out of date", fg="red", bold=True) +
+                                  f" (run `mailer schedule refresh {v.id}`)" if v.out_of_date else "")
+        reason = f" - {v.reason}" if v.reason else ""
+        click.echo(f"{v.id}  {v.issue}  lists={','.join(v.lists)}  {kind} {v.when_local} "
+                   f"({v.when_utc})  {state}{reason}")
     holder = current_holder(app.db)
-    console.print(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
-                  f"last seen {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
-                  if holder else "scheduler: not running (start `mailer scheduler`)")
+    if holder is not None and scheduler_alive(app.db, timedelta(0)):
+        click.echo(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
+                   f"last seen {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
+    else:
+        gone = f", last seen on {holder.holder} at {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
+        click.echo(f"scheduler: not running{gone} (start `mailer scheduler`)")
 
 
 @schedule_group.command("move")
 @click.argument("schedule_id", type=int)
-@click.option("--at", help='New local time of a one-off send, "YYYY-MM-DD HH:MM[:SS]".')
+@click.option("--at", help='New local time of a one-off send: "HH:MM", "tomorrow HH:MM" or "YYYY-MM-DD HH:MM".')
 @click.option("--cron", help="New cron expression of a recurring schedule.")
 @click.option("--tz", help="New time zone (default: the schedule's own).")
 @pass_app
@@ -150,15 +164,13 @@ def refresh_command(app: AppContext, schedule_id: int) -> None:
 @pass_app
 def scheduler_command(app: AppContext, once: bool, sync_seconds: float) -> None:
     """Run the scheduler daemon in the foreground (one per database); SIGTERM stops it cleanly."""
-    from mailer.locking import SingletonLock
-    from mailer.scheduling.daemon import Daemon, run_once
+    from mailer.scheduling.daemon import Daemon, run_once_locked
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if once:
-        with SingletonLock(app.db):
-            decisions = run_once(app.db, app.settings)
+        decisions = run_once_locked(app.db, app.settings)
         _console().print(f"ran {len(decisions)} due schedule(s)")
         return
     Daemon(app.db, app.settings, sync_seconds=sync_seconds).run()

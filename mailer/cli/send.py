@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 import click
 
 from mailer.cli import pass_app
+from mailer.cli.output import print_table, print_warnings
 from mailer.errors import InputError, MailerError
 from mailer.models import DeliveryStatus, SendStatus
 from mailer.sending import campaign, ledger
@@ -26,7 +27,7 @@ ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
 
 def issue_slug(settings, issue_dir: Path, must_exist: bool = True) -> str:  # type: ignore[no-untyped-def]
     """The slug sends of *issue_dir* are recorded under (its folder name)."""
-    from mailer.content.compose import find_issue
+    from mailer.content.folders import find_issue
     from mailer.errors import ComposeError
 
     try:
@@ -171,6 +172,7 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
         from mailer.content.compose import compose_issue
 
         composed = compose_issue(settings, issue_dir)
+        print_warnings(composed.warnings, err=True)
         targets = list(lists) or list(composed.lists)
         if to_addr:
             backend = load_backend(settings, backend_name)
@@ -216,15 +218,11 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
 @pass_app
 def status_command(app, issue_dir: Path, limit: int) -> None:  # type: ignore[no-untyped-def]
     """Per send of an issue: status, counts per delivery status, and the failures."""
-    from rich.console import Console
-    from rich.table import Table
-
     db, slug = app.db, issue_slug(app.settings, issue_dir, must_exist=False)
     sends = campaign.sends_of(db, slug)
     if not sends:
         click.echo(f"{slug}: not sent yet")
         return
-    console = Console(width=200)
     for send in sends:
         with db.session() as session:
             counts = ledger.counts(session, send.id)
@@ -233,10 +231,9 @@ def status_command(app, issue_dir: Path, limit: int) -> None:  # type: ignore[no
         click.echo(f"send #{send.id} to {', '.join(send.list_slugs)}: {send.status.value}{reason}")
         click.echo("  " + ", ".join(f"{s.value} {n}" for s, n in counts.items()) + f", total {sum(counts.values())}")
         if problems:
-            table = Table("address", "status", "code", "reply", box=None, pad_edge=False)
-            for email, status, code, reply in problems:
-                table.add_row(email or "(erased)", status.value, code, (reply or "")[:120])
-            console.print(table)
+            print_table(["address", "status", "code", "reply"],
+                        [[email or "(erased)", status.value, code or "", (reply or "")[:120]]
+                         for email, status, code, reply in problems], indent="  ")
 
 
 @click.command("worker")

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from mailer.cli import pass_app
+from mailer.cli.output import LazyConsole, print_table
 from mailer.errors import InputError
 from mailer.models import OptIn, SubscriptionStatus
 from mailer.people import directory
@@ -19,8 +18,8 @@ from mailer.people import directory
 if TYPE_CHECKING:
     from mailer.db import Database
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = LazyConsole(highlight=False, soft_wrap=True)
+err = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 STATUS = click.Choice([s.value for s in SubscriptionStatus])
 PROGRESS_MIN_BYTES = 1 << 20
 
@@ -97,13 +96,11 @@ def lists_group(ctx: click.Context) -> None:
         return
     summaries = directory.list_summaries(ctx.obj.db)
     if not summaries:
-        out.print("no lists yet: `mailer lists add SLUG NAME`")
+        click.echo("no lists yet: `mailer lists add SLUG NAME`")
         return
-    table = Table("list", "name", "opt-in", *[s.value for s in SubscriptionStatus], "total")
-    for s in summaries:
-        table.add_row(s.slug, s.name, s.opt_in.value, *[str(s.counts[st]) for st in SubscriptionStatus],
-                      str(s.total))
-    out.print(table)
+    print_table(["list", "name", "opt-in", *[s.value for s in SubscriptionStatus], "total"],
+                [[s.slug, s.name, s.opt_in.value, *[str(s.counts[st]) for st in SubscriptionStatus], str(s.total)]
+                 for s in summaries])
 
 
 @lists_group.command("add")
@@ -119,6 +116,20 @@ def lists_add(app, slug: str, name: str, double_opt_in: bool, description: str) 
     out.print(f"list {slug} created ({'double' if double_opt_in else 'single'} opt-in)")
 
 
+@lists_group.command("welcome")
+@click.argument("slug")
+@click.argument("issue_dir", required=False)
+@click.option("--off", is_flag=True, help="Send no welcome mail on this list any more.")
+@pass_app
+def lists_welcome(app, slug: str, issue_dir: str | None, off: bool) -> None:  # type: ignore[no-untyped-def]
+    """Mail ISSUE_DIR once to each new confirmed subscriber of list SLUG (checked by composing it)."""
+    if off == bool(issue_dir):
+        raise InputError("give the welcome issue folder, or --off")
+    subject = directory.set_welcome(app.db, app.settings, slug, None if off else issue_dir)
+    click.echo(f"list {slug}: no welcome mail" if subject is None else
+               f"list {slug}: new confirmed subscribers get {subject!r} (from {issue_dir})")
+
+
 @click.group("subscribers")
 def subscribers_group() -> None:
     """Subscribers: add, import, export, list, show, unsubscribe, erase."""
@@ -129,12 +140,17 @@ def subscribers_group() -> None:
 @click.option("--name", default="", help="Display name.")
 @click.option("--list", "list_slug", required=True, help="List to subscribe to.")
 @click.option("--confirmed", is_flag=True, help="Consent is on record: confirmed now, no confirmation mail.")
+@click.option("--welcome", is_flag=True, help="With --confirmed: also send the list's welcome mail.")
 @pass_app
-def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
+def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool,  # type: ignore[no-untyped-def]
+                    welcome: bool) -> None:
     """Add EMAIL to a list (pending unless --confirmed)."""
     from mailer.people.subscriptions import Outcome
 
-    address, outcome = directory.add_subscriber(app.db, app.settings, email, name, list_slug, confirmed)
+    if welcome and not confirmed:
+        raise InputError("--welcome needs --confirmed (a pending subscriber is welcomed when they confirm)")
+    address, outcome = directory.add_subscriber(app.db, app.settings, email, name, list_slug, confirmed,
+                                                welcome=welcome)
     if outcome is Outcome.SUPPRESSED:
         raise InputError(f"{address} is suppressed for {list_slug} (unsubscribed, bounced or erased); "
                          "only their own new confirmed opt-in can lift that")
@@ -208,6 +224,8 @@ def subscribers_export(app, list_slug: str | None, status: str | None, output: P
 def subscribers_list(app, list_slug: str | None, status: str | None, limit: int) -> None:  # type: ignore[no-untyped-def]
     """List subscriptions as a table."""
     wanted = SubscriptionStatus(status) if status else None
+    from rich.table import Table
+
     table = Table("email", "name", "list", "status", "since")
     rows = directory.subscription_rows(app.db, list_slug, wanted, limit)
     for row in rows:

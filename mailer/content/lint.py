@@ -6,6 +6,7 @@ import binascii
 
 import lxml.html
 
+from mailer.content.images import is_local
 from mailer.content.personalize import placeholder
 from mailer.content.reports import Report
 
@@ -34,8 +35,10 @@ def _links_and_images(fragment_html: str) -> tuple[list[str], list[tuple[str, st
     return links, images
 
 
-def lint_issue(reports: list[Report], html: str, text: str) -> tuple[list[str], list[str]]:
-    """Return (errors, warnings); each line names the report file or the part it is about."""
+def lint_issue(reports: list[Report], html: str, text: str, own_media: str = "") -> tuple[list[str], list[str]]:
+    """Return (errors, warnings); each line names the report file or the part it is about.
+
+    Images under *own_media* are the issue's own (content.images checked them)."""
     errors: list[str] = []
     warnings: list[str] = []
     for report in reports:
@@ -58,9 +61,11 @@ def lint_issue(reports: list[Report], html: str, text: str) -> tuple[list[str], 
             if not alt or not alt.strip():
                 warnings.append(f"{name}: image {src[:80]!r} has no alt text (screen readers, "
                                 "and mail clients that block images, show nothing)")
-            if not src.startswith("https://"):
-                errors.append(f"{name}: image {src[:80]!r} must be an https:// URL")
-        if report.image and not report.image.startswith("https://"):
+            if not src.startswith("https://") and not (own_media and src.startswith(own_media)) \
+                    and not is_local(src):
+                errors.append(f"{name}: image {src[:80]!r} must be an https:// URL or a file in the issue "
+                              "folder (images/...)")
+        if report.image and not report.image.startswith(("https://", own_media or "https://")):
             errors.append(f"{name}: front matter image {report.image[:80]!r} must be an https:// URL")
     size = html_part_size(html)
     if size > GMAIL_CLIP:

@@ -23,39 +23,29 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lxml.html
-import nh3
 from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
+from mailer.content.blocks import TextBlock, inline_text, text_blocks
+from mailer.content.pasted import (bullets_as_markdown, list_line, split_long_markdown, split_paragraph, title_from_text,
+                                   typography, with_typographer)
+from mailer.content.sanitize import removed_urls, sanitize
 from mailer.errors import ComposeError
 
 FRONT_MATTER_KEYS = ("title", "author", "date", "summary", "image", "image_alt")
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text"}
-LONG_PARAGRAPH = 2000
+LONG_PARAGRAPH = 2000  # what is still this long after splitting has no sentence end to break at
+# a short last line such as "Thank you – Jo & the team" or "In solidarity, the committee" is a
+# sign-off, which needs no full stop; anything else without one may have been cut off
+_SIGN_OFF = re.compile(r"^(?=.{1,80}$)(?:(?:thank|thanks|best|regards|kind regards|warm|with love|love|cheers|"
+                       r"yours|in solidarity|solidarity|see you|until|onwards|forward)\b|.*\s[–—-]\s)",
+                       re.IGNORECASE)
 
-ALLOWED_TAGS = {
-    "p", "br", "a", "strong", "b", "em", "i", "u", "s", "blockquote", "ul", "ol", "li", "h2", "h3",
-    "h4", "code", "pre", "hr", "img", "table", "thead", "tbody", "tr", "th", "td", "sup", "sub",
-}
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"},
-                      "th": {"align"}, "td": {"align"}}
-URL_SCHEMES = {"http", "https", "mailto"}
-
-_md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
-    ["table", "strikethrough", "replacements", "smartquotes"])
+_md = with_typographer(MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(
+    ["table", "strikethrough", "linkify"]))
 # every link becomes a link token: sanitize() is the one gate for URL schemes, and what it drops is
 # recorded, where markdown-it would leave [click](javascript:...) in the mail as literal text
 _md.validateLink = lambda url: True  # type: ignore[method-assign]
 _URL = re.compile(r"(https?://[^\s<>\"')\]]+[^\s<>\"')\].,;:!?])")
-
-
-@dataclass(frozen=True)
-class TextBlock:
-    """A block of the text part: a paragraph, heading, list item or quote."""
-
-    kind: str      # "p", "h", "li", "quote", "pre"
-    text: str
 
 
 @dataclass
@@ -79,10 +69,11 @@ class Report:
         return "r-" + re.sub(r"[^a-z0-9]+", "-", self.path.stem.lower()).strip("-")
 
 
-def read_report(path: Path, folder: Path | None = None) -> Report:
+def read_report(path: Path, folder: Path | None = None, language: str = "en") -> Report:
     """Read one report file into a Report; ComposeError names what is wrong.
 
-    With *folder* (the issue folder), a report that resolves outside it is refused.
+    With *folder* (the issue folder), a report that resolves outside it is refused. Paragraphs
+    longer than pasted.SPLIT_OVER are split between sentences of *language*, with a warning.
     """
     if folder is not None:
         _check_inside(path, folder)
@@ -92,23 +83,28 @@ def read_report(path: Path, folder: Path | None = None) -> Report:
     text = _read_text(path)
     meta, body, body_line = _split_front_matter(text, path)
     report = Report(path=path, **{"title": "", **meta})
+    report.title = typography(report.title)
     if kind == "markdown":
-        _parse_markdown(report, body)
+        _parse_markdown(report, body, language)
     else:
-        _parse_plain(report, body)
+        _parse_plain(report, body, language)
     if not report.title:
-        report.title = _title_from_filename(path)
-        report.warnings.append(f"{path.name}: no title; using {report.title!r} (add a first line or "
-                               "'title:' front matter)")
+        first = next((b.text for b in report.blocks if b.kind in ("p", "quote", "li")), "")
+        report.title = title_from_text(first, language) or "Untitled report"
+        if first:
+            report.warnings.append(f"{path.name}: no title; using the first sentence, {report.title!r} (add a "
+                                   "first line or 'title:' front matter)")
     report.words = sum(len(b.text.split()) for b in report.blocks)
+    last = report.blocks[-1] if report.blocks else None
     if report.words == 0:
         report.warnings.append(f"{path.name}: the report is empty")
-    elif not re.search(r"[.!?…\"'”’)\]:]\s*$", report.blocks[-1].text):
+    elif last is not None and last.kind == "p" and not _SIGN_OFF.search(last.text) and \
+            not re.search(r"[.!?…\"'”’)\]:]\s*$", last.text):
         report.warnings.append(f"{path.name}: ends without punctuation; was it cut off?")
     for block in report.blocks:
         if block.kind == "p" and len(block.text) > LONG_PARAGRAPH:
-            report.warnings.append(f"{path.name}: a paragraph of {len(block.text):,} characters; "
-                                   "readers on phones will thank you for paragraph breaks")
+            report.warnings.append(f"{path.name}: a paragraph of {len(block.text):,} characters with no "
+                                   "sentence to break at; readers on phones will thank you for breaks")
             break
     return report
 
@@ -182,47 +178,24 @@ def _split_front_matter(text: str, path: Path) -> tuple[dict[str, str], str, int
     return meta, "\n".join(lines[end + 1:]), end + 2
 
 
-def _title_from_filename(path: Path) -> str:
-    stem = re.sub(r"^\d+[-_ .]*", "", path.stem)
-    words = re.sub(r"[-_]+", " ", stem).strip()
-    return (words[:1].upper() + words[1:]) if words else "Report"
-
-
-def sanitize(html: str) -> str:
-    """Keep formatting, drop scripts, iframes, event handlers and non-http(s) links."""
-    return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES,
-                     link_rel="noopener noreferrer")
-
-
-def removed_urls(fragment: str) -> list[tuple[str, str]]:
-    """The link targets and image sources in *fragment* that sanitize() drops, as (kind, url)."""
-    if "href" not in fragment and "src" not in fragment:
-        return []
-    root = lxml.html.fromstring(f"<div>{fragment}</div>")
-    found = [("link", a.get("href")) for a in root.iter("a") if a.get("href") is not None]
-    found += [("image", img.get("src")) for img in root.iter("img") if img.get("src") is not None]
-    return [(kind, url) for kind, url in found if not _url_kept(url)]
-
-
-def _url_kept(url: str) -> bool:
-    """Whether sanitize() keeps this URL: asked of nh3 itself, so the two cannot disagree."""
-    probe = nh3.clean(f'<a href="{html.escape(url, quote=True)}"></a>', tags={"a"},
-                      attributes={"a": {"href"}}, url_schemes=URL_SCHEMES, link_rel=None)
-    return "href=" in probe
-
-
 def render_markdown(text: str) -> tuple[str, list[TextBlock], list[str]]:
     """Markdown (an intro, say) to sanitised HTML, text blocks and their links."""
     tokens = _md.parse(text)
-    blocks, links = _text_blocks(tokens)
+    blocks, links = text_blocks(tokens)
     return sanitize(_md.renderer.render(tokens, _md.options, {})), blocks, links
 
 
-def _parse_markdown(report: Report, body: str) -> None:
+def _parse_markdown(report: Report, body: str, language: str) -> None:
+    body = bullets_as_markdown(body)
     tokens = _md.parse(body)
+    body, split = split_long_markdown(body, tokens, language)
+    if split:
+        tokens = _md.parse(body)
+        report.warnings.append(f"{report.path.name}: {split} long paragraph(s) split between sentences; "
+                               "check the breaks in the preview")
     # a leading level-1 heading is the title, unless front matter gave one
     if len(tokens) >= 3 and tokens[0].type == "heading_open" and tokens[0].tag == "h1":
-        heading = tokens[1].content.strip()
+        heading = inline_text(tokens[1].children or [], [])
         tokens = tokens[3:]
         report.title = report.title or heading
     # report headings sit under the report's own title: shift them down one level
@@ -232,53 +205,12 @@ def _parse_markdown(report: Report, body: str) -> None:
     raw = _md.renderer.render(tokens, _md.options, {})
     report.removed = removed_urls(raw)
     report.html = sanitize(raw)
-    report.blocks, report.links = _text_blocks(tokens)
+    report.blocks, report.links = text_blocks(tokens)
 
 
-def _text_blocks(tokens: list[Token]) -> tuple[list[TextBlock], list[str]]:
-    blocks: list[TextBlock] = []
-    links: list[str] = []
-    kind = "p"
-    for tok in tokens:
-        if tok.type == "heading_open":
-            kind = "h"
-        elif tok.type == "list_item_open":
-            kind = "li"
-        elif tok.type == "blockquote_open":
-            kind = "quote"
-        elif tok.type in ("blockquote_close", "list_item_close", "heading_close"):
-            kind = "p"
-        elif tok.type in ("fence", "code_block"):
-            blocks.append(TextBlock("pre", tok.content.rstrip("\n")))
-        elif tok.type == "inline":
-            blocks.append(TextBlock(kind, _inline_text(tok.children or [], links)))
-    return [b for b in blocks if b.text.strip()], links
-
-
-def _inline_text(children: list[Token], links: list[str]) -> str:
-    out: list[str] = []
-    href = ""
-    for child in children:
-        if child.type == "text" or child.type == "code_inline":
-            out.append(child.content)
-        elif child.type in ("softbreak",):
-            out.append(" ")
-        elif child.type == "hardbreak":
-            out.append("\n")
-        elif child.type == "link_open":
-            href = str(child.attrs.get("href", ""))
-        elif child.type == "link_close" and href:
-            if href.startswith(("http://", "https://", "mailto:")):
-                links.append(href)
-                out.append(f" [{len(links)}]")
-            href = ""
-        elif child.type == "image":
-            out.append(f"[image: {child.content or 'no description'}]")
-    return "".join(out).strip()
-
-
-def _parse_plain(report: Report, body: str) -> None:
-    """Plain text: a short first line is the title; blank lines (or lines) separate paragraphs."""
+def _parse_plain(report: Report, body: str, language: str) -> None:
+    """Plain text: a short first line is the title; blank lines (or lines) separate paragraphs;
+    bullet and numbered lines make lists; long paragraphs are split between sentences."""
     lines = [line.rstrip() for line in body.strip("\n").split("\n")]
     if not any(line.strip() for line in lines):
         return
@@ -286,27 +218,68 @@ def _parse_plain(report: Report, body: str) -> None:
     rest = lines[1:]
     looks_like_title = (
         not report.title and len(first) <= 100 and rest and any(line.strip() for line in rest)
-        and not re.search(r"[.,;:]$", first)
+        and not re.search(r"[.,;:]$", first) and list_line(first) is None
     )
     if looks_like_title:
-        report.title = first
+        report.title = typography(first)
         lines = rest
     text = "\n".join(lines).strip("\n")
     if "\n\n" in text:
         raw_paragraphs = re.split(r"\n\s*\n", text)
     else:
         raw_paragraphs = text.split("\n")  # one paragraph per line, as word processors paste
-    html_parts = []
+    html_parts: list[str] = []
+    items: list[tuple[int | None, str]] = []
+    split = 0
+
+    def close_list() -> None:
+        if not items:
+            return
+        numbered = items[0][0] is not None
+        start = items[0][0] if numbered else None
+        for n, (number, item) in enumerate(items):
+            marker = f"{(start or 1) + n}." if numbered else "-"
+            report.blocks.append(TextBlock("li", item, marker))
+        tag = "ol" if numbered else "ul"
+        attrs = f' start="{start}"' if numbered and start != 1 else ""
+        html_parts.append(f"<{tag}{attrs}>" + "".join(f"<li>{_linkify(t)}</li>" for _, t in items) + f"</{tag}>")
+        items.clear()
+
     for raw in raw_paragraphs:
         para_lines = [line.strip() for line in raw.split("\n") if line.strip()]
         if not para_lines:
             continue
-        wrapped = len(para_lines) > 1 and all(len(line) >= 50 for line in para_lines[:-1])
-        joiner = " " if wrapped else "\n"
-        paragraph = joiner.join(para_lines)
-        report.blocks.append(TextBlock("p", paragraph))
-        html_parts.append("<p>" + _linkify(paragraph).replace("\n", "<br>\n") + "</p>")
+        prose: list[str] = []
+        for line in para_lines:
+            item = list_line(line)
+            if item is not None and (items or len(para_lines) > 1 or len(raw_paragraphs) > 1):
+                split += _add_paragraph(report, prose, html_parts, language)
+                prose = []
+                if items and (items[-1][0] is None) != (item.number is None):
+                    close_list()
+                items.append((item.number, typography(item.text)))
+            else:
+                close_list()
+                prose.append(line)
+        split += _add_paragraph(report, prose, html_parts, language)
+    close_list()
+    if split:
+        report.warnings.append(f"{report.path.name}: {split} long paragraph(s) split between sentences; "
+                               "check the breaks in the preview")
     report.html = sanitize("\n".join(html_parts))
+
+
+def _add_paragraph(report: Report, lines: list[str], html_parts: list[str], language: str) -> int:
+    """Append one pasted paragraph (split when long); 1 when it was split, else 0."""
+    if not lines:
+        return 0
+    wrapped = len(lines) > 1 and all(len(line) >= 50 for line in lines[:-1])
+    paragraph = typography((" " if wrapped else "\n").join(lines))
+    pieces = split_paragraph(paragraph, language) if "\n" not in paragraph else [paragraph]
+    for piece in pieces:
+        report.blocks.append(TextBlock("p", piece))
+        html_parts.append("<p>" + _linkify(piece).replace("\n", "<br>\n") + "</p>")
+    return int(len(pieces) > 1)
 
 
 def _linkify(text: str) -> str:

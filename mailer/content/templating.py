@@ -14,7 +14,6 @@ import enum
 import functools
 import os
 import textwrap
-from pathlib import Path
 from typing import Callable
 
 from jinja2 import (Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound,
@@ -24,14 +23,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from mailer.config import Settings
+from mailer.content.folders import search_path
 from mailer.errors import ComposeError
 from mailer.content.personalize import placeholder
-from mailer.content.reports import TextBlock
+from mailer.content.blocks import TextBlock
 
 WIDTH = 72
 
-# the templates shipped with mailer (the repository's templates/): the last folder of every search path
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 PAGE_SUFFIXES = (".html", ".htm", ".xml", ".xhtml", ".svg")
 
 
@@ -42,23 +40,6 @@ class Kind(enum.Enum):
     ISSUE_TEXT = "issue-text"    # no escaping, block tags trimmed, wrap/blocks filters
     PAGE = "page"                # web pages and feed: escaped by file suffix, compiled once
     MAIL_TEXT = "mail-text"      # plain-text transactional mails (the confirmation mail)
-
-
-def search_path(settings: Settings) -> list[str]:
-    """The configured template folders, then the built-in ones."""
-    folders = [Path(settings.path(p)) for p in settings.templates_path]
-    if BUILTIN_TEMPLATES.is_dir() and BUILTIN_TEMPLATES not in folders:
-        folders.append(BUILTIN_TEMPLATES)
-    return [str(f) for f in folders]
-
-
-def find_template_file(settings: Settings, name: str) -> Path | None:
-    """The first file called *name* on the search path (static assets such as the site's CSS)."""
-    for folder in search_path(settings):
-        candidate = Path(folder, *split_template_path(name))
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 class _Loader(FileSystemLoader):
@@ -107,7 +88,7 @@ def _build(folders: tuple[str, ...], kind: Kind) -> SandboxedEnvironment:
         auto_reload=kind is not Kind.PAGE,   # pages, like Flask's own: compiled once per app
     )
     if kind is Kind.ISSUE_HTML:
-        env.globals["personal"] = lambda key: Markup(placeholder(key))
+        env.globals["personal"] = lambda key, default=None: Markup(placeholder(key, default))
     elif kind is Kind.ISSUE_TEXT:
         env.globals["personal"] = placeholder
         env.filters["wrap"] = wrap_block
@@ -166,12 +147,14 @@ def wrap_blocks(blocks: list[TextBlock]) -> str:
 
 def _wrap_block(block: TextBlock) -> list[str]:
     opts = {"width": WIDTH, "break_long_words": False, "break_on_hyphens": False}
-    if block.kind == "pre":
+    if block.kind in ("pre", "table"):
         return block.text.split("\n")
     if block.kind == "h":
         return ["", block.text, "-" * min(len(block.text), WIDTH)]
     if block.kind == "li":
-        return textwrap.wrap(block.text, initial_indent="  - ", subsequent_indent="    ", **opts)
+        indent = "  " * (block.depth + 1)
+        first = indent + (block.marker + " " if block.marker else " " * 2)
+        return textwrap.wrap(block.text, initial_indent=first, subsequent_indent=" " * len(first), **opts)
     if block.kind == "quote":
         return textwrap.wrap(block.text, initial_indent="  > ", subsequent_indent="  > ", **opts)
     lines: list[str] = []

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Mapping
 
 from mailer.mail import links
 from mailer.backends.base import OutgoingMessage
@@ -27,7 +28,7 @@ from mailer.errors import ConfigError
 from mailer.headers import clean_header
 from mailer.mail.mime import (CRLF, QPTemplate, address_header, content_headers, date_header_value, header_line,
                          multipart, new_boundary, qp_body, quote_phrase)
-from mailer.content.personalize import escape_html, keep
+from mailer.content.personalize import ATTR, escape_html, greeting, keep
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9._-]")
 _LABEL = re.compile(r"[^a-z0-9-]+")
 _BODY_TAG = re.compile(r"<body[^>]*>", re.IGNORECASE)
@@ -43,6 +44,7 @@ class Recipient:
     subscriber_uid: str     # Subscriber.uid (random public id) -> tokens
     list_slug: str
     list_name: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)   # personal('attr.NAME')
 
 
 def message_id(settings: Settings) -> str:
@@ -97,6 +99,8 @@ class MessageFactory:
             html = _insert_preheader(html, preheader)
         self._html = QPTemplate(html, escape_html)
         self._text = QPTemplate(text, keep)
+        # the attributes the templates use, looked up per recipient (most issues use none)
+        self._attributes = sorted({k for k, _ in self._html.keys + self._text.keys if k.startswith(ATTR)})
         self._boundary = new_boundary()
         self._signer = signer_from_settings(settings)
         static = [
@@ -126,13 +130,18 @@ class MessageFactory:
     def values(self, recipient: Recipient) -> dict[str, str]:
         """The placeholder values of one recipient (links carry signed tokens, A5)."""
         s = self.settings
-        return {
+        values = {
             "name": recipient.name,
             "email": recipient.email,
+            "greeting": greeting(recipient.name, s.greeting, s.greeting_nameless),
             "unsubscribe_url": links.unsubscribe_url(s, recipient.subscriber_uid, recipient.list_slug),
             "preferences_url": links.preferences_url(s, recipient.subscriber_uid, recipient.list_slug),
             "view_online_url": self._archive_url,
         }
+        for key in self._attributes:
+            value = recipient.attributes.get(key[len(ATTR):])
+            values[key] = "" if value is None else str(value)
+        return values
 
     def render(self, recipient: Recipient, now: datetime | None = None) -> OutgoingMessage:
         """The finished bytes for *recipient*; Date is *now* (send time, A3)."""

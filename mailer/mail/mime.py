@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from typing import Callable, Mapping
 
 from mailer.headers import clean_header
-from mailer.content.personalize import KEYS, check, placeholder
+from mailer.content.personalize import PATTERN, check, default_of, key_of
 
 CRLF = b"\r\n"
 MAX_LINE = 78
@@ -86,7 +86,6 @@ def qp_body(text: str) -> bytes:
     return dot_safe(binascii.b2a_qp(data, istext=True))
 
 
-_PLACEHOLDERS = re.compile("|".join(re.escape(placeholder(k)) for k in KEYS))
 SOFT_BREAK = b"=\r\n"
 # printable ASCII but "=", spaces only inside: quoted-printable leaves it as it is
 _QP_PLAIN = re.compile(rb"(?:[!-<>-~][ !-<>-~]*)?[!-<>-~]|")
@@ -142,20 +141,23 @@ class QPTemplate:
         text = template.replace("\r\n", "\n").replace("\r", "\n")
         if not text.endswith("\n"):
             text += "\n"
-        statics = _PLACEHOLDERS.split(text)
-        self.keys = tuple(m.group(0)[len("__mailer_"):-2] for m in _PLACEHOLDERS.finditer(text))
+        found = list(PATTERN.finditer(text))
+        ends = [0, *(pos for m in found for pos in (m.start(), m.end())), len(text)]
+        statics = [text[ends[i]:ends[i + 1]] for i in range(0, len(ends), 2)]
+        # (key, default) per placeholder; a reader without the value gets the default
+        self.keys = tuple((key_of(m.group(1)), default_of(m.group(2))) for m in found)
         self._escape = escape
         encoded = [_qp(part.replace("\n", "\r\n").encode("utf-8")) for part in statics]
         self._static = [e + SOFT_BREAK for e in encoded[:-1]] + encoded[-1:]
 
     def fill(self, values: Mapping[str, str]) -> bytes:
         """The encoded body for one recipient's *values*."""
-        done: dict[str, bytes] = {}
+        done: dict[tuple[str, str], bytes] = {}
         out = [self._static[0]]
         for i, key in enumerate(self.keys, 1):
             chunk = done.get(key)
             if chunk is None:
-                value = self._escape(values.get(key, "")).replace("\r", " ").replace("\n", " ")
+                value = self._escape(values.get(key[0]) or key[1]).replace("\r", " ").replace("\n", " ")
                 chunk = done[key] = _qp(value.encode("utf-8")) + SOFT_BREAK
             out.append(chunk)
             out.append(self._static[i])

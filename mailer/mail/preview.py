@@ -27,11 +27,13 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from mailer.content.compose import ComposedIssue, compose_issue, find_issue
+from mailer.content.compose import ComposedIssue, compose_issue
+from mailer.content.folders import find_issue
+from mailer.content.images import media_url, publish
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.mail.message import MessageFactory, Recipient
-from mailer.content.templating import search_path
+from mailer.content.folders import search_path
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +75,15 @@ def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient
     final = build / issue.slug
     tmp = Path(tempfile.mkdtemp(prefix=f".{issue.slug}.", dir=build))
     try:
-        (tmp / "issue.html").write_text(parts.get("text/html", ""), encoding="utf-8")
+        # the issue's own images: published for `mailer serve`, and copied beside the preview files
+        # so that the preview shows them from disk
+        media = media_url(settings, issue.slug, "")
+        if issue.images:
+            publish(settings, issue.slug, issue.images)
+            publish(settings, issue.slug, issue.images, target=tmp / "media")
+        (tmp / "issue.html").write_text(parts.get("text/html", "").replace(media, "media/"), encoding="utf-8")
         (tmp / "issue.txt").write_text(parts.get("text/plain", ""), encoding="utf-8")
-        (tmp / "archive.html").write_text(issue.archive_html, encoding="utf-8")
+        (tmp / "archive.html").write_text(issue.archive_html.replace(media, "media/"), encoding="utf-8")
         (tmp / "sample.eml").write_bytes(data)
         headers = [(k, str(v)) for k, v in message.items()]
         (tmp / "index.html").write_text(_index_page(issue, headers, parts.get("text/plain", "")),

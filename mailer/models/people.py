@@ -64,6 +64,8 @@ class MailingList(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     opt_in: Mapped[OptIn] = mapped_column(_enum(OptIn), default=OptIn.DOUBLE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # an issue folder mailed once to each new confirmed subscriber ("" for none)
+    welcome_issue: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class Subscriber(Base):
@@ -100,6 +102,7 @@ class Subscription(Base):
     status_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    welcomed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)   # its welcome mail was queued
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
     mailing_list: Mapped[MailingList] = relationship()

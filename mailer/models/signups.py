@@ -14,6 +14,7 @@ from mailer.models.people import ConsentSource
 
 class MailKind(enum.Enum):
     CONFIRM = "confirm"
+    WELCOME = "welcome"     # the list's welcome issue, once per subscription, when it is confirmed
 
 
 class QueueStatus(enum.Enum):

@@ -43,9 +43,28 @@ def add_list(db: Database, slug: str, name: str, opt_in: OptIn, description: str
         lists.add_list(session, slug, name, opt_in, description)
 
 
+def set_welcome(db: Database, settings: Settings, slug: str, issue_dir: str | None) -> str | None:
+    """Set (or, with None, clear) list *slug*'s welcome issue, composed first to check it;
+    returns its subject. The folder is kept relative to the project root when inside it."""
+    from mailer.content.compose import compose_issue
+    from mailer.people.lists import get_list
+
+    stored, subject = "", None
+    if issue_dir is not None:
+        composed = compose_issue(settings, issue_dir)
+        root = settings.root.resolve() if settings.root else None
+        stored = str(composed.path.relative_to(root)) if root and composed.path.is_relative_to(root) \
+            else str(composed.path)
+        subject = composed.subject
+    with db.session() as session:
+        get_list(session, slug).welcome_issue = stored
+    return subject
+
+
 def add_subscriber(db: Database, settings: Settings, email: str, name: str, list_slug: str,
-                   confirmed: bool) -> tuple[str, Outcome]:
-    """Subscribe *email* to *list_slug* on the admin's word; the normalised address and the outcome."""
+                   confirmed: bool, welcome: bool = False) -> tuple[str, Outcome]:
+    """Subscribe *email* to *list_slug* on the admin's word; the normalised address and the outcome.
+    With *welcome*, a confirmed subscription gets the list's welcome mail."""
     from mailer.people.lists import get_list
     from mailer.people.subscriptions import ConsentInfo, clean_name, normalize_email, subscribe
 
@@ -53,7 +72,8 @@ def add_subscriber(db: Database, settings: Settings, email: str, name: str, list
     with db.session() as session:
         mlist = get_list(session, list_slug)
         _, outcome = subscribe(session, settings, mlist, address, name=clean_name(name), confirmed=confirmed,
-                               consent=ConsentInfo(ConsentSource.ADMIN, form_id="cli"), actor="cli")
+                               consent=ConsentInfo(ConsentSource.ADMIN, form_id="cli"), actor="cli",
+                               welcome=welcome)
     return address.email, outcome
 
 
@@ -126,4 +146,4 @@ def preview_recipient(db: Database, email: str, issue_lists: list[str] | tuple[s
             raise InputError(f"--as {email}: subscribed to no list")
         mlist = wanted[0].mailing_list
         return Recipient(key="preview", email=sub.email, name=sub.name, subscriber_uid=sub.uid,
-                         list_slug=mlist.slug, list_name=mlist.name)
+                         list_slug=mlist.slug, list_name=mlist.name, attributes=sub.attributes or {})

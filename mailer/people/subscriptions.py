@@ -25,6 +25,8 @@ from mailer.models import (
     Consent,
     ConsentSource,
     MailingList,
+    MailKind,
+    QueuedMail,
     Reason,
     Subscriber,
     Subscription,
@@ -159,9 +161,10 @@ def get_or_create_subscriber(session: Session, address: Address, name: str = "",
 
 def subscribe(session: Session, settings: Settings, mlist: MailingList, address: Address, *,
               name: str = "", attributes: dict | None = None, confirmed: bool = False,
-              consent: ConsentInfo, actor: str = "") -> tuple[Subscription | None, Outcome]:
+              consent: ConsentInfo, actor: str = "", welcome: bool = False) -> tuple[Subscription | None, Outcome]:
     """Add *address* to *mlist* as `rules.decide` says: pending, or confirmed when *confirmed*
-    and not suppressed (STANDARDS B8); a suppressed import or admin add changes nothing."""
+    and not suppressed (STANDARDS B8); a suppressed import or admin add changes nothing.
+    With *welcome*, a subscription confirmed here gets the list's welcome mail."""
     suppressed = suppression_for(session, settings, address.key, mlist.slug) is not None
     existing = session.scalar(select(Subscriber).where(Subscriber.email_key == address.key))
     sub = None if existing is None else session.scalar(select(Subscription).where(
@@ -185,6 +188,8 @@ def subscribe(session: Session, settings: Settings, mlist: MailingList, address:
     if decision.confirmed:
         sub.confirmed_at = now
     session.flush()
+    if welcome and decision.confirmed:
+        queue_welcome(session, sub, mlist)
     audit(session, "subscribe", subscriber, mlist, old, decision.status, decision.reason,
           actor or consent.source.value)
     return sub, decision.outcome
@@ -219,7 +224,18 @@ def confirm(session: Session, settings: Settings, sub: Subscription, ip: str = "
     ).order_by(Consent.id.desc()).limit(1))
     if consent is not None:
         consent.confirmed_at, consent.confirmed_ip = now, ip
+    queue_welcome(session, sub, mlist)
     audit(session, "confirm", subscriber, mlist, old, SubscriptionStatus.CONFIRMED, Reason.USER, actor)
+    return True
+
+
+def queue_welcome(session: Session, sub: Subscription, mlist: MailingList) -> bool:
+    """Queue *mlist*'s welcome mail for *sub*, once in the subscription's life (not again when
+    someone leaves and confirms anew); False when the list has none or it was queued before."""
+    if not mlist.welcome_issue or sub.welcomed_at is not None:
+        return False
+    sub.welcomed_at = utcnow()
+    session.add(QueuedMail(kind=MailKind.WELCOME, subscriber_id=sub.subscriber_id, list_id=mlist.id))
     return True
 
 

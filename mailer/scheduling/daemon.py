@@ -29,6 +29,7 @@ from sqlalchemy import select
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import ConfigError
+from mailer.liveness import SCHEDULER_ONCE, Heartbeat
 from mailer.locking import SingletonLock
 from mailer.models import Schedule, ScheduleStatus, utcnow
 from mailer.scheduling.runs import (
@@ -90,6 +91,19 @@ def run_once(db: Database, settings: Settings, stop: threading.Event | None = No
     return decisions + [guarded_execute(db, settings, schedule_id, stop) for schedule_id in due_ids(db)]
 
 
+def run_once_locked(db: Database, settings: Settings) -> list[str]:
+    """`run_once` holding the one-scheduler lock, its lease beating; leaves the time of the run in
+    the ``scheduler:once`` lease, so that `mailer schedule` knows a cron job runs the scheduler."""
+    with SingletonLock(db) as lock:
+        beat = Heartbeat(db, lock.holder, name=lock.name).start()
+        try:
+            decisions = run_once(db, settings)
+        finally:
+            beat.stop()
+        Heartbeat(db, lock.holder, name=SCHEDULER_ONCE).beat()
+    return decisions
+
+
 class Daemon:
     """A BlockingScheduler fed from our tables, holding the one-scheduler lock (G1)."""
 
@@ -124,8 +138,6 @@ class Daemon:
             if self.stop.is_set():
                 self.request_stop()
                 return
-            if self.lock.acquired_at is not None:
-                self.lock.heartbeat()
             for send_id in interrupted(self.db, self.settings):
                 jid = f"resume-{send_id}"
                 if send_id not in self.busy and self.scheduler.get_job(jid) is None:
@@ -176,6 +188,7 @@ class Daemon:
             log.info("scheduler started as %s (grace %s min, sync every %s s)", lock.holder,
                      self.settings.schedule_grace_minutes, self.sync_seconds)
             _DAEMONS[self.id] = self
+            beat = Heartbeat(self.db, lock.holder, name=lock.name).start()   # `mailer schedule` sees us alive
             old = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
             try:
                 self.sync()
@@ -188,5 +201,6 @@ class Daemon:
             finally:
                 for sig, handler in old.items():
                     signal.signal(sig, handler)
+                beat.stop()
                 _DAEMONS.pop(self.id, None)
             log.info("scheduler stopped")

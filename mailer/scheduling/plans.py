@@ -45,8 +45,9 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
                   tz: str | None = None, now: datetime | None = None) -> Schedule:
     """Compose *issue* now (with lint) and plan its send at local time *at*."""
     zone = parse_zone(tz or settings.schedule_timezone)
-    run_at = parse_when(at, zone)
-    _future(run_at, zone, now or utcnow())
+    now = now or utcnow()
+    run_at = parse_when(at, zone, now=now)
+    _future(run_at, zone, now)
     from mailer.content.compose import compose_issue
 
     composed = compose_issue(settings, issue)
@@ -66,7 +67,8 @@ def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tu
     """Plan a recurring send; the folder is checked now and composed afresh at each run."""
     zone = parse_zone(tz or settings.schedule_timezone)
     trigger = parse_cron(cron, zone)
-    from mailer.content.compose import compose_issue, find_issue, read_spec
+    from mailer.content.compose import compose_issue
+    from mailer.content.folders import find_issue, read_spec
 
     folder = find_issue(settings, issue)
     spec = read_spec(folder)
@@ -100,7 +102,7 @@ def move(db: Database, settings: Settings, schedule_id: int, at: str | None = No
         if row.kind is ScheduleKind.ONCE:
             if cron or not at:
                 raise InputError(f"schedule {schedule_id} is a one-off: give --at")
-            run_at = parse_when(at, zone)
+            run_at = parse_when(at, zone, now=now)
             _future(run_at, zone, now)
             if row.send_id is not None:
                 ledger.transition_send(session, row.send_id, SendStatus.SCHEDULED,
@@ -178,7 +180,7 @@ class ScheduleView:
 
 def current_hash(settings: Settings, issue_path: str) -> str | None:
     """The issue folder's content hash now, or None when it cannot be read."""
-    from mailer.content.compose import content_hash, read_spec
+    from mailer.content.folders import content_hash, read_spec
 
     try:
         folder = Path(issue_path)

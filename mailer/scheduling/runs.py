@@ -145,7 +145,8 @@ def _start_once(db: Database, row: Schedule, when: datetime, now: datetime) -> i
 def _start_cron(db: Database, settings: Settings, row: Schedule, when: datetime, now: datetime) -> int | str:
     """Claim this run of a recurring schedule, compose the issue afresh and claim its send: its id,
     or why it does not run."""
-    from mailer.content.compose import compose_issue, read_spec
+    from mailer.content.compose import compose_issue
+    from mailer.content.folders import read_spec
 
     following = next_fire(row.cron, row.timezone, max(now, when + timedelta(microseconds=1)), previous=when)
     with db.session() as session:

@@ -28,21 +28,54 @@ def parse_zone(name: str, field: str = "--tz") -> ZoneInfo:
         raise InputError(f"{field}: unknown time zone {name!r} (use a name such as Europe/London or UTC)") from None
 
 
-def parse_when(text: str, zone: ZoneInfo, field: str = "--at") -> datetime:
-    """A local time ``YYYY-MM-DD HH:MM[:SS]`` in *zone* (or with an explicit offset) -> UTC."""
-    raw = text.strip()
+AT_FORMS = "HH:MM (the next such time), 'tomorrow HH:MM' or 'YYYY-MM-DD HH:MM'"
+_TIME_ONLY = re.compile(r"^(?:(tomorrow)\s+)?(\d{1,2}):(\d{2})(?::(\d{2}))?$", re.IGNORECASE)
+
+
+def parse_when(text: str, zone: ZoneInfo, field: str = "--at", now: datetime | None = None) -> datetime:
+    """A time in *zone* -> UTC: ``YYYY-MM-DD HH:MM[:SS]`` (or with an explicit offset), ``HH:MM``
+    (the next such time after *now*) or ``tomorrow HH:MM``."""
+    raw = " ".join(text.split())
+    relative = _TIME_ONLY.match(raw)
+    if relative:
+        return _next_local(relative, zone, field, raw, now or datetime.now(timezone.utc))
     try:
         if not re.search(r"\d[ T]\d", raw):
             raise ValueError
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise InputError(f"{field}: cannot read {text!r} as a time; use YYYY-MM-DD HH:MM") from None
+        raise InputError(f"{field}: cannot read {text!r} as a time; use {AT_FORMS}") from None
     if value.tzinfo is None:
-        local = value.replace(tzinfo=zone)
-        if local.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != value:
+        if not _exists(value, zone):
             raise InputError(f"{field}: {raw} does not exist in {zone.key} (the clocks go forward then)")
-        value = local
+        value = value.replace(tzinfo=zone)
     return value.astimezone(timezone.utc)
+
+
+def _exists(local: datetime, zone: ZoneInfo) -> bool:
+    """False for a wall-clock time skipped when the clocks go forward in *zone*."""
+    aware = local.replace(tzinfo=zone)
+    return aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) == local
+
+
+def _next_local(match: re.Match[str], zone: ZoneInfo, field: str, raw: str, now: datetime) -> datetime:
+    """``HH:MM``: today's in *zone* if still ahead, else the next day's; ``tomorrow HH:MM``: tomorrow's.
+
+    A day on which that time does not exist (the clocks go forward over it) is passed over.
+    """
+    tomorrow, hour, minute, second = match.group(1), int(match.group(2)), int(match.group(3)), int(match.group(4) or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        raise InputError(f"{field}: cannot read {raw!r} as a time; use {AT_FORMS}")
+    day = now.astimezone(zone).date() + timedelta(days=1 if tomorrow else 0)
+    while True:
+        local = datetime(day.year, day.month, day.day, hour, minute, second)
+        if _exists(local, zone):
+            value = local.replace(tzinfo=zone).astimezone(timezone.utc)
+            if tomorrow or value > now:
+                return value
+        elif tomorrow:
+            raise InputError(f"{field}: {raw} does not exist in {zone.key} (the clocks go forward then)")
+        day += timedelta(days=1)
 
 
 def _dow_to_names(field: str) -> str:

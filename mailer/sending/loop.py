@@ -121,7 +121,8 @@ class _Run:
                 if not self.limiter.acquire(domain, self.stop):
                     self.slots.release()
                     return
-                message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name))
+                message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name,
+                                                           r.attributes))
                 with self.lock:
                     ours = self.writer.mark_sending(r.id)
                     if ours:

@@ -1,4 +1,4 @@
-"""Confirmation mails: queued as rows when a sign-up is applied, sent outside the request.
+"""Confirmation and welcome mails: queued as rows when a sign-up is applied, sent outside the request.
 
 Applying a sign-up (`mailer.signups.intake`) queues a `QueuedMail` row in the
 same transaction as the pending subscription; `process_queue` claims due rows
@@ -41,6 +41,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.people.subscriptions import confirm
+from mailer.signups.welcome import welcome_message
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -113,12 +114,16 @@ def _send_one(session: Session, settings: Settings, backend: Backend, row: Queue
     mlist = session.get(MailingList, row.list_id) if row.list_id else None
     sub = session.scalar(select(Subscription).where(
         Subscription.subscriber_id == row.subscriber_id, Subscription.list_id == row.list_id))
-    if subscriber is None or mlist is None or sub is None or sub.status is not SubscriptionStatus.PENDING:
-        row.status, row.last_error = QueueStatus.FAILED, "subscription is no longer pending"
+    wanted = SubscriptionStatus.CONFIRMED if row.kind is MailKind.WELCOME else SubscriptionStatus.PENDING
+    if subscriber is None or mlist is None or sub is None or sub.status is not wanted:
+        row.status, row.last_error = QueueStatus.FAILED, f"subscription is no longer {wanted.value}"
         report.failed += 1
         return
     try:
-        message = confirmation_message(settings, row, subscriber, mlist)
+        if row.kind is MailKind.WELCOME:
+            message = welcome_message(settings, row, subscriber, mlist)
+        else:
+            message = confirmation_message(settings, row, subscriber, mlist)
     except MailerError as exc:   # a broken template: kept for a retry once it is fixed
         log.warning("mail queue: %s", exc)
         _retry_or_fail(row, str(exc), report)

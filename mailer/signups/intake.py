@@ -127,7 +127,7 @@ def _apply(session, settings: Settings, row: SignupIntake) -> tuple[str, bool]: 
     started = utcnow()
     sub, outcome = subscribe(session, settings, mlist, Address(row.email, row.email.casefold()),
                              name=row.name, confirmed=mlist.opt_in is OptIn.SINGLE, consent=consent,
-                             actor=row.source.value)
+                             actor=row.source.value, welcome=True)
     if sub is None:
         return outcome.value, False
     session.flush()

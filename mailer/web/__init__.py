@@ -21,13 +21,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.config import Settings, load_settings
-from mailer.content.templating import Kind, environment, find_template_file
+from mailer.content.folders import find_template_file
+from mailer.content.templating import Kind, environment
 from mailer.db import Database
 from mailer.signups.intake import intake_writer
 from mailer.signups.limits import SignupLimiter
 from mailer.signups.runner import SignupRunner
 from mailer.signups.writegate import gate_sqlite_writes
-from mailer.web import api, archive, optin, preferences, signup, unsubscribe
+from mailer.web import api, archive, media, optin, preferences, signup, unsubscribe
 from mailer.web.guard import FormTokens, add_security_headers
 from mailer.web.pages import WebContext, message_page
 
@@ -52,7 +53,7 @@ def create_app(settings: Settings, db: Database | None = None, *, start_queue: b
     ctx = WebContext(settings=settings, db=db, forms=FormTokens(settings), limiter=SignupLimiter(db),
                      writer=intake_writer(db))
     app.extensions["mailer"] = ctx
-    for module in (signup, api, optin, unsubscribe, preferences, archive):
+    for module in (signup, api, optin, unsubscribe, preferences, archive, media):
         app.register_blueprint(module.bp)
     app.add_url_rule("/static/site.css", "site_css", lambda: _css(settings))
     app.add_url_rule("/", "home", lambda: abort(404))

@@ -22,7 +22,7 @@ HONEYPOT_FIELD = "website"
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
             "base-uri 'none'")
 # archived issues are e-mail HTML: inline styles and remote images, still no script
-ARCHIVE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+ARCHIVE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
                "form-action 'none'; base-uri 'none'")
 
 

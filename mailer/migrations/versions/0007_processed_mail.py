@@ -2,7 +2,7 @@
 an index of deliveries by subscriber (soft bounces on a subscriber's last issues in a row suppress)
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0008
 Create Date: 2026-12-03 07:15:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import mailer.models
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
