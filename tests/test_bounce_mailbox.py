@@ -213,6 +213,8 @@ def test_unreachable_untrusted_or_passwordless_mailbox_is_one_line_exit_3(server
         (run(project, db, account.url("imaps"), password=account.password), "TLS certificate not trusted"),
         (run(project, db, account.url("pop3s"), password=account.password), "TLS certificate not trusted"),
         (run(project, db, account.url("imaps")), "no password: set MAILER_BOUNCES_PASSWORD"),
+        (run(project, db, account.url("imaps"), "--ca-file", str(server.dir / "missing.pem"), password="x"),
+         "missing.pem: cannot load CA certificates"),
         (run(project, db, account.url("imaps", "Nope"), password=account.password, ca_file=str(server.ca_file)),
          "cannot open folder 'Nope'"),
     ]

@@ -50,7 +50,8 @@ def _tls(ca_file: str) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=ca_file or None)
     except (OSError, ssl.SSLError) as exc:
-        raise MailboxError(f"bounces.ca_file: cannot load {ca_file}: {exc}") from None
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise MailboxError(f"{ca_file}: cannot load CA certificates (--ca-file, bounces.ca_file): {detail}") from None
 
 
 def _quote(name: str) -> str:
