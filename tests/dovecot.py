@@ -49,6 +49,8 @@ class Account:
 
     def __init__(self, server: "DovecotServer", name: str, password: str) -> None:
         self.server, self.name, self.password = server, name, password
+        self.extra = ""     # passwd-file extra fields (userdb_* settings of this user)
+        self.taken = False
         self.home = server.dir / "home" / name
         self.maildir = self.home / "Maildir"
 
@@ -70,14 +72,15 @@ class Account:
 class DovecotServer:
     """`start()` it, `add_account()`, write mail with `deliver()`, then talk IMAP and POP3 over TLS."""
 
-    def __init__(self, accounts: int = 20) -> None:
+    def __init__(self, accounts: int = 40) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mailer-dovecot-"))
         os.chmod(self.dir, 0o755)           # the mail and login users must reach their files
         self.imaps_port, self.pop3s_port = free_port(), free_port()
         self.imap_port, self.pop3_port = free_port(), free_port()     # STARTTLS before any login
         self.ca_file = self.dir / "cert.pem"
         self.accounts = [Account(self, f"bounces{i}", f"s3cret-pass-{i}") for i in range(1, accounts + 1)]
-        self.next_account = 0
+        for old in self.accounts[-4:]:
+            old.extra = "userdb_imap_capability=IMAP4rev1"
         if os.geteuid() == 0:
             self.login_user, self.internal_user, self.mail_user = "dovenull", "dovecot", _user("mail")
         else:
@@ -86,12 +89,17 @@ class DovecotServer:
             self.mail_user = me
         self.process_pid: int | None = None
 
-    def add_account(self) -> Account:
-        """The next unused mail user, with an empty Maildir (all are in the passwd file from the start)."""
-        if self.next_account >= len(self.accounts):
-            raise RuntimeError(f"only {len(self.accounts)} accounts; start the server with more")
-        self.next_account += 1
-        return self.accounts[self.next_account - 1]
+    def add_account(self, *, old_imap: bool = False) -> Account:
+        """The next unused mail user, with an empty Maildir (all are in the passwd file from the start).
+
+        With *old_imap*, one of the users whose IMAP server announces IMAP4rev1 alone after the
+        login (no MOVE, no UIDPLUS), as older servers do.
+        """
+        pool = [a for a in self.accounts if bool(a.extra) == old_imap and not a.taken]
+        if not pool:
+            raise RuntimeError("no account left; start the server with more")
+        pool[0].taken = True
+        return pool[0]
 
     def own(self, path: Path) -> None:
         os.chown(path, self.mail_user.pw_uid, self.mail_user.pw_gid)
@@ -164,7 +172,7 @@ service anvil {{
         (d / "run").mkdir()
         (d / "state").mkdir()
         uid, gid = self.mail_user.pw_uid, self.mail_user.pw_gid
-        (d / "passwd").write_text("".join(f"{a.name}:{{PLAIN}}{a.password}:{uid}:{gid}::{a.home}\n"
+        (d / "passwd").write_text("".join(f"{a.name}:{{PLAIN}}{a.password}:{uid}:{gid}::{a.home}::{a.extra}\n"
                                           for a in self.accounts))
         for account in self.accounts:
             for sub in ("new", "cur", "tmp"):

@@ -155,6 +155,26 @@ def test_imap_moves_processed_reports_to_the_done_folder(server, account, db, pe
     assert counts(db) == (2, 3, FIRST)
 
 
+def test_imap_without_move_copies_flags_deleted_and_expunges(server, db, people, project, monkeypatch):
+    """A server that announces neither MOVE nor UIDPLUS: COPY, \\Deleted, EXPUNGE, with the same result."""
+    account = server.add_account(old_imap=True)
+    for name, data in reports(people).items():
+        account.deliver(name, data)
+    monkeypatch.setenv("MAILER_BOUNCES_DONE_FOLDER", "Done")
+    first = run(project, db, account.url("imaps"), password=account.password, ca_file=str(server.ca_file))
+    assert first.exit_code == 0, first.output
+    assert "2 reports, 1 not reports (left in place), 0 already processed" in first.output
+    assert set(imap_flags(server, account)) == {"<hello-1@example.net>"}
+    assert set(imap_flags(server, account, "Done")) == {"<dsn-1@mx.example.net>", "<dsn-2@mx.example.net>"}
+    conn = imaplib.IMAP4_SSL("127.0.0.1", server.imaps_port,
+                             ssl_context=ssl.create_default_context(cafile=str(server.ca_file)))
+    conn.login(account.name, account.password)
+    capabilities = conn.capability()[1][0].split()
+    conn.logout()
+    assert b"MOVE" not in capabilities and b"UIDPLUS" not in capabilities, "the fallback was not exercised"
+    assert counts(db) == (2, 3, FIRST)
+
+
 def test_pop3_applies_each_report_once_and_deletes_only_reports(server, account, db, people, project):
     for name, data in reports(people).items():
         account.deliver(name, data)
