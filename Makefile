@@ -10,13 +10,14 @@ DEMO_ENV = MAILER_SECRET_KEYS=demo-only-not-secret MAILER_HASH_KEY=demo-only-not
            MAILER_BACKEND=file
 MAILER = $(DEMO_ENV) $(BIN)/mailer
 
-.PHONY: venv demo test bench screenshots clean
+.PHONY: venv demo test wheel bench screenshots clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip uninstall -q -y mailer 2>/dev/null || true   # the distribution's old name (now mailer-newsroom)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
@@ -37,6 +38,10 @@ demo: venv
 test: venv
 	$(BIN)/pytest -q
 
+# dist/mailer_newsroom-<version>-py3-none-any.whl (README, "Installing from a wheel")
+wheel: venv
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
+
 # each prints its figures next to a reference measured in the same run (see bench/*_NOTES.md)
 bench: venv
 	$(BIN)/python bench/compose_bench.py
@@ -52,4 +57,4 @@ screenshots: venv
 	$(BIN)/python -m mailer.web.screenshots
 
 clean:
-	rm -rf build outbox .pytest_cache
+	rm -rf build dist outbox .pytest_cache

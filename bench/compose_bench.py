@@ -1,6 +1,7 @@
 """Compose + inline a 6-report issue (once per issue) and personalise it (once per recipient).
 
 Targets (issue 2): compose + inline <= 300 ms; personalisation <= 50 µs per recipient.
+Issue 12: the cost of the accessibility lint (part of compose) is printed on its own.
 STANDARDS H3: inlining a newsletter stays within budget, once per issue, never per recipient.
 Reference measured in the same run: rendering the same issue with Jinja + premailer per recipient,
 which is what personalisation by substitution avoids.
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mailer.content.compose import compose_issue  # noqa: E402
+from mailer.content.lint import a11y_warnings  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.content.personalize import escape_html, keep  # noqa: E402
 from mailer.mail.mime import QPTemplate  # noqa: E402
@@ -49,6 +51,11 @@ def main() -> None:
         t0 = time.perf_counter()
         issue = compose_issue(settings, "issues/bench")
         times.append((time.perf_counter() - t0) * 1000)
+    lint_times = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        a11y_warnings(issue.reports, issue.html)
+        lint_times.append((time.perf_counter() - t0) * 1000)
     html, text = QPTemplate(issue.html, escape_html), QPTemplate(issue.text, keep)   # as MessageFactory does
     n = 20_000
     values = [{"name": f"Person {i}", "email": f"p{i}@example.org",
@@ -63,6 +70,9 @@ def main() -> None:
     print(f"issue: {issue.report_count} reports, HTML {len(issue.html.encode()):,} B, text {len(issue.text.encode()):,} B")
     print(f"compose + inline, once per issue: p50 {statistics.median(times):.1f} ms, "
           f"max {max(times):.1f} ms over {len(times)} runs (target <= 300 ms)")
+    lint = statistics.median(lint_times)
+    print(f"of which the accessibility lint (content.a11y, on the inlined HTML): p50 {lint:.1f} ms "
+          f"({lint / statistics.median(times):.0%} of compose)")
     print(f"personalisation by substitution (quoted-printable bodies): {per_recipient_us:.1f} µs per recipient (target <= 50 µs)")
     ratio = statistics.median(times) * 1000 / per_recipient_us
     print(f"reference, same run: re-composing per recipient would cost {ratio:,.0f}x more per recipient")

@@ -3,8 +3,9 @@
 This is the only module that reads the environment. Every setting has a
 dotted name (``smtp.host``) used in the TOML file, and an environment name
 (``MAILER_SMTP_HOST``) that overrides it. Secrets (``smtp.password``,
-``secret_keys``, ``hash_key``, ``bounces.password``) are refused in the TOML file: they come from the environment
-or from a file outside the repository named by ``MAILER_<NAME>_FILE``. Each value is
+``secret_keys``, ``hash_key``, ``bounces.password``) are refused in the TOML file: they come from the secrets file
+(``secrets.toml``, written by `mailer init`, read by mailer.secretfile), overridden by the
+environment or by a file named by ``MAILER_<NAME>_FILE``. Each value is
 checked (and domains IDNA-encoded) by mailer.settingrules as it is read.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mailer.errors import ConfigError
+from mailer.secretfile import read_secrets
 from mailer.settingrules import check_settings, check_value
 
 CONFIG_FILE = "mailer.toml"
@@ -36,6 +38,8 @@ class Settings:
     # the salutation of every issue: `greeting` with {name}, or `greeting_nameless` for a reader without one
     greeting: str = "Dear {name},"
     greeting_nameless: str = "Dear friend,"
+    # "ltr" or "rtl"; empty: from `language` (RIGHT_TO_LEFT)
+    direction: str = ""
     from_name: str = "Riverside Solidarity Network"
     from_email: str = "news@example.org"
     reply_to: str = ""
@@ -47,6 +51,8 @@ class Settings:
     build_dir: str = "build"
     outbox_dir: str = "outbox"
     media_dir: str = "media"        # images of sent and previewed issues, served at /media/
+    # the keys and passwords (mode 0600, git-ignored; `mailer init` writes it)
+    secrets_file: str = "secrets.toml"
     # public web address of `mailer serve`, used in every link of every mail
     base_url: str = "http://127.0.0.1:8025"
     # message headers
@@ -136,8 +142,29 @@ class Settings:
             return prefix + str(self.path(url[len(prefix):]))
         return url
 
+    @property
+    def text_direction(self) -> str:
+        """`dir` of the HTML: the `direction` setting, else rtl for a right-to-left language."""
+        return self.direction or text_direction(self.language)
+
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+
+# languages written right to left (ISO 639 codes), the first subtag of `language`
+RIGHT_TO_LEFT = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "iw", "ks", "nqo", "ps", "sd",
+                           "syr", "ug", "ur", "yi"})
+
+
+def text_direction(language: str) -> str:
+    """"rtl" for a language written right to left ("ar", "he-IL", "ku-Arab"), else "ltr"."""
+    tag = language.lower()
+    # a script subtag decides when given: "az-Arab" is right to left, "sd-Deva" is not
+    parts = tag.split("-")
+    script = next((p for p in parts[1:] if len(p) == 4 and p.isalpha()), "")
+    if script:
+        return "rtl" if script in ("arab", "hebr", "syrc", "thaa", "nkoo", "adlm", "rohg") else "ltr"
+    return "rtl" if parts[0] in RIGHT_TO_LEFT else "ltr"
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "root")
@@ -230,7 +257,8 @@ def load_settings(
                 raise ConfigError(f"{path}: unknown setting {dotted!r}")
             if name in SECRET_FIELDS:
                 raise ConfigError(
-                    f"{path}: {dotted!r} is a secret; set {env_name(name)} in the environment instead"
+                    f"{path}: {dotted!r} is a secret; set {env_name(name)} in the environment or put it "
+                    f"in {Settings.secrets_file} (mode 0600) instead"
                 )
             values[name] = _coerce(name, value, str(path))
     elif config_file or environ.get("MAILER_CONFIG"):
@@ -245,6 +273,11 @@ def load_settings(
                 values[name] = _coerce(name, secret_path.read_text(encoding="utf-8").strip(), env + "_FILE")
             except OSError as exc:
                 raise ConfigError(f"{env}_FILE: cannot read {secret_path}: {exc.strerror}") from None
+    secrets_path = Path(values.get("secrets_file", Settings.secrets_file))
+    secrets_path = secrets_path if secrets_path.is_absolute() else root / secrets_path
+    names = {dotted_name(n): n for n in SECRET_FIELDS}
+    for name, value in read_secrets(secrets_path, names, lambda n: n in values).items():
+        values.setdefault(name, _coerce(name, value, str(secrets_path)))
     settings = Settings(root=root, **values)
     validate(settings)
     return settings
@@ -259,6 +292,6 @@ def signing_keys(settings: Settings) -> list[str]:
     """The secret keys, newest first, or a clear error when none is set."""
     if not settings.secret_keys:
         raise ConfigError(
-            "no signing key: set MAILER_SECRET_KEYS (run `mailer init` to print a fresh one)"
+            "no signing key: run `mailer init` (it writes fresh keys to secrets.toml) or set MAILER_SECRET_KEYS"
         )
     return list(settings.secret_keys)

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.config import Settings
 from mailer.errors import ConfigError, InputError, MailerError
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+from mailer.shipped import MIGRATIONS
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -123,10 +122,28 @@ class Database:
         from alembic.util import CommandError
 
         cfg = alembic_config(self.url)
+        sqlite = self.engine.dialect.name == "sqlite"
         try:
-            with self.engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                getattr(command, direction)(cfg, revision)
+            with self.engine.connect() as conn:
+                if sqlite:
+                    # SQLite alters a table by copying it and dropping the old one: with foreign
+                    # keys on, that drop would cascade (subscriptions deleted with their list). Off
+                    # for the migration (it must be said outside a transaction), checked before commit.
+                    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                    conn.commit()
+                try:
+                    with conn.begin():
+                        cfg.attributes["connection"] = conn
+                        getattr(command, direction)(cfg, revision)
+                        if sqlite:
+                            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                            if broken:
+                                raise MailerError(f"db {direction} {revision}: {len(broken)} row(s) would break a "
+                                                  f"foreign key (first in table {broken[0][0]}); nothing changed")
+                finally:
+                    if sqlite:
+                        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                        conn.commit()
         except CommandError as exc:
             raise InputError(f"db {direction} {revision}: {str(exc).splitlines()[0]}") from None
 

@@ -175,6 +175,14 @@ def short_text(dotted: str, value: str) -> str:
     return value
 
 
+def direction(dotted: str, value: str) -> str:
+    """Text direction of the HTML: ltr, rtl, or empty (derived from `language`)."""
+    if value not in ("", "ltr", "rtl"):
+        raise ConfigError(f"setting {dotted!r}: must be 'ltr', 'rtl' or empty (from 'language'), "
+                          f"got {value[:20]!r}")
+    return value
+
+
 def time_zone(dotted: str, value: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -202,6 +210,7 @@ STRING_RULES: dict[str, Callable[[str, str], str]] = {
     "language": language,
     "greeting": greeting_text,
     "greeting_nameless": short_text,
+    "direction": direction,
     "schedule_timezone": time_zone,
     "bounces_mailbox": mailbox,
     "bounces_done_folder": imap_folder,
@@ -255,3 +264,23 @@ def _check_base_url(url: str) -> None:
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError("setting 'base_url': must be https:// (List-Unsubscribe needs an https link); "
                           "http:// is only for 127.0.0.1 or localhost")
+
+
+# backends whose messages stay on this machine: they may carry links to a local base_url
+LOCAL_BACKENDS = frozenset({"file", "memory"})
+_LOCAL_LINKS = ("links in mails point to {url} (setting 'base_url'), which readers cannot open")
+
+
+def local_links_warning(base_url: str) -> str | None:
+    """What compose and preview say when base_url is not a public https address; None when it is."""
+    if base_url.startswith("https://"):
+        return None
+    return _LOCAL_LINKS.format(url=base_url) + ": set it to the public https:// address before a real send"
+
+
+def require_public_links(base_url: str, backend: str) -> None:
+    """Refuse a send through *backend* (a name) with local links: only file and memory may carry them."""
+    if backend not in LOCAL_BACKENDS and not base_url.startswith("https://"):
+        raise ConfigError(_LOCAL_LINKS.format(url=base_url) + f": set base_url to the public https:// "
+                          f"address of `mailer serve` before sending through the {backend!r} backend "
+                          "(the file and memory backends may send with local links)")

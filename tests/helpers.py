@@ -23,7 +23,9 @@ from mailer.people.subscriptions import ConsentInfo, normalize_email, subscribe
 
 TEST_SECRET_KEYS = ("test-secret-key-newest", "test-secret-key-older")
 TEST_HASH_KEY = "test-hash-key"
-TEST_ENV = {"MAILER_SECRET_KEYS": ",".join(TEST_SECRET_KEYS), "MAILER_HASH_KEY": TEST_HASH_KEY}
+# base_url https: sends through SMTP refuse links to a local address
+TEST_ENV = {"MAILER_SECRET_KEYS": ",".join(TEST_SECRET_KEYS), "MAILER_HASH_KEY": TEST_HASH_KEY,
+            "MAILER_BASE_URL": "https://news.example.org"}
 BULK = 1000   # audiences larger than this are imported in bulk
 
 

@@ -42,7 +42,7 @@ def test_a_photo_in_the_issue_folder_is_sized_and_linked_by_its_public_address(p
     [image] = issue.images
     assert image.name.endswith("-march.jpg") and (image.width, image.height) == (600, 338)
     url = f"{BASE}/media/photos/{image.name}"
-    assert f'src="{url}" width="600"' in issue.html
+    assert f'src="{url}" width="600" height="338"' in issue.html
     assert f'src="{url}"' in issue.archive_html
     assert issue.warnings == ()
 
@@ -103,3 +103,22 @@ def test_a_large_image_is_a_warning_and_a_relative_link_still_an_error(project, 
     folder = issue_with(project, "See [the notes](notes.pdf).", slug="links")
     with pytest.raises(ComposeError, match="link 'notes.pdf' is not an absolute http"):
         compose_issue(settings, folder)
+
+
+def test_sending_publishes_the_images_before_any_message_names_them(project, settings):
+    from mailer.backends.memory import MemoryBackend
+    from mailer.sending import campaign
+    from tests.helpers import add_subscribers
+
+    folder = issue_with(project, "![Marchers](images/march.jpg)")
+    photo(folder / "images" / "march.jpg")
+    db = Database(f"sqlite:///{project}/subscribers/mailer.db")
+    db.upgrade()
+    add_subscribers(db, "news", 2)
+    issue = compose_issue(settings, folder)
+    published = project / "media" / "photos" / issue.images[0].name
+    assert not published.exists()
+    campaign.start(db, issue, ["news"])
+    assert published.read_bytes() == (folder / "images" / "march.jpg").read_bytes()
+    MemoryBackend.reset()
+    db.dispose()

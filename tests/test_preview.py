@@ -11,6 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from mailer.cli import cli
+from mailer.config import Settings
 from mailer.content.compose import compose_issue
 from mailer.mail.preview import PreviewServer, write_preview
 
@@ -70,6 +71,28 @@ def test_new_issue_scaffolds_a_folder_that_composes(project):
     assert run(project, "compose", "issues/2027-01-rent").exit_code == 0
     again = run(project, "new-issue", "January: rent strike", "--slug", "2027-01-rent")
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_new_issue_example_copies_the_shipped_example_with_the_title(tmp_path):
+    """An empty folder (no issues/example there): --example copies the one mailer ships."""
+    title = 'Say "no" to C:\\evictions'
+    result = run(tmp_path, "new-issue", title, "--slug", "try", "--example")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "issues/try"
+    shipped = Path(__file__).resolve().parent.parent / "issues/example"
+    assert sorted(p.name for p in (folder / "reports").iterdir()) == sorted(
+        p.name for p in (shipped / "reports").iterdir())
+    assert (folder / "reports/02-bakery-appeal.txt").read_bytes() == (
+        shipped / "reports/02-bakery-appeal.txt").read_bytes()
+    issue = compose_issue(Settings(root=tmp_path), "issues/try")
+    assert issue.subject == title and len(issue.reports) == 3
+    assert [p.name for p in (tmp_path / "issues").iterdir()] == ["try"]   # no staging folder left
+
+
+def test_new_issue_quotes_the_title_as_toml(tmp_path):
+    title = 'Back\\slash "quoted" title'
+    assert run(tmp_path, "new-issue", title, "--slug", "quoted").exit_code == 0
+    assert compose_issue(Settings(root=tmp_path), "issues/quoted").subject == title
 
 
 def test_preview_server_serves_and_rebuilds_when_a_report_changes(settings, project):

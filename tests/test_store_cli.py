@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import stat
 import tomllib
 
 import pytest
@@ -37,21 +38,29 @@ def ok(result) -> str:  # type: ignore[no-untyped-def]
     return result.output
 
 
-def test_init_writes_commented_config_once_migrates_and_prints_fresh_secrets(tmp_path):
+def test_init_writes_config_once_secrets_file_0600_gitignored_and_migrates_D5(tmp_path):
     runner = CliRunner()
     root = tmp_path / "group"
     result = runner.invoke(cli, ["--root", str(root), "init"], env={"MAILER_ROOT": None})
     assert result.exit_code == 0, result.output
     config = (root / "mailer.toml").read_text()
     assert "wrote" in result.output and (root / "subscribers" / "mailer.db").exists()
-    secrets = dict(re.findall(r"export (MAILER_\w+)=(\S+)", result.output))
-    assert set(secrets) == {"MAILER_SECRET_KEYS", "MAILER_HASH_KEY"} and all(len(v) >= 40 for v in secrets.values())
-    assert not any(v in config for v in secrets.values())  # D5: secrets never written into the project
+    secrets_path = root / "secrets.toml"
+    assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
+    secrets = tomllib.loads(secrets_path.read_text())
+    assert set(secrets) == {"secret_keys", "hash_key"}
+    assert len(secrets["hash_key"]) >= 40 and all(len(k) >= 40 for k in secrets["secret_keys"])
+    assert secrets["hash_key"] not in result.output and secrets["hash_key"] not in config  # D5
     assert not any(name in config.replace("MAILER_", "").lower() for name in ("hash_key =", "secret_keys ="))
+    assert "secrets.toml" in (root / ".gitignore").read_text().splitlines()
+    loaded = load_settings(root, environ={})
+    assert loaded.hash_key == secrets["hash_key"] and loaded.secret_keys == tuple(secrets["secret_keys"])
     (root / "mailer.toml").write_text(config + "\n# mine\n")
-    again = runner.invoke(cli, ["--root", str(root), "init"], env={"MAILER_ROOT": None, **TEST_ENV})
-    assert again.exit_code == 0 and "left as it is" in again.output and "export" not in again.output
+    again = runner.invoke(cli, ["--root", str(root), "init"], env={"MAILER_ROOT": None})
+    assert again.exit_code == 0 and again.output.count("left as it is") == 2, again.output
     assert (root / "mailer.toml").read_text().endswith("# mine\n")
+    assert tomllib.loads(secrets_path.read_text()) == secrets
+    assert (root / ".gitignore").read_text().count("secrets.toml") == 1
 
 
 def test_config_template_lists_every_setting_and_round_trips(tmp_path):

@@ -44,3 +44,14 @@ def test_compose_with_a_template_that_is_not_utf8_is_one_line_naming_the_file(pr
     assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
     assert f"{base}: template is not utf-8 text (byte 0xe9 at offset" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_folder_without_templates_renders_with_the_shipped_ones(tmp_path: Path) -> None:
+    """In a checkout (and an editable install) the shipped templates are the repository's own."""
+    from mailer import shipped
+
+    repo = Path(__file__).resolve().parent.parent
+    assert (shipped.TEMPLATES, shipped.EXAMPLE_ISSUE) == (repo / "templates", repo / "issues" / "example")
+    settings = Settings(root=tmp_path)
+    assert search_path(settings) == [str(tmp_path / "templates"), str(repo / "templates")]
+    assert find_template_file(settings, "web/site.css") == repo / "templates" / "web" / "site.css"

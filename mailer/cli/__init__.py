@@ -35,9 +35,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("store:db_group", "Database schema (Alembic migrations)."),
     "doctor": ("doctor:doctor", "Check settings, SPF, DKIM, DMARC, PTR and base_url before a first send; "
                                 "exit 1 on a failure."),
-    "init": ("store:init", "Create mailer.toml (if absent) and the database, and print the secrets to set."),
+    "init": ("store:init", "Create mailer.toml, secrets.toml with fresh keys (if absent) and the database."),
+    "keys": ("keys:keys_group", "Compare the keys in force with the database's; `keys accept` makes them "
+                                "its keys."),
     "lists": ("store:lists_group", "Mailing lists; with no subcommand, show them with counts per status."),
-    "new-issue": ("issue:new_issue", "Scaffold a new issue folder from the example issue."),
+    "new-issue": ("issue:new_issue", "Scaffold a new issue folder: one report to fill in, or a copy of the "
+                                    "example issue."),
     "preview": ("issue:preview", "Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); "
                                  "--serve to watch."),
     "restore": ("backup:restore_command", "Replace the database with the backup FILE, atomically; refuses a "
@@ -78,12 +81,14 @@ class AppContext:
 
     @property
     def db(self) -> Database:
-        """The database, checked to have its tables."""
+        """The database, checked to have its tables and to know the keys in force (mailer.keyring)."""
         if self._db is None:
             from mailer.db import Database
+            from mailer.keyring import check_keys
 
             db = Database.from_settings(self.settings)
             db.require_schema()
+            check_keys(db, self.settings)
             self._db = db
         return self._db
 

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
+import shutil
 from datetime import date
+from pathlib import Path
 
 import click
 
 from mailer.cli import AppContext, pass_app
 from mailer.cli.output import LazyConsole, print_table, print_warnings
 from mailer.content.compose import ComposedIssue, compose_issue
-from mailer.errors import InputError
+from mailer.errors import InputError, MailerError
 from mailer.content.lint import html_part_size
+from mailer.shipped import EXAMPLE_ISSUE
 
 console = LazyConsole(highlight=False, soft_wrap=True)
+
+
+def _warn_local_links(settings) -> None:  # type: ignore[no-untyped-def]
+    from mailer.settingrules import local_links_warning
+
+    warning = local_links_warning(settings.base_url)
+    if warning:
+        print_warnings([warning])
 
 
 def _summary(issue: ComposedIssue) -> None:
@@ -33,6 +46,7 @@ def compose(app: AppContext, issue_dir: str) -> None:
     """Validate and build ISSUE_DIR; print a summary and warnings."""
     issue = compose_issue(app.settings, issue_dir)
     _summary(issue)
+    _warn_local_links(app.settings)
     click.echo(click.style("ok", fg="green") + f": {issue.slug} composes ({issue.report_count} reports)")
 
 
@@ -52,6 +66,7 @@ def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, 
     issue = compose_issue(app.settings, issue_dir)
     recipient = directory.preview_recipient(app.db, as_email, issue.lists) if as_email else None
     print_warnings(issue.warnings)
+    _warn_local_links(app.settings)
     if not serve:
         files = write_preview(app.settings, issue, recipient)
         console.print(f"wrote {files.folder}/: issue.html, issue.txt, archive.html, sample.eml, index.html")
@@ -71,12 +86,44 @@ def slugify(title: str) -> str:
     return slug[:60].strip("-") or "issue"
 
 
+SCAFFOLD_TOML = """\
+# See the README ("Issue folders") for every key.
+subject = {subject}
+title = {subject}
+preheader = ""
+date = "{today}"
+lists = ["news"]
+intro = \"""
+A few words to open the issue.
+\"""
+# reports = ["01-first-report.md"]   # the order; default: every file in reports/, sorted
+"""
+SCAFFOLD_REPORT = ("---\ntitle: The first report\nauthor: \n---\n\nWrite the report here, in Markdown, or "
+                   "drop in a .txt file pasted from a word processor.\n")
+
+
+def _fill(folder: Path, title: str, example: bool) -> None:
+    """Write the new issue's files into *folder*: the scaffold, or the example issue retitled."""
+    subject, today = json.dumps(title, ensure_ascii=False), date.today().isoformat()  # a TOML basic string
+    if not example:
+        (folder / "reports").mkdir()
+        (folder / "issue.toml").write_text(SCAFFOLD_TOML.format(subject=subject, today=today), encoding="utf-8")
+        (folder / "reports" / "01-first-report.md").write_text(SCAFFOLD_REPORT, encoding="utf-8")
+        return
+    shutil.copytree(EXAMPLE_ISSUE / "reports", folder / "reports")
+    toml = (EXAMPLE_ISSUE / "issue.toml").read_text(encoding="utf-8")
+    for key, value in (("subject", subject), ("title", subject), ("date", f'"{today}"')):
+        toml = re.sub(rf"(?m)^{key} = .*$", lambda _m: f"{key} = {value}", toml, count=1)
+    (folder / "issue.toml").write_text(toml, encoding="utf-8")
+
+
 @click.command("new-issue")
 @click.argument("title")
 @click.option("--slug", help="Folder name (default: YYYY-MM-<title>).")
+@click.option("--example", is_flag=True, help="Copy the example issue's three reports instead of one to fill in.")
 @pass_app
-def new_issue(app: AppContext, title: str, slug: str | None) -> None:
-    """Scaffold a new issue folder from the example issue."""
+def new_issue(app: AppContext, title: str, slug: str | None, example: bool) -> None:
+    """Scaffold a new issue folder: one report to fill in, or a copy of the example issue."""
     from mailer.headers import has_header_trick
 
     if not title.strip() or has_header_trick(title):
@@ -88,22 +135,17 @@ def new_issue(app: AppContext, title: str, slug: str | None) -> None:
     target = settings.path(settings.issues_dir) / slug
     if target.exists():
         raise InputError(f"{target}: already exists")
-    (target / "reports").mkdir(parents=True)
-    subject = title.replace('"', "'")
-    (target / "issue.toml").write_text(
-        f'# See the README ("Issue folders") for every key.\n'
-        f'subject = "{subject}"\n'
-        f'title = "{subject}"\n'
-        f'preheader = ""\n'
-        f'date = "{date.today().isoformat()}"\n'
-        f'lists = ["news"]\n'
-        f'intro = """\nA few words to open the issue.\n"""\n'
-        f'# reports = ["01-first-report.md"]   # the order; default: every file in reports/, sorted\n',
-        encoding="utf-8")
-    (target / "reports" / "01-first-report.md").write_text(
-        "---\ntitle: The first report\nauthor: \n---\n\nWrite the report here, in Markdown, or drop in "
-        "a .txt file pasted from a word processor.\n", encoding="utf-8")
-    console.print(f"created {target}/ with issue.toml and reports/01-first-report.md")
+    staging = target.parent / f".{slug}.{secrets.token_hex(4)}.new"   # all or nothing: renamed when whole
+    try:
+        staging.mkdir(parents=True)
+        _fill(staging, title, example)
+        staging.rename(target)
+    except OSError as exc:
+        raise MailerError(f"{target}: cannot create the issue folder: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    reports = ", ".join(f"reports/{p.name}" for p in sorted((target / "reports").iterdir()))
+    console.print(f"created {target}/ with issue.toml and {reports}")
     console.print(f"next: edit them, then `mailer preview {target}`")
 
 

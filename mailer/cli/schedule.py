@@ -48,6 +48,14 @@ def schedule_group() -> None:
 _TZ_HELP = "IANA time zone the time or cron is read in, e.g. Europe/London (default: setting schedule.timezone)."
 
 
+def _require_public_links(app: AppContext) -> None:
+    """Scheduled sends go through the `backend` setting: refuse local links before planning any."""
+    from mailer.backends import load_backend
+    from mailer.settingrules import require_public_links
+
+    require_public_links(app.settings.base_url, load_backend(app.settings).name)
+
+
 @schedule_group.command("add")
 @click.argument("issue_dir")
 @click.option("--list", "-l", "lists", multiple=True, help="List slug to send to (repeatable; default: issue.toml's lists).")
@@ -55,20 +63,23 @@ _TZ_HELP = "IANA time zone the time or cron is read in, e.g. Europe/London (defa
                                  'or "YYYY-MM-DD HH:MM[:SS]".')
 @click.option("--cron", help='Recurring: 5-field cron expression, e.g. "0 9 * * FRI"; composed afresh at each run.')
 @click.option("--tz", help=_TZ_HELP)
+@click.option("--again", is_flag=True,
+              help="Schedule an issue for a list it was already sent or scheduled to (a deliberate second campaign).")
 @pass_app
 def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None, cron: str | None,
-        tz: str | None) -> None:
+        tz: str | None, again: bool) -> None:
     """Schedule ISSUE_DIR (also the form `mailer schedule ISSUE_DIR ...`): composed now for --at."""
     from mailer.errors import InputError
     from mailer.scheduling.plans import schedule_cron, schedule_once
 
     if bool(at) == bool(cron):
         raise InputError("give exactly one of --at (a one-off send) or --cron (a recurring one)")
+    _require_public_links(app)
     if at:
-        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz)
+        row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz, again=again)
         what = f"send {row.send_id} holds the composed issue"
     else:
-        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz)
+        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz, again=again)
         what = f"cron {row.cron!r} in {row.timezone}; composed afresh at each run"
     _print_created(row.id, what, app)
 
@@ -166,6 +177,7 @@ def scheduler_command(app: AppContext, once: bool, sync_seconds: float) -> None:
     """Run the scheduler daemon in the foreground (one per database); SIGTERM stops it cleanly."""
     from mailer.scheduling.daemon import Daemon, run_once_locked
 
+    _require_public_links(app)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

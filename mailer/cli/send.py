@@ -158,6 +158,7 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
     """Send an issue to its lists, with a progress bar; resumable, never twice to one subscriber."""
     from mailer.backends import load_backend
     from mailer.backends.base import DeliveryOutcome
+    from mailer.settingrules import require_public_links
 
     settings = app.settings
     slug = issue_slug(settings, issue_dir)
@@ -165,6 +166,9 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
     if continuing and (lists or to_addr or dry_run or again):
         raise InputError("--resume/--retry-* continue the recorded send: don't combine with --list, --to, "
                          "--dry-run or --again")
+    backend = load_backend(settings, backend_name)
+    if not dry_run:
+        require_public_links(settings.base_url, backend.name)
     db = app.db
     if continuing:
         send_id = _continue(db, slug, yes, retry_failed, retry_unknown)
@@ -175,7 +179,6 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
         print_warnings(composed.warnings, err=True)
         targets = list(lists) or list(composed.lists)
         if to_addr:
-            backend = load_backend(settings, backend_name)
             result = campaign.send_test_message(settings, db, composed, to_addr, backend, targets[0] if targets else "")
             if result.outcome is not DeliveryOutcome.SENT:
                 raise MailerError(f"test send to {to_addr} failed: {result.code} {result.reply}")
@@ -196,7 +199,6 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
         if not _confirmed(yes, f"Send {composed.subject!r} to {total} subscriber(s) of {', '.join(targets)}?"):
             raise MailerError("not sent")
         send_id = campaign.start(db, composed, targets, again=again)
-    backend = load_backend(settings, backend_name)
     try:
         with stop_on_signals() as stop:
             summary = _progress_run(app, send_id, backend, stop)

@@ -27,7 +27,7 @@ PROGRESS_MIN_BYTES = 1 << 20
 @click.command()
 @pass_app
 def init(app) -> None:  # type: ignore[no-untyped-def]
-    """Create mailer.toml (if absent) and the database, and print the secrets to set."""
+    """Create mailer.toml, secrets.toml with fresh keys (if absent) and the database."""
     from mailer.bootstrap import init_project
 
     result = init_project(app.settings)
@@ -36,14 +36,17 @@ def init(app) -> None:  # type: ignore[no-untyped-def]
     else:
         out.print(f"{result.config_path} exists: left as it is")
     out.print(f"database {result.database_url}: migrations applied")
-    if result.missing_secrets:
-        out.print("Secrets are read from the environment only. Set these (fresh values) outside the repo, e.g. "
-                  "in your shell profile or service unit:")
-        for name, value in result.missing_secrets.items():
-            click.echo(f"  export {name}={value}")
-        out.print("Keep MAILER_HASH_KEY forever; to rotate MAILER_SECRET_KEYS put the new key first: new,old.")
+    if result.secrets_written:
+        out.print(f"wrote {result.secrets_path} (mode 0600) with fresh {' and '.join(result.secrets_written)}: "
+                  "every command reads it; keep a copy with your backups, apart from the database's",
+                  markup=False)
+    elif result.secrets_path.exists():
+        out.print(f"{result.secrets_path} exists: left as it is", markup=False)
     else:
-        out.print("MAILER_SECRET_KEYS and MAILER_HASH_KEY are set.")
+        out.print("MAILER_SECRET_KEYS and MAILER_HASH_KEY are set in the environment: no secrets file written")
+    if result.gitignore_changed:
+        out.print(f"{result.config_path.parent / '.gitignore'}: secrets and generated files are git-ignored",
+                  markup=False)
 
 
 @click.group("db")

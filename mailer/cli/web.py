@@ -18,6 +18,9 @@ from mailer.cli import AppContext, pass_app
 @pass_app
 def serve(app: AppContext, host: str | None, port: int | None, production: bool, threads: int) -> None:
     """Serve the web pages; a background thread applies sign-ups and sends their mails (unless turned off)."""
+    from rich.markup import escape
+
+    from mailer.settingrules import LOCAL_BACKENDS, local_links_warning
     from mailer.web import create_app, stop_app
 
     settings = app.settings
@@ -29,6 +32,9 @@ def serve(app: AppContext, host: str | None, port: int | None, production: bool,
                                f"links in mails point to {settings.base_url}"
                                + ("" if settings.web_background_thread else
                                   "; sign-ups are applied by `mailer worker` (web.background_thread = false)"))
+    warning = local_links_warning(settings.base_url)
+    if warning and settings.backend not in LOCAL_BACKENDS:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {escape(warning)} (confirmation mails)")
     try:
         if production:
             import waitress

@@ -11,7 +11,8 @@ from markupsafe import Markup
 from mailer.config import Settings
 from mailer.errors import ComposeError
 from mailer.content.folders import content_hash, find_issue, read_spec
-from mailer.content.images import ImageCheck, IssueImage, check_image, is_local, link_images, media_url
+from mailer.content.images import (ImageCheck, IssueImage, check_image, check_images, is_local, link_images,
+                                   media_url)
 from mailer.content.inline import inline_css
 from mailer.content.lint import lint_issue
 from mailer.content.reports import Report, read_report, render_markdown
@@ -48,9 +49,9 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
     reports = [read_report(p, folder, settings.language) for p in spec.reports]
     found = ImageCheck({}, [], [])
     for report in reports:
-        report.html = link_images(report.html, settings, folder, report.path.name, found)
+        check_images(report.html, settings, folder, report.path.name, found)
         if report.image and is_local(report.image):
-            image = check_image(folder, report.image, report.path.name, found)
+            image = check_image(settings, folder, report.image, report.path.name, found)
             report.image = media_url(settings, folder.name, image.name) if image else ""
     html_env, text_env = make_environment(settings, html=True), make_environment(settings, html=False)
     intro_html, intro_blocks, intro_links = render_markdown(spec.intro) if spec.intro else ("", [], [])
@@ -63,13 +64,16 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
                   "intro_links": intro_links},
         "reports": reports,
         "lang": settings.language,
+        "dir": settings.text_direction,
     }
     wide = render(html_env, spec.template, {**context, "archive": False})
     html, inline_warnings = inline_css(wide)
+    html = link_images(html, settings, folder, found)
     archive_html = _strip_personal(html)
     text = re.sub(r"\n{3,}", "\n\n", render(text_env, spec.text_template, context)).strip("\n") + "\n"
     warnings = [w for r in reports for w in r.warnings] + inline_warnings + found.warnings
-    errors, lint_warnings = lint_issue(reports, html, text, own_media=media_url(settings, folder.name, ""))
+    errors, lint_warnings = lint_issue(reports, html, text, spec.template,
+                                       own_media=media_url(settings, folder.name, ""))
     errors = found.errors + errors
     warnings += lint_warnings
     if errors:

@@ -16,12 +16,11 @@ from pathlib import Path
 from mailer.config import Settings
 from mailer.errors import ComposeError
 from mailer.headers import has_header_trick
+from mailer.shipped import TEMPLATES
 
 ISSUE_FILE = "issue.toml"
 ISSUE_KEYS = {"subject", "preheader", "date", "template", "text_template", "intro", "reports", "lists",
               "title"}
-# the templates shipped with mailer (the repository's templates/): the last folder of every search path
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -124,8 +123,8 @@ def content_hash(settings: Settings, folder: Path, spec: IssueSpec | None = None
 def search_path(settings: Settings) -> list[str]:
     """The configured template folders, then the built-in ones."""
     folders = [Path(settings.path(p)) for p in settings.templates_path]
-    if BUILTIN_TEMPLATES.is_dir() and BUILTIN_TEMPLATES not in folders:
-        folders.append(BUILTIN_TEMPLATES)
+    if TEMPLATES.is_dir() and TEMPLATES not in folders:   # the shipped ones (mailer.shipped) come last
+        folders.append(TEMPLATES)
     return [str(f) for f in folders]
 
 

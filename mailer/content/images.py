@@ -38,6 +38,7 @@ class IssueImage:
     name: str          # <sha256 prefix>-<file name>: a new version of a photo gets a new address
     width: int
     height: int
+    target: Path       # where it is published: <media_dir>/<issue>/<name>
 
 
 @dataclass
@@ -57,7 +58,8 @@ def media_url(settings: Settings, slug: str, name: str) -> str:
     return f"{settings.base_url.rstrip('/')}/media/{quote(slug)}/{quote(name)}"
 
 
-def check_image(folder: Path, src: str, report_name: str, found: ImageCheck) -> IssueImage | None:
+def check_image(settings: Settings, folder: Path, src: str, report_name: str,
+                found: ImageCheck) -> IssueImage | None:
     """Check one local image; record errors and warnings on *found* and return it when usable."""
     from PIL import Image, UnidentifiedImageError
 
@@ -102,20 +104,28 @@ def check_image(folder: Path, src: str, report_name: str, found: ImageCheck) -> 
         width, height = MAX_WIDTH, max(1, round(height * MAX_WIDTH / width))
     digest = hashlib.sha256(data).hexdigest()[:12]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", real.stem).strip("-.") or "image"
-    image = IssueImage(real, f"{digest}-{stem}.{FORMATS[kind]}", width, height)
+    name = f"{digest}-{stem}.{FORMATS[kind]}"
+    image = IssueImage(real, name, width, height, settings.path(settings.media_dir) / folder.name / name)
     found.images[src] = image
     return image
 
 
-def link_images(html: str, settings: Settings, folder: Path, report_name: str, found: ImageCheck) -> str:
-    """*html* with each local image's src made its public address, and width/height set."""
+def check_images(html: str, settings: Settings, folder: Path, report_name: str, found: ImageCheck) -> None:
+    """Check every local image of one report's *html*; errors and warnings name *report_name*."""
+    for tag in _IMG.findall(html):
+        src_match = _SRC.search(tag)
+        if src_match is not None and is_local(src_match.group(1)):
+            check_image(settings, folder, src_match.group(1), report_name, found)
+
+
+def link_images(html: str, settings: Settings, folder: Path, found: ImageCheck) -> str:
+    """The issue's final (inlined) *html* with each checked local image's src made its public
+    address, and width/height set: after premailer, which would turn them into height="auto"."""
 
     def one(match: re.Match[str]) -> str:
         tag = match.group(0)
         src_match = _SRC.search(tag)
-        if src_match is None or not is_local(src_match.group(1)):
-            return tag
-        image = check_image(folder, src_match.group(1), report_name, found)
+        image = found.images.get(src_match.group(1)) if src_match is not None else None
         if image is None:
             return tag
         tag = re.sub(r'\s(?:width|height)="[^"]*"', "", tag)
@@ -125,16 +135,16 @@ def link_images(html: str, settings: Settings, folder: Path, report_name: str, f
     return _IMG.sub(one, html)
 
 
-def publish(settings: Settings, slug: str, images: tuple[IssueImage, ...], target: Path | None = None) -> Path:
-    """Copy *images* to <media_dir>/<slug>/ (or *target*); a file that is there already stays."""
-    folder = target or settings.path(settings.media_dir) / slug
-    folder.mkdir(parents=True, exist_ok=True)
+def publish(images: tuple[IssueImage, ...], into: Path | None = None) -> None:
+    """Copy *images* to where they are published (or into the folder *into*); a file that is
+    there already stays (its name holds its hash)."""
     for image in images:
-        dest = folder / image.name
+        dest = into / image.name if into is not None else image.target
         if dest.exists():
             continue
+        folder = dest.parent
+        folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         os.close(fd)
         shutil.copyfile(image.source, tmp)
         os.replace(tmp, dest)       # readers never see half a file
-    return folder

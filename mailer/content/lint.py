@@ -7,6 +7,7 @@ import binascii
 import lxml.html
 
 from mailer.content.images import is_local
+from mailer.content.a11y import Section, check_html
 from mailer.content.personalize import placeholder
 from mailer.content.reports import Report
 
@@ -35,7 +36,8 @@ def _links_and_images(fragment_html: str) -> tuple[list[str], list[tuple[str, st
     return links, images
 
 
-def lint_issue(reports: list[Report], html: str, text: str, own_media: str = "") -> tuple[list[str], list[str]]:
+def lint_issue(reports: list[Report], html: str, text: str, template: str = "issue.html",
+               own_media: str = "") -> tuple[list[str], list[str]]:
     """Return (errors, warnings); each line names the report file or the part it is about.
 
     Images under *own_media* are the issue's own (content.images checked them)."""
@@ -78,4 +80,13 @@ def lint_issue(reports: list[Report], html: str, text: str, own_media: str = "")
         errors.append("HTML part: no unsubscribe link (the template must use personal('unsubscribe_url'))")
     if unsubscribe not in text:
         errors.append("text part: no unsubscribe link (the template must use personal('unsubscribe_url'))")
+    warnings += a11y_warnings(reports, html, template)
     return errors, warnings
+
+
+def a11y_warnings(reports: list[Report] | tuple[Report, ...], html: str, template: str = "issue.html") -> list[str]:
+    """The accessibility lint of *html*, each warning naming its report, the intro or *template*."""
+    sections = {r.anchor: Section(r.path.name, report=True, plain_text=r.path.suffix.lower() == ".txt")
+                for r in reports}
+    sections["intro"] = Section("issue.toml (intro)")
+    return check_html(html, sections, Section(template))

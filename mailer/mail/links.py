@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailer.config import Settings
-from mailer.mail.tokens import Purpose, make_token
+from mailer.mail.tokens import Purpose, make_link_token, make_token
 
 # route paths of mailer.web; the web app registers exactly these
 UNSUBSCRIBE_PATH = "/u/<token>"
@@ -16,13 +16,22 @@ def _url(settings: Settings, path: str, value: str) -> str:
     return settings.base_url.rstrip("/") + path.split("<", 1)[0] + value
 
 
-def unsubscribe_url(settings: Settings, subscriber_uid: str, list_slug: str) -> str:
+def _link(settings: Settings, purpose: Purpose, uid: str, link_secret: str, list_slug: str) -> str:
+    """A link proof when the subscriber's link secret is known (permanent), else a signed token."""
+    if link_secret:
+        return make_link_token(purpose, uid, link_secret, list_slug)
+    return make_token(settings, purpose, uid, list_slug)
+
+
+def unsubscribe_url(settings: Settings, subscriber_uid: str, list_slug: str, link_secret: str = "") -> str:
     """The List-Unsubscribe and in-body unsubscribe URL (RFC 8058 one-click target)."""
-    return _url(settings, UNSUBSCRIBE_PATH, make_token(settings, Purpose.UNSUBSCRIBE, subscriber_uid, list_slug))
+    return _url(settings, UNSUBSCRIBE_PATH, _link(settings, Purpose.UNSUBSCRIBE, subscriber_uid, link_secret, list_slug))
 
 
-def preferences_url(settings: Settings, subscriber_uid: str, list_slug: str = "") -> str:
-    return _url(settings, PREFERENCES_PATH, make_token(settings, Purpose.PREFERENCES, subscriber_uid, list_slug))
+def preferences_url(settings: Settings, subscriber_uid: str, list_slug: str = "", link_secret: str = "") -> str:
+    """The preferences page of the subscriber (leave lists, download or erase their data)."""
+    return _url(settings, PREFERENCES_PATH,
+                _link(settings, Purpose.PREFERENCES, subscriber_uid, link_secret, list_slug))
 
 
 def confirm_url(settings: Settings, subscriber_uid: str, list_slug: str) -> str:

@@ -44,6 +44,7 @@ class Recipient:
     subscriber_uid: str     # Subscriber.uid (random public id) -> tokens
     list_slug: str
     list_name: str
+    link_secret: str = ""   # Subscriber.link_secret -> permanent links; "" (samples, tests): signed tokens
     attributes: Mapping[str, Any] = field(default_factory=dict)   # personal('attr.NAME')
 
 
@@ -128,14 +129,16 @@ class MessageFactory:
         return cached
 
     def values(self, recipient: Recipient) -> dict[str, str]:
-        """The placeholder values of one recipient (links carry signed tokens, A5)."""
+        """The placeholder values of one recipient (links carry opaque purpose-bound proofs, A5)."""
         s = self.settings
         values = {
             "name": recipient.name,
             "email": recipient.email,
             "greeting": greeting(recipient.name, s.greeting, s.greeting_nameless),
-            "unsubscribe_url": links.unsubscribe_url(s, recipient.subscriber_uid, recipient.list_slug),
-            "preferences_url": links.preferences_url(s, recipient.subscriber_uid, recipient.list_slug),
+            "unsubscribe_url": links.unsubscribe_url(s, recipient.subscriber_uid, recipient.list_slug,
+                                                     recipient.link_secret),
+            "preferences_url": links.preferences_url(s, recipient.subscriber_uid, recipient.list_slug,
+                                                     recipient.link_secret),
             "view_online_url": self._archive_url,
         }
         for key in self._attributes:

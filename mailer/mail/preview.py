@@ -79,8 +79,8 @@ def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient
         # so that the preview shows them from disk
         media = media_url(settings, issue.slug, "")
         if issue.images:
-            publish(settings, issue.slug, issue.images)
-            publish(settings, issue.slug, issue.images, target=tmp / "media")
+            publish(issue.images)
+            publish(issue.images, into=tmp / "media")
         (tmp / "issue.html").write_text(parts.get("text/html", "").replace(media, "media/"), encoding="utf-8")
         (tmp / "issue.txt").write_text(parts.get("text/plain", ""), encoding="utf-8")
         (tmp / "archive.html").write_text(issue.archive_html.replace(media, "media/"), encoding="utf-8")

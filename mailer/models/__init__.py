@@ -7,17 +7,20 @@
 - people:   lists, subscribers, subscriptions, consent, suppression, bounces, audit
 - sending:  sends (campaigns), deliveries (the ledger), schedules, leases
 - signups:  web sign-up intake rows and the confirmation mail queue
+- keys:     the fingerprints of the keys in force (mailer.keyring)
 
 The floor: imports SQLAlchemy only, nothing else of mailer's.
 """
 
-from mailer.models.base import NAMING, Base, UTCDateTime, enum_type, new_uid, sorted_uids, utcnow
+from mailer.models.base import NAMING, Base, UTCDateTime, enum_type, link_secrets, new_link_secret, new_uid, sorted_uids, utcnow
+from mailer.models.keys import KeyFingerprint
 from mailer.models.people import (
     AuditEvent,
     BounceEvent,
     BounceKind,
     Consent,
     ConsentSource,
+    ErasedLink,
     MailingList,
     OptIn,
     ProcessedMail,
@@ -36,15 +39,17 @@ from mailer.models.sending import (
     ScheduleKind,
     ScheduleStatus,
     Send,
+    SendList,
     SendStatus,
 )
 from mailer.models.signups import IntakeStatus, MailKind, QueuedMail, QueueStatus, SignupIntake
 
 __all__ = [
-    "NAMING", "Base", "UTCDateTime", "enum_type", "new_uid", "sorted_uids", "utcnow",
-    "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "MailingList", "OptIn",
+    "NAMING", "Base", "UTCDateTime", "enum_type", "link_secrets", "new_link_secret", "new_uid", "sorted_uids", "utcnow",
+    "KeyFingerprint",
+    "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "ErasedLink", "MailingList", "OptIn",
     "ProcessedMail", "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
     "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",
-    "SendStatus",
+    "SendList", "SendStatus",
     "IntakeStatus", "MailKind", "QueuedMail", "QueueStatus", "SignupIntake",
 ]

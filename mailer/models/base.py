@@ -27,6 +27,21 @@ def new_uid() -> str:
     return sorted_uids(1)[0]
 
 
+def new_link_secret() -> str:
+    """A subscriber's link secret: 128 random bits that prove their unsubscribe and preferences links.
+
+    Stored in the database (and so in its backups), never derived from a configured key:
+    the links it proves work as long as the subscriber's row exists (mailer.mail.tokens).
+    """
+    return os.urandom(16).hex()
+
+
+def link_secrets(n: int) -> list[str]:
+    """*n* fresh link secrets (for bulk inserts): one read of the random source."""
+    random = os.urandom(16 * n).hex()
+    return [random[i:i + 32] for i in range(0, 32 * n, 32)]
+
+
 def sorted_uids(n: int) -> list[str]:
     """*n* fresh uids of the same millisecond, in ascending order (for bulk inserts)."""
     prefix = f"{time.time_ns() // 1_000_000:012x}"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mailer.models.base import Base, UTCDateTime, enum_type as _enum, new_uid, utcnow
+from mailer.models.base import Base, UTCDateTime, enum_type as _enum, new_link_secret, new_uid, utcnow
 
 
 class OptIn(enum.Enum):
@@ -73,6 +73,8 @@ class Subscriber(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
+    # proves the person's unsubscribe and preferences links, whatever the keys (never shown)
+    link_secret: Mapped[str] = mapped_column(String(32), default=new_link_secret)
     email: Mapped[str] = mapped_column(String(320))
     # the case-folded address: one subscriber per address whatever its case
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
@@ -178,6 +180,16 @@ class BounceEvent(Base):
     kind: Mapped[BounceKind] = mapped_column(_enum(BounceKind))
     status_code: Mapped[str] = mapped_column(String(20), default="")
     diagnostic: Mapped[str] = mapped_column(Text, default="")
+
+
+class ErasedLink(Base):
+    """An erased person's link secret, under their random uid only: their mailed links still answer
+    (naming nobody) instead of looking forged (STANDARDS B4). Nothing else of theirs is kept here."""
+
+    __tablename__ = "erased_link"
+
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    link_secret: Mapped[str] = mapped_column(String(32))
 
 
 class ProcessedMail(Base):

@@ -73,6 +73,32 @@ class Send(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class SendList(Base):
+    """A send's claim on one list for its issue: the database's "never twice" (issue, list) rule.
+
+    The unique key makes the database refuse a second claim of the same issue
+    for the same list, occurrence and generation, whoever races for it.
+    `held` is True while the claim counts and NULL once released (a cancelled,
+    failed or missed send); NULLs never collide, so released rows stay as history.
+    `generation` is 0 for the first campaign and grows with each `--again`;
+    `occurrence` is "" except for the runs of a recurring schedule (its UTC time).
+    """
+
+    __tablename__ = "send_list"
+    __table_args__ = (
+        UniqueConstraint("issue_slug", "list_id", "occurrence", "generation", "held", name="uq_send_list_claim"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    send_id: Mapped[int] = mapped_column(ForeignKey("send.id", ondelete="CASCADE"), index=True)
+    issue_slug: Mapped[str] = mapped_column(String(200))
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_list.id", ondelete="CASCADE"))
+    occurrence: Mapped[str] = mapped_column(String(40), default="")
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[bool | None] = mapped_column(default=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Delivery(Base):
     """The ledger: one row per (send, subscriber), moved along as the send goes."""
 

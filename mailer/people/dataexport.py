@@ -45,7 +45,7 @@ def person_data(session: Session, settings: Settings, subscriber: Subscriber) ->
                                     .order_by(Subscription.id))
     digest = email_hash(settings, subscriber.email_key)
     return {
-        "subscriber": _row(subscriber, {"email_key"}),
+        "subscriber": _row(subscriber, {"email_key", "link_secret"}),
         "subscriptions": [with_list(s) for s in subscriptions],
         "consents": [with_list(c) for c in session.scalars(
             select(Consent).where(Consent.subscriber_id == sid).order_by(Consent.id))],

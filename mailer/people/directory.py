@@ -146,4 +146,5 @@ def preview_recipient(db: Database, email: str, issue_lists: list[str] | tuple[s
             raise InputError(f"--as {email}: subscribed to no list")
         mlist = wanted[0].mailing_list
         return Recipient(key="preview", email=sub.email, name=sub.name, subscriber_uid=sub.uid,
-                         list_slug=mlist.slug, list_name=mlist.name, attributes=sub.attributes or {})
+                         list_slug=mlist.slug, list_name=mlist.name, link_secret=sub.link_secret,
+                         attributes=sub.attributes or {})

@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.mail.preview import forget_previews
-from mailer.models import (AuditEvent, Consent, Delivery, Subscriber, Suppression, SuppressionReason,
-                           utcnow)
+from mailer.models import (AuditEvent, Consent, Delivery, ErasedLink, Subscriber, Suppression,
+                           SuppressionReason, utcnow)
 from mailer.people.subscriptions import GLOBAL, email_hash
 
 
@@ -19,7 +19,9 @@ def erase_person(session: Session, settings: Settings, subscriber: Subscriber) -
     rows and the details of their audit events; clears the address frozen in
     deliveries; removes the clear-text address from suppressions; and adds a
     global ERASED suppression holding only the hash, so that a later import
-    or admin add of the address is refused (STANDARDS B8). The caller commits.
+    or admin add of the address is refused (STANDARDS B8). Their link secret stays, under
+    their random uid only, so that a link in a mail they kept answers as for anyone (B4).
+    The caller commits.
     """
     sid = subscriber.id
     digest = email_hash(settings, subscriber.email_key)
@@ -28,6 +30,7 @@ def erase_person(session: Session, settings: Settings, subscriber: Subscriber) -
                     .values(detail="", actor="", subscriber_id=None))
     session.execute(update(Delivery).where(Delivery.subscriber_id == sid).values(email=None, last_reply=""))
     session.execute(update(Suppression).where(Suppression.email_hash == digest).values(email=None, detail=""))
+    session.merge(ErasedLink(uid=subscriber.uid, link_secret=subscriber.link_secret))
     session.delete(subscriber)
     session.flush()
     kept = session.scalar(select(Suppression).where(Suppression.email_hash == digest, Suppression.scope == GLOBAL))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from mailer.models import AuditEvent, Consent, ConsentSource, MailingList, Subscriber, Subscription, \
-    SubscriptionStatus, sorted_uids, utcnow
+    SubscriptionStatus, link_secrets, sorted_uids, utcnow
 from mailer.people.bulksql import BulkSQL
 from mailer.people.importreader import Batch
 from mailer.people.rules import Decision, Outcome, decide
@@ -98,9 +98,11 @@ class BatchWriter:
         when every row went in, they took the ids up to last_insert_rowid() in order.
         """
         inserted = self.sql.insert(
-            Subscriber.__table__, ["uid", "email", "email_key", "name", "attributes", "created_at", "updated_at"],
-            [(uid, email, key, name, attributes, now, now)
-             for uid, (_, email, key, name, attributes, _) in zip(sorted_uids(len(new)), new)],
+            Subscriber.__table__,
+            ["uid", "link_secret", "email", "email_key", "name", "attributes", "created_at", "updated_at"],
+            [(uid, secret, email, key, name, attributes, now, now)
+             for uid, secret, (_, email, key, name, attributes, _)
+             in zip(sorted_uids(len(new)), link_secrets(len(new)), new)],
             conflict="email_key", json_cols=("attributes",))
         self.report.new_subscribers += inserted
         if self.sql.sqlite and inserted == len(new):

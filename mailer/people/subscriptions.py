@@ -71,7 +71,7 @@ def clean_name(raw: str | None) -> str:
     return " ".join(raw.split())[:200]
 
 
-_NO_HASH_KEY = "no hash key: set MAILER_HASH_KEY (run `mailer init` to print a fresh one)"
+_NO_HASH_KEY = "no hash key: run `mailer init` (it writes a fresh one to secrets.toml) or set MAILER_HASH_KEY"
 
 
 def email_hash(settings: Settings, key: str) -> str:

@@ -4,6 +4,10 @@ A one-off schedule composes the issue when it is made and keeps that snapshot
 as a Send in status `scheduled` (what was previewed is what goes out). A
 recurring one keeps a 5-field cron expression read in its own time zone and
 composes afresh at each run (mailer.scheduling.runs). Times are stored in UTC.
+An issue already sent or scheduled to a list is refused unless `again`: a
+one-off's snapshot claims its lists when it is made (mailer.sending.ledger.once),
+a recurring schedule is checked against sends and other recurring schedules
+here and each of its runs claims its own occurrence.
 Send rows are created and their status changed through mailer.sending.ledger.
 May import sending, content (inside the functions that compose) and the floor.
 """
@@ -42,8 +46,9 @@ def _future(run_at: datetime, zone: ZoneInfo, now: datetime, field: str = "--at"
 
 
 def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], at: str,
-                  tz: str | None = None, now: datetime | None = None) -> Schedule:
-    """Compose *issue* now (with lint) and plan its send at local time *at*."""
+                  tz: str | None = None, now: datetime | None = None, *, again: bool = False) -> Schedule:
+    """Compose *issue* now (with lint) and plan its send at local time *at*; the snapshot claims the
+    lists (AlreadySent when the issue was sent or scheduled to one of them, unless *again*)."""
     zone = parse_zone(tz or settings.schedule_timezone)
     now = now or utcnow()
     run_at = parse_when(at, zone, now=now)
@@ -53,7 +58,8 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
     composed = compose_issue(settings, issue)
     with db.session() as session:
         slugs = _lists(session, composed.lists, lists)
-        send = ledger.create_send(session, composed, slugs, status=SendStatus.SCHEDULED)
+        ledger.once.check_recurring(session, composed.slug, slugs, again=again)
+        send = ledger.create_send(session, composed, slugs, status=SendStatus.SCHEDULED, again=again)
         session.flush()
         row = Schedule(issue_path=str(composed.path), list_slugs=slugs, kind=ScheduleKind.ONCE, run_at=run_at,
                        timezone=zone.key, send_id=send.id, source_hash=composed.content_hash,
@@ -63,8 +69,12 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
 
 
 def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], cron: str,
-                  tz: str | None = None, now: datetime | None = None) -> Schedule:
-    """Plan a recurring send; the folder is checked now and composed afresh at each run."""
+                  tz: str | None = None, now: datetime | None = None, *, again: bool = False) -> Schedule:
+    """Plan a recurring send; the folder is checked now and composed afresh at each run.
+
+    AlreadySent when the issue was sent or scheduled to one of the lists,
+    unless *again*; each run then claims its own occurrence (runs._start_cron).
+    """
     zone = parse_zone(tz or settings.schedule_timezone)
     trigger = parse_cron(cron, zone)
     from mailer.content.compose import compose_issue
@@ -77,6 +87,7 @@ def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tu
     first = trigger.get_next_fire_time(None, now or utcnow())
     with db.session() as session:
         slugs = _lists(session, spec.lists, lists)
+        ledger.once.check(session, folder.name, slugs, again=again)
         row = Schedule(issue_path=str(folder), list_slugs=slugs, kind=ScheduleKind.CRON, cron=" ".join(cron.split()),
                        timezone=zone.key, next_run_at=first.astimezone(timezone.utc) if first else None)
         session.add(row)
@@ -151,10 +162,13 @@ def refresh(db: Database, settings: Settings, schedule_id: int) -> Schedule:
         old = session.get(Send, row.send_id) if row.send_id else None
         if old is not None and old.status not in (SendStatus.SCHEDULED, SendStatus.MISSED):
             raise InputError(f"schedule {schedule_id}: send {old.id} is already {old.status.value}")
+        again, status = False, SendStatus.SCHEDULED
         if old is not None:
+            # the new snapshot takes the old one's claim: same generation, held only if it was
+            again, status = ledger.once.generation_of(session, old.id) > 0, old.status
             ledger.transition_send(session, old.id, SendStatus.CANCELLED, "replaced by refresh",
                                    from_status=(SendStatus.SCHEDULED, SendStatus.MISSED))
-        send = ledger.create_send(session, composed, list(row.list_slugs), status=SendStatus.SCHEDULED)
+        send = ledger.create_send(session, composed, list(row.list_slugs), status=status, again=again)
         session.flush()
         row.send_id, row.source_hash = send.id, composed.content_hash
     return row

@@ -132,10 +132,22 @@ def execute(db: Database, settings: Settings, schedule_id: int, stop: threading.
 
 
 def _start_once(db: Database, row: Schedule, when: datetime, now: datetime) -> int | str:
-    """Claim a one-off's snapshot send (G3): its id, or why it does not run."""
+    """Claim a one-off's snapshot send (G3): its id, or why it does not run.
+
+    The snapshot must still hold its claim on the lists (never twice): a plan
+    whose issue went to the list by another send is refused, recorded as the
+    schedule's `failed` reason, and sends nothing.
+    """
     assert row.send_id is not None
-    if not ledger.claim_send(db, row.send_id, SendStatus.SCHEDULED):
-        return f"not run: send {row.send_id} already claimed"
+    try:
+        if not ledger.claim_send(db, row.send_id, SendStatus.SCHEDULED):
+            return f"not run: send {row.send_id} already claimed"
+    except ledger.AlreadySent as exc:
+        reason = f"refused: {exc}; nothing sent"
+        ledger.set_send_status(db, row.send_id, SendStatus.CANCELLED, reason, only_from=SendStatus.SCHEDULED)
+        _mark(db, row.id, ScheduleStatus.FAILED, reason, (ScheduleStatus.SCHEDULED,))
+        log.warning("schedule %s: %s", row.id, reason)
+        return f"not run: {reason}"
     _mark(db, row.id, ScheduleStatus.RUNNING, f"sending since {fmt_utc(now)}")
     log.info("schedule %s: sending send %s (due %s, %.1f s late)", row.id, row.send_id, fmt_utc(when),
              (now - when).total_seconds())
@@ -161,11 +173,18 @@ def _start_cron(db: Database, settings: Settings, row: Schedule, when: datetime,
         _mark(db, row.id, ScheduleStatus.SCHEDULED, f"run of {fmt_utc(when)} skipped: no reports")
         return f"skipped run of {fmt_utc(when)}: {folder.name} has no reports; next run {fmt_utc(following)}"
     composed = compose_issue(settings, folder)
-    with db.session() as session:
-        send = ledger.create_send(session, composed, list(row.list_slugs), status=SendStatus.SCHEDULED)
-        session.flush()
-        send_id = send.id
-        session.execute(update(Schedule).where(Schedule.id == row.id).values(send_id=send_id))
+    try:
+        with db.session() as session:
+            # each run claims its own occurrence: the same run never goes out twice
+            send = ledger.create_send(session, composed, list(row.list_slugs), status=SendStatus.SCHEDULED,
+                                      occurrence=f"{when:%Y-%m-%dT%H:%M:%SZ}")
+            send_id = send.id
+            session.execute(update(Schedule).where(Schedule.id == row.id).values(send_id=send_id))
+    except ledger.AlreadySent as exc:
+        reason = f"run of {fmt_utc(when)} refused: {exc}; nothing sent"
+        _mark(db, row.id, ScheduleStatus.SCHEDULED, reason)
+        log.warning("schedule %s: %s", row.id, reason)
+        return f"not run: {reason}"
     if not ledger.claim_send(db, send_id, SendStatus.SCHEDULED):
         return f"not run: send {send_id} already claimed"
     log.info("schedule %s: composed %s afresh (%s reports) as send %s; sending", row.id, folder.name,

@@ -2,8 +2,9 @@
 
 One issue goes to one list once. A second send of the same issue to a list
 it already went to is refused while the first is unfinished (resume it) and,
-once the first is done, unless the caller passes ``again`` (no accidental
-double campaign). Status changes go through the ledger. May import the rest
+once the first is done or scheduled, unless the caller passes ``again`` (no
+accidental double campaign). The database enforces it (ledger.once); status
+changes go through the ledger. May import the rest
 of sending, people, mail, backends, content and the floor; the message
 machinery (dkim, premailer) only inside send_test_message, so that
 `mailer status` does not load it.
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from mailer.backends.base import Backend, Result
     from mailer.content.compose import ComposedIssue
 
-UNFINISHED = (SendStatus.DRAFT, SendStatus.SCHEDULED, SendStatus.SENDING, SendStatus.PAUSED)
-
-
 def sends_of(db: Database, issue_slug: str) -> list[Send]:
     """Every send of the issue, oldest first."""
     with db.session() as session:
@@ -37,28 +35,20 @@ def sends_of(db: Database, issue_slug: str) -> list[Send]:
 
 
 def check_not_sent(db: Database, issue_slug: str, list_slugs: Sequence[str], again: bool) -> None:
-    """Refuse a second campaign of an issue to a list, unless the first is done and *again*."""
-    for send in sends_of(db, issue_slug):
-        overlap = sorted(set(send.list_slugs) & set(list_slugs))
-        if not overlap or send.status in (SendStatus.CANCELLED, SendStatus.FAILED, SendStatus.MISSED):
-            continue
-        lists = ", ".join(overlap)
-        if send.status in UNFINISHED:
-            raise InputError(f"issue {issue_slug!r} already has send #{send.id} to {lists} "
-                             f"({send.status.value}): continue it with --resume")
-        if not again:
-            raise InputError(f"issue {issue_slug!r} was already sent to {lists} (send #{send.id}): "
-                             "pass --again to send it a second time")
+    """Refuse early (before the question) what `start` would refuse: the rule lives in ledger.once."""
+    with db.session() as session:
+        ledger.once.check(session, issue_slug, list_slugs, again=again)
 
 
 def start(db: Database, composed: ComposedIssue, list_slugs: Sequence[str], *, again: bool = False) -> int:
-    """Create the send (draft) and claim it for this process; returns its id."""
-    check_not_sent(db, composed.slug, list_slugs, again)
+    """Create the send, claiming its lists, and start it (status sending) in one transaction; its id.
+
+    ledger.AlreadySent, and nothing written, when the issue already went (or
+    is going) to one of the lists, also when another command won that claim
+    a moment ago.
+    """
     with db.session() as session:
-        send_id = ledger.create_send(session, composed, list_slugs).id
-    if not ledger.claim_send(db, send_id, SendStatus.DRAFT):
-        raise InputError(f"send #{send_id} was claimed by someone else")
-    return send_id
+        return ledger.create_send(session, composed, list_slugs, SendStatus.SENDING, again=again).id
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from mailer.people.bounces import record_bounce
 from mailer.people.subscriptions import GLOBAL, email_hash
 from mailer.sending.policy import decide, result_status
 from mailer.sending.rates import RateLimiter
+from mailer.settingrules import require_public_links
 from mailer.sending.summary import Progress, SendSummary, conclude
 
 
@@ -122,7 +123,7 @@ class _Run:
                     self.slots.release()
                     return
                 message = self.factory.render(Recipient(r.id, r.email, r.name, r.uid, r.list_slug, r.list_name,
-                                                           r.attributes))
+                                                           r.link_secret, r.attributes))
                 with self.lock:
                     ours = self.writer.mark_sending(r.id)
                     if ours:
@@ -231,11 +232,12 @@ def run_send(db: Database, settings: Settings, send_id: int, *, backend: Backend
             raise InputError(f"no send #{send_id}")
         if send.status is not SendStatus.SENDING:
             raise InputError(f"send #{send_id} is {send.status.value}, not sending")
+    own_backend = backend is None
+    backend = backend or load_backend(settings)
+    require_public_links(settings.base_url, backend.name)
     ledger.freeze_audience(db, send_id)
     summary_unknown, _ = recovery.reap_stale(db, send_id)
     stop = stop or threading.Event()
-    own_backend = backend is None
-    backend = backend or load_backend(settings)
     run = None
     heartbeat = None
     failing = False

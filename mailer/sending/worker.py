@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from mailer.backends import load_backend
+from mailer.settingrules import require_public_links
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import DeliveryError, InputError
@@ -97,6 +98,7 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
     """
     stop = stop or threading.Event()
     done: list[SendSummary] = []
+    require_public_links(settings.base_url, load_backend(settings, backend_name).name)
     with worker_lock(db), sign_up_thread(db, settings, backend_name, poll, start=not until_idle), \
             bounce_thread(db, settings, stop, log, start=not until_idle):
         log(f"worker {holder_id()} started on {db.dialect}")

@@ -14,6 +14,7 @@ import threading
 from mailer.config import Settings
 from mailer.content.compose import ComposedIssue, compose_issue
 from mailer.content.folders import content_hash, find_issue
+from mailer.content.images import publish
 from mailer.mail.message import MessageFactory, OutgoingMessage, Recipient
 from mailer.models import MailingList, QueuedMail, Subscriber
 
@@ -29,6 +30,7 @@ def welcome_issue(settings: Settings, mlist: MailingList) -> ComposedIssue:
         cached = _cache.get(key)
     if cached is None:
         cached = compose_issue(settings, folder)
+        publish(cached.images)
         with _lock:
             _cache.clear()   # one version per process is enough: the list's current welcome
             _cache[key] = cached

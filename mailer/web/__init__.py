@@ -24,6 +24,8 @@ from mailer.config import Settings, load_settings
 from mailer.content.folders import find_template_file
 from mailer.content.templating import Kind, environment
 from mailer.db import Database
+from mailer.errors import MailerError
+from mailer.keyring import check_keys
 from mailer.signups.intake import intake_writer
 from mailer.signups.limits import SignupLimiter
 from mailer.signups.runner import SignupRunner
@@ -100,8 +102,16 @@ def stop_app(app: Flask) -> None:
 
 
 def make_wsgi_app() -> Flask:
-    """Production entry point: settings from mailer.toml + MAILER_* (MAILER_ROOT names the folder)."""
-    settings = load_settings()
-    db = Database.from_settings(settings)
-    db.require_schema()
+    """Production entry point: settings from mailer.toml + MAILER_* (MAILER_ROOT names the folder).
+
+    A bad setting, a missing database or keys the database does not know stop the server
+    process with one ``error:`` line, as they stop every command.
+    """
+    try:
+        settings = load_settings()
+        db = Database.from_settings(settings)
+        db.require_schema()
+        check_keys(db, settings)
+    except MailerError as exc:
+        raise SystemExit(f"error: {exc}") from None
     return create_app(settings, db, start_queue=settings.web_background_thread)

@@ -1,4 +1,4 @@
-"""Preferences from the signed link in every mail: lists, leave one or all, download, erase.
+"""Preferences from the link in every mail: lists, leave one or all, download, erase.
 
 Every change is a POST carrying the form token (C8); erasing asks once more
 before it happens. The token never expires (like the unsubscribe link). The
@@ -13,8 +13,9 @@ from flask import Blueprint, Response, request
 
 from mailer.errors import InputError
 from mailer.mail.links import PREFERENCES_PATH
-from mailer.mail.tokens import Purpose, TokenError, read_token
+from mailer.mail.tokens import Purpose
 from mailer.people import preferences
+from mailer.people.linkcheck import check_link
 from mailer.people.preferences import Overview
 from mailer.web.guard import FORM_TOKEN_FIELD, origin_allowed, own_origins
 from mailer.web.pages import message_page, page, web
@@ -25,10 +26,8 @@ INVALID = ("Link not valid", "This link is not valid. Please use the preferences
 
 
 def _uid(token: str) -> str | None:
-    try:
-        return read_token(web().settings, Purpose.PREFERENCES, token).subscriber_uid
-    except TokenError:
-        return None
+    data = check_link(web().db, web().settings, Purpose.PREFERENCES, token)
+    return None if data is None else data.subscriber_uid
 
 
 def _overview(view: Overview, notice: str = ""):  # type: ignore[no-untyped-def]

@@ -1,5 +1,8 @@
 """PNG screenshots of the sign-up page and of the example issue's preview, desktop and phone width.
 
+The issue also in dark mode (`issue-phone-dark.png`, `issue-desktop-dark.png`) and as a mail
+client that drops <style> shows it (`issue-phone-nostyle.png`, `issue-desktop-nostyle.png`).
+
     python -m mailer.web.screenshots [--out build/screenshots] [--issue issues/example]
 
 Runs the web app under waitress on a free loopback port with a throw-away
@@ -25,6 +28,9 @@ from mailer.people.lists import add_list
 from mailer.web import create_app
 
 WIDTHS = {"desktop": 1280, "phone": 390}
+# the issue's variants: suffix -> (colour scheme, keep <style>)
+ISSUE_VARIANTS = {"": ("light", True), "-dark": ("dark", True), "-nostyle": ("light", False)}
+REMOVE_STYLE = "document.querySelectorAll('style').forEach(s => s.remove())"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -68,13 +74,18 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
             browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             try:
                 for name, url in pages.items():
+                    variants = ISSUE_VARIANTS if name == "issue" else {"": ("light", True)}
                     for label, width in WIDTHS.items():
-                        page = browser.new_page(viewport={"width": width, "height": 900})
-                        page.goto(url)
-                        path = out / f"{name}-{label}.png"
-                        page.screenshot(path=str(path), full_page=True)
-                        page.close()
-                        written.append(path)
+                        for suffix, (scheme, style) in variants.items():
+                            page = browser.new_page(viewport={"width": width, "height": 900})
+                            page.emulate_media(color_scheme=scheme)
+                            page.goto(url)
+                            if not style:
+                                page.evaluate(REMOVE_STYLE)
+                            path = out / f"{name}-{label}{suffix}.png"
+                            page.screenshot(path=str(path), full_page=True)
+                            page.close()
+                            written.append(path)
             finally:
                 browser.close()
     finally:

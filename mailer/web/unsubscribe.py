@@ -3,7 +3,8 @@
 POST to the List-Unsubscribe URL, form-encoded or multipart, with no cookie,
 CSRF token or Origin check, unsubscribes at once and answers 200 (never a
 redirect); repeating it answers 200 again. GET only shows the button (B5).
-A token that verifies but names nobody (erased) gets the same answer as a
+Links carry a per-subscriber proof that no key change breaks (B6); an older
+signed token that verifies but names nobody (erased) gets the same answer as a
 known one, so the page never says whether an address exists (B4).
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from mailer.mail.links import UNSUBSCRIBE_PATH, preferences_url
-from mailer.mail.tokens import Purpose, TokenData, TokenError, read_token
+from mailer.mail.tokens import Purpose, TokenData
+from mailer.people.linkcheck import check_link
 from mailer.people.preferences import leave_by_link, list_name
 from mailer.web.pages import message_page, page, web
 
@@ -23,10 +25,7 @@ INVALID = ("Link not valid", "This unsubscribe link is not valid. Please copy th
 
 def _read(token: str) -> TokenData | None:
     """The token's data, or None when it does not verify (B4: one answer for every bad token)."""
-    try:
-        return read_token(web().settings, Purpose.UNSUBSCRIBE, token)
-    except TokenError:
-        return None
+    return check_link(web().db, web().settings, Purpose.UNSUBSCRIBE, token)
 
 
 @bp.get(UNSUBSCRIBE_PATH)
@@ -45,5 +44,5 @@ def submit(token: str):  # type: ignore[no-untyped-def]
     ctx = web()
     actor = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "web"
     name = leave_by_link(ctx.db, ctx.settings, data.subscriber_uid, data.list_slug, actor)
-    prefs = preferences_url(ctx.settings, data.subscriber_uid, data.list_slug)
+    prefs = preferences_url(ctx.settings, data.subscriber_uid, data.list_slug, data.link_secret)
     return page("unsubscribed.html", list_name=name, preferences_url=prefs)

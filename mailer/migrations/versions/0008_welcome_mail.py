@@ -1,7 +1,7 @@
 """welcome mail: a list's welcome issue, and when each subscription was welcomed
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-03 07:20:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import mailer.models
 
 revision = '0008'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

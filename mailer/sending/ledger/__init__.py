@@ -1,6 +1,7 @@
 """The delivery ledger: the one writer of send and delivery status.
 
   sends     create a send; every change of Send.status (claim_send, transition_send)
+  once      never twice: each send's claim on its lists, unique in the database (AlreadySent)
   audience  who a send goes to; freezing that into queued delivery rows
   claims    claim a batch, mark rows sending, record outcomes, release, requeue
   reads     counts, next retry, what is due, who holds claims (writes nothing)
@@ -32,10 +33,11 @@ from mailer.sending.ledger.reads import (
     sending_sends,
     suppressed_hashes,
 )
+from mailer.sending.ledger.once import AlreadySent
 from mailer.sending.ledger.sends import claim_send, create_send, set_send_status, transition_send
 
 __all__ = [
-    "Row", "Writer", "as_utc", "audience_count", "audience_sample", "claim_batch", "claim_holders", "claim_send",
+    "AlreadySent", "Row", "Writer", "as_utc", "audience_count", "audience_sample", "claim_batch", "claim_holders", "claim_send",
     "claimed_rows", "counts", "create_send", "freeze_audience", "has_due", "mark_unknown", "next_retry_at",
     "problem_rows", "release", "release_holder", "requeue", "requeue_failed", "requeue_unknown", "sending_sends",
     "set_send_status", "suppressed_hashes", "transition_send",

@@ -73,6 +73,7 @@ class Row:
     uid: str
     name: str
     email_key: str
+    link_secret: str
     list_slug: str
     list_name: str
     subscribed: bool
@@ -84,8 +85,8 @@ class Row:
 def _claimed_rows_query():  # type: ignore[no-untyped-def]
     S, L, SUB = Subscriber.__table__, MailingList.__table__, Subscription.__table__
     return (
-        select(D.c.id, D.c.email, D.c.subscriber_id, S.c.uid, S.c.name, S.c.email_key, L.c.slug, L.c.name,
-               SUB.c.status, D.c.attempts, D.c.first_attempt_at, S.c.attributes)
+        select(D.c.id, D.c.email, D.c.subscriber_id, S.c.uid, S.c.name, S.c.email_key, S.c.link_secret,
+               L.c.slug, L.c.name, SUB.c.status, D.c.attempts, D.c.first_attempt_at, S.c.attributes)
         .select_from(D.outerjoin(S, S.c.id == D.c.subscriber_id).outerjoin(L, L.c.id == D.c.list_id)
                      .outerjoin(SUB, and_(SUB.c.subscriber_id == D.c.subscriber_id, SUB.c.list_id == D.c.list_id)))
         .where(D.c.send_id == bindparam("send_id"), D.c.claimed_by == bindparam("me"),
@@ -105,9 +106,9 @@ def claimed_rows(conn: Connection, send_id: int, me: str, after_id: int, limit: 
     *limit* instead of running through every queued row of the send (quadratic over a
     large send)."""
     params = {"send_id": send_id, "me": me, "after_id": after_id, "limit": limit}
-    rows = [Row(r[0], r[1] or "", r[2], r[3] or "", r[4] or "", r[5] or "", r[6] or "", r[7] or "",
-                r[8] in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.CONFIRMED.value), r[9] or 0, as_utc(r[10]),
-                r[11] or {})
+    rows = [Row(r[0], r[1] or "", r[2], r[3] or "", r[4] or "", r[5] or "", r[6] or "", r[7] or "", r[8] or "",
+                r[9] in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.CONFIRMED.value), r[10] or 0, as_utc(r[11]),
+                r[12] or {})
             for r in conn.execute(_CLAIMED_ROWS, params)]
     conn.commit()
     return rows
