@@ -287,7 +287,8 @@ def test_the_setting_is_used_without_a_path_and_stdin_still_works(db, people, pr
     result = run(project, db)
     assert result.exit_code == 0 and "complaint for ana@example.org: suppressed" in result.output, result.output
     piped = CliRunner().invoke(cli, ["--root", str(project), "bounces", "-"], input=arf(),
-                               env={"MAILER_DATABASE_URL": db.url, "MAILER_BOUNCES_MAILBOX": ""})
+                               env={"MAILER_DATABASE_URL": db.url, "MAILER_HASH_KEY": "test-hash-key",
+                                    "MAILER_BOUNCES_MAILBOX": ""})
     assert "0 reports, 0 not reports (left in place), 1 already processed" in piped.output, piped.output
 
 
@@ -337,3 +338,15 @@ def test_a_bad_mailbox_setting_is_refused_naming_it(project, value, expected):
     with pytest.raises(ConfigError, match="bounces.mailbox") as caught:
         load_settings(project, environ={"MAILER_BOUNCES_MAILBOX": value})
     assert expected in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_the_mailbox_password_may_live_in_the_secrets_file(project):
+    """bounces.password is a secret like the others: secrets.toml (mode 0600), never mailer.toml."""
+    secrets = project / "secrets.toml"
+    secrets.write_text('secret_keys = ["k1"]\nhash_key = "h"\n[bounces]\npassword = "from-the-file"\n')
+    secrets.chmod(0o600)
+    assert load_settings(project, environ={}).bounces_password == "from-the-file"
+    assert load_settings(project, environ={"MAILER_BOUNCES_PASSWORD": "env"}).bounces_password == "env"
+    (project / "mailer.toml").write_text('[bounces]\npassword = "in-the-config"\n')
+    with pytest.raises(ConfigError, match="bounces.password"):
+        load_settings(project, environ={})
