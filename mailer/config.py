@@ -3,7 +3,7 @@
 This is the only module that reads the environment. Every setting has a
 dotted name (``smtp.host``) used in the TOML file, and an environment name
 (``MAILER_SMTP_HOST``) that overrides it. Secrets (``smtp.password``,
-``secret_keys``, ``hash_key``) are refused in the TOML file: they come from the secrets file
+``secret_keys``, ``hash_key``, ``bounces.password``) are refused in the TOML file: they come from the secrets file
 (``secrets.toml``, written by `mailer init`, read by mailer.secretfile), overridden by the
 environment or by a file named by ``MAILER_<NAME>_FILE``. Each value is
 checked (and domains IDNA-encoded) by mailer.settingrules as it is read.
@@ -23,7 +23,7 @@ from mailer.secretfile import read_secrets
 from mailer.settingrules import check_settings, check_value
 
 CONFIG_FILE = "mailer.toml"
-SECRET_FIELDS = frozenset({"smtp_password", "secret_keys", "hash_key"})
+SECRET_FIELDS = frozenset({"smtp_password", "secret_keys", "hash_key", "bounces_password"})
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,18 @@ class Settings:
     retry_base_seconds: float = 60.0
     batch_size: int = 100
     max_send_errors: int = 1000
-    # soft bounces suppress once they fall on this many distinct days within the window
+    # soft bounces suppress on this many distinct days, within the window or on the last this-many issues in a row
     bounce_soft_limit: int = 3
     bounce_soft_window_days: float = 14.0
+    # the mailbox bounce reports arrive in: a Maildir, mbox or folder path, or an imap(s)/pop3(s) URL
+    bounces_mailbox: str = ""
+    bounces_password: str = ""
+    # how often `mailer worker` polls bounces.mailbox
+    bounces_poll_minutes: float = 10.0
+    # IMAP: the folder processed reports are moved to ("": flagged \Seen and left in place)
+    bounces_done_folder: str = ""
+    # CA certificates to verify the mailbox server with ("": the system's)
+    bounces_ca_file: str = ""
     dkim_selector: str = ""
     dkim_domain: str = ""
     dkim_private_key_file: str = ""
@@ -163,7 +172,7 @@ SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "root")
 
 def dotted_name(name: str) -> str:
     """``smtp_host`` -> ``smtp.host``: how a setting is spelled in mailer.toml."""
-    for section in ("smtp", "rate", "dkim", "web", "schedule"):
+    for section in ("smtp", "rate", "dkim", "web", "schedule", "bounces"):
         if name.startswith(section + "_"):
             return f"{section}.{name[len(section) + 1:]}"
     if name.startswith("group_"):

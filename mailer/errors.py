@@ -31,6 +31,12 @@ class DeliveryError(MailerError):
     exit_code = 3
 
 
+class MailboxError(MailerError):
+    """A bounce mailbox cannot be reached or read (unreachable, refused password, TLS, no such folder)."""
+
+    exit_code = 3
+
+
 class DatabaseError(MailerError):
     """The database failed under a command (read-only, disk full, I/O error, gone, locked too long)."""
 

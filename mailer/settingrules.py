@@ -44,6 +44,7 @@ NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
     "max_send_errors": (1, 10**9, True),
     "bounce_soft_limit": (1, 1000, True),
     "bounce_soft_window_days": (0, 3650, False),
+    "bounces_poll_minutes": (0, 60 * 24 * 7, False),
     "confirm_max_age_hours": (0, 10 * _YEAR_HOURS, False),
     "schedule_grace_minutes": (0, 60 * 10 * _YEAR_HOURS, True),
     "web_rate_per_ip_per_hour": (0, 10**9, True),
@@ -123,6 +124,42 @@ def language(dotted: str, value: str) -> str:
     return value
 
 
+MAILBOX_SCHEMES = {"imaps": 993, "imap": 143, "pop3s": 995, "pop3": 110}
+
+
+def mailbox(dotted: str, value: str) -> str:
+    """A bounce mailbox: a path, or ``imaps://user@host[:port][/folder]`` (imap, pop3s, pop3 alike).
+
+    The password never goes in the URL: it is a secret (``MAILER_BOUNCES_PASSWORD``).
+    """
+    if "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError as exc:
+        raise ConfigError(f"setting {dotted!r}: not a mailbox URL: {exc}") from None
+    if parts.scheme not in MAILBOX_SCHEMES:
+        raise ConfigError(f"setting {dotted!r}: the scheme must be one of {', '.join(MAILBOX_SCHEMES)} "
+                          f"(got {parts.scheme!r})")
+    if parts.password is not None:
+        raise ConfigError(f"setting {dotted!r}: no password in the URL; set MAILER_BOUNCES_PASSWORD "
+                          "(or MAILER_BOUNCES_PASSWORD_FILE) instead")
+    if not parts.hostname or not parts.username or parts.query or parts.fragment:
+        raise ConfigError(f"setting {dotted!r}: must be scheme://user@host[:port][/folder], "
+                          f"such as imaps://bounces@mail.example.org/INBOX")
+    if parts.scheme.startswith("pop3") and parts.path.strip("/"):
+        raise ConfigError(f"setting {dotted!r}: a POP3 mailbox has no folders")
+    return value
+
+
+def imap_folder(dotted: str, value: str) -> str:
+    """An IMAP folder name: printable ASCII (non-ASCII names need IMAP's modified UTF-7)."""
+    if value and not (value.isascii() and value.isprintable()):
+        raise ConfigError(f"setting {dotted!r}: must be printable ASCII, such as Processed or INBOX/done")
+    return value
+
+
 def greeting_text(dotted: str, value: str) -> str:
     """The named greeting: one line holding {name} once, and no other {braces}."""
     if value.count("{name}") != 1 or "{" in value.replace("{name}", "") or "}" in value.replace("{name}", ""):
@@ -175,6 +212,8 @@ STRING_RULES: dict[str, Callable[[str, str], str]] = {
     "greeting_nameless": short_text,
     "direction": direction,
     "schedule_timezone": time_zone,
+    "bounces_mailbox": mailbox,
+    "bounces_done_folder": imap_folder,
 }
 # text that may run over several lines (shown on a page, never in a header)
 MULTILINE = frozenset({"consent_text", "group_address"})

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: a free port, polling, issue folders, an audience, a hand-built issue.
+"""Helpers shared by the tests: a free port, polling, issue folders, an audience, a hand-built issue,
+bounce and complaint reports.
 
 The audience goes through the real path (`lists.add_list`, `subscriptions.subscribe`), so every
 subscriber has its consent row and audit event, as one added by `mailer add` would.
@@ -105,3 +106,43 @@ def composed_issue(path: Path, *, slug: str = "2026-12-test", lists: tuple[str, 
     return ComposedIssue(slug=slug, path=path, subject="Solidarity news & notes", preheader="", lists=lists,
                          html=html, text=text, archive_html="<html><body>archive</body></html>",
                          content_hash="0" * 64)
+
+
+# bounce (RFC 3464) and complaint (RFC 5965) reports, as a receiving MTA or a mailbox provider sends them
+MID = "<4f1c0ffee@example.org>"
+
+
+def dsn(action: str, status: str, to: str, third: str = "rfc822", recipient: str = "ana@example.org",
+        report_id: str = "") -> bytes:
+    """A DSN for *recipient*, sent to *to* (a VERP address ties it to its delivery); *report_id* its Message-ID."""
+    returned = f"From: news@example.org\r\nTo: {recipient}\r\nMessage-ID: {MID}\r\nSubject: December\r\n"
+    if third == "rfc822":
+        tail = f"Content-Type: message/rfc822\r\n\r\n{returned}\r\nbody\r\n"
+    else:
+        tail = f"Content-Type: text/rfc822-headers\r\n\r\n{returned}"
+    return (
+        f"From: MAILER-DAEMON@mx.example.net\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        + (f"Message-ID: {report_id}\r\n" if report_id else "") +
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nOriginal-Recipient: rfc822;{recipient}\r\n"
+        f"Action: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 550 {status} <{recipient}>: Recipient address rejected\r\n\r\n"
+        f"--B\r\n{tail}--B--\r\n"
+    ).encode()
+
+
+def arf(feedback_type: str = "abuse", to: str = "bounces@example.org") -> bytes:
+    return (
+        f"From: fbl@mailbox.example.com\r\nTo: {to}\r\nSubject: FW: December\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="F"\r\n\r\n'
+        "--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+        "--F\r\nContent-Type: message/feedback-report\r\n\r\n"
+        f"Feedback-Type: {feedback_type}\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"
+        "Original-Rcpt-To: <ana@example.org>\r\n\r\n"
+        f"--F\r\nContent-Type: message/rfc822\r\n\r\nFrom: news@example.org\r\nTo: ana@example.org\r\n"
+        f"Message-ID: {MID}\r\nSubject: December\r\n\r\nbody\r\n--F--\r\n"
+    ).encode()

@@ -293,7 +293,7 @@ def test_classify_E4(code, reply, stage, expected):
     (552, "5.2.2 mailbox full", "EOD", Reply.SOFT_BOUNCE),
     (552, "5.2.3 message too large", "EOD", Reply.SOFT_BOUNCE),
     (550, "5.2.4 list expansion problem", "RCPT", Reply.SOFT_BOUNCE),
-    (550, "5.2.0 mailbox unavailable", "RCPT", Reply.PERMANENT),
+    (550, "5.2.0 mailbox unavailable", "RCPT", Reply.SOFT_BOUNCE),
     (550, "5.4.4 unable to route", "RCPT", Reply.PERMANENT),
     (550, "user unknown", "RCPT", Reply.PERMANENT),
     (551, "user not local", "RCPT", Reply.PERMANENT),
@@ -306,7 +306,7 @@ def test_classify_E4(code, reply, stage, expected):
     (554, "transaction failed", "EOD", Reply.POLICY),
 ])
 def test_reply_classes_E4(code, reply, stage, expected):
-    """E4: each class of reply: 5.1.x and 5.2.1 hard bounces, 5.2.2-5.2.4 soft, other recipient 5xx
+    """E4: each class of reply: 5.1.x and 5.2.1 hard bounces, every other 5.2.x soft, other recipient 5xx
     permanent, 5.7.x and sender-side refusals policy."""
     assert classify(code, enhanced_status(reply), stage) is expected
 

@@ -13,42 +13,7 @@ from mailer.cli import cli
 from mailer.models import (BounceEvent, BounceKind, ConsentSource, Delivery, DeliveryStatus, MailingList, Send,
                            SendStatus, Subscription, SubscriptionStatus, utcnow)
 from mailer.people.subscriptions import ConsentInfo, normalize_email, subscribe, suppression_for
-
-MID = "<4f1c0ffee@example.org>"
-
-
-def dsn(action: str, status: str, to: str, third: str = "rfc822", recipient: str = "ana@example.org") -> bytes:
-    returned = f"From: news@example.org\r\nTo: {recipient}\r\nMessage-ID: {MID}\r\nSubject: December\r\n"
-    if third == "rfc822":
-        tail = f"Content-Type: message/rfc822\r\n\r\n{returned}\r\nbody\r\n"
-    else:
-        tail = f"Content-Type: text/rfc822-headers\r\n\r\n{returned}"
-    return (
-        f"From: MAILER-DAEMON@mx.example.net\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.net\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n"
-        f"Final-Recipient: rfc822; {recipient}\r\nOriginal-Recipient: rfc822;{recipient}\r\n"
-        f"Action: {action}\r\nStatus: {status}\r\n"
-        f"Diagnostic-Code: smtp; 550 {status} <{recipient}>: Recipient address rejected\r\n\r\n"
-        f"--B\r\n{tail}--B--\r\n"
-    ).encode()
-
-
-def arf(feedback_type: str = "abuse", to: str = "bounces@example.org") -> bytes:
-    return (
-        f"From: fbl@mailbox.example.com\r\nTo: {to}\r\nSubject: FW: December\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=feedback-report; boundary="F"\r\n\r\n'
-        "--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
-        "--F\r\nContent-Type: message/feedback-report\r\n\r\n"
-        f"Feedback-Type: {feedback_type}\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"
-        "Original-Rcpt-To: <ana@example.org>\r\n\r\n"
-        f"--F\r\nContent-Type: message/rfc822\r\n\r\nFrom: news@example.org\r\nTo: ana@example.org\r\n"
-        f"Message-ID: {MID}\r\nSubject: December\r\n\r\nbody\r\n--F--\r\n"
-    ).encode()
-
+from tests.helpers import MID, arf, dsn
 
 @pytest.fixture
 def sent(db, settings):  # type: ignore[no-untyped-def]
@@ -111,9 +76,10 @@ def test_delayed_or_4xx_is_soft_and_does_not_suppress_once_F1(db, settings, sent
 
 
 @pytest.mark.parametrize("status, verdict", [("5.2.1", Verdict.HARD), ("5.2.2", Verdict.SOFT),
-                                             ("5.2.3", Verdict.SOFT), ("5.2.4", Verdict.SOFT)])
+                                             ("5.2.3", Verdict.SOFT), ("5.2.4", Verdict.SOFT),
+                                             ("5.2.0", Verdict.SOFT)])
 def test_failed_5_2_x_mailbox_disabled_is_hard_mailbox_full_is_soft_F1_F2(db, settings, sent, status, verdict):
-    """F1, E4: the one 5.2.x policy (mailer.backends.replies): 5.2.1 suppresses at once; 5.2.2-5.2.4 count
+    """F1, E4: the one 5.2.x policy (mailer.backends.replies): 5.2.1 suppresses at once; every other 5.2.x counts
     as soft bounces toward bounce_soft_limit, the same as when the SMTP server refuses them during a send."""
     data = dsn("failed", status, f"bounces+{sent}@example.org")
     [feedback] = parse_report(settings, data)
@@ -148,6 +114,41 @@ def test_soft_bounces_suppress_only_on_three_distinct_days_within_14_F2(db, sett
         first = s.scalars(select(BounceEvent).order_by(BounceEvent.id)).first()
         first.at = utcnow() - timedelta(days=10)
     apply(db, settings, soft)
+    assert state(db, settings)[:2] == (SubscriptionStatus.UNSUBSCRIBED, True)
+
+
+def _another_issue(db, slug: str) -> int:  # type: ignore[no-untyped-def]
+    """A later send that reached Ana; returns its delivery id."""
+    with db.session() as s:
+        first = s.scalars(select(Delivery).order_by(Delivery.id)).first()
+        send = Send(issue_slug=slug, issue_path=f"issues/{slug}", subject=slug, html="", text="",
+                    content_hash="x", list_slugs=["news"], status=SendStatus.DONE)
+        s.add(send)
+        s.flush()
+        delivery = Delivery(send_id=send.id, subscriber_id=first.subscriber_id, list_id=first.list_id,
+                            email="ana@example.org", status=DeliveryStatus.SENT, message_id=f"<{slug}@example.org>")
+        s.add(delivery)
+        s.flush()
+        return delivery.id
+
+
+def test_soft_bounces_on_three_issues_in_a_row_suppress_however_far_apart_F2(db, settings, sent):
+    """F2, the second counter: soft bounces on the subscriber's last three issues in a row (on distinct
+    days) suppress even a month apart, as for a monthly newsletter; an issue that went through without
+    a bounce breaks the row."""
+    def soft_bounce(delivery_id: int, days_ago: int) -> None:
+        apply(db, settings, dsn("failed", "5.2.2", f"bounces+{delivery_id}@example.org"))
+        with db.session() as s:
+            s.scalars(select(BounceEvent).order_by(BounceEvent.id.desc())).first().at = (
+                utcnow() - timedelta(days=days_ago))
+
+    soft_bounce(sent, 120)
+    soft_bounce(_another_issue(db, "feb"), 90)
+    _another_issue(db, "mar")                       # delivered, no bounce
+    soft_bounce(_another_issue(db, "apr"), 60)
+    soft_bounce(_another_issue(db, "may"), 30)
+    assert state(db, settings)[:2] == (SubscriptionStatus.CONFIRMED, False), "march broke the row"
+    soft_bounce(_another_issue(db, "jun"), 0)
     assert state(db, settings)[:2] == (SubscriptionStatus.UNSUBSCRIBED, True)
 
 

@@ -8,11 +8,13 @@ delivery policy (mailer.sending.policy) and the bounce-report parser
 - 2xx: sent. 4xx: temporary.
 - 5.1.x (addressing) and 5.2.1 (mailbox disabled): a hard bounce, the address
   is suppressed everywhere.
-- 5.2.2 (mailbox full), 5.2.3 (message too large), 5.2.4 (list expansion):
-  that message fails and a soft bounce is recorded (it counts toward
-  `bounce_soft_limit`), so the address is not retried for ever.
-- other 5.2.x, 5.4.x (routing), a bare 550/551/553 and a bare 552 to RCPT:
-  permanent for this message, nobody suppressed.
+- every other 5.2.x (mailbox status: 5.2.0 other, 5.2.2 mailbox full, 5.2.3
+  message too large, 5.2.4 list expansion): that message fails and a soft
+  bounce is recorded (it counts toward `bounce_soft_limit`), so the address is
+  not retried for ever. The one 5.2.x policy: the send loop and the bounce
+  reports both ask `classify_status`.
+- 5.4.x (routing), a bare 550/551/553 and a bare 552 to RCPT: permanent for
+  this message, nobody suppressed.
 - 5.7.x (authentication, DMARC, refused as spam), a refused MAIL FROM and any
   other sender-side 5xx: policy, the send pauses and the recipient is not blamed.
 """
@@ -28,7 +30,6 @@ _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 MAIL, RCPT, DATA, BODY, EOD = "MAIL", "RCPT", "DATA", "BODY", "EOD"
 
 _HARD = ("5.2.1",)                     # mailbox disabled: as final as an unknown user
-_SOFT = ("5.2.2", "5.2.3", "5.2.4")    # mailbox full, too large, list expansion
 
 
 class Reply(enum.Enum):
@@ -57,9 +58,9 @@ def classify_status(status: str) -> Reply:
         return Reply.TEMPORARY
     if subject == "1" or status in _HARD:
         return Reply.HARD_BOUNCE
-    if status in _SOFT:
+    if subject == "2":                 # mailbox full, too large, list expansion, other mailbox status
         return Reply.SOFT_BOUNCE
-    if subject in ("2", "4", ""):
+    if subject in ("4", ""):
         return Reply.PERMANENT
     return Reply.POLICY           # 5.7.x, and 5.3.x system, 5.5.x protocol, 5.6.x content: ours to fix
 

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup:backup_command", "Write a consistent backup of the database to FILE, safe while a send "
                                         "runs."),
-    "bounces": ("bounces:bounces", "Apply bounce and complaint reports: .eml files, a Maildir or folder "
-                                   "of them, or - for stdin."),
+    "bounces": ("bounces:bounces", "Apply bounce and complaint reports: a Maildir, an mbox, .eml files, - "
+                                   "for stdin, or an IMAP/POP3 mailbox."),
     "compose": ("issue:compose", "Validate and build ISSUE_DIR; print a summary and warnings."),
     "config": ("settings:config", "Show every setting in force, with its environment variable; "
                                   "secrets are masked."),

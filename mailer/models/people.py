@@ -190,3 +190,18 @@ class ErasedLink(Base):
 
     uid: Mapped[str] = mapped_column(String(32), primary_key=True)
     link_secret: Mapped[str] = mapped_column(String(32))
+
+
+class ProcessedMail(Base):
+    """A mail read from a mailbox (bounce reports), remembered by its key so it is processed once.
+
+    The key is the Message-ID, or ``sha256:<hex>`` of the bytes of a mail without one.
+    """
+
+    __tablename__ = "processed_mail"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))        # "report" or "not a report"
+    source: Mapped[str] = mapped_column(String(255), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

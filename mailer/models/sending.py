@@ -108,6 +108,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("send_id", "subscriber_id"),
         Index("ix_delivery_send_status_id", "send_id", "status", "id"),
+        Index("ix_delivery_subscriber_send", "subscriber_id", "send_id"),   # a subscriber's last issues
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -89,7 +89,7 @@ def _fields(part: Message) -> list[Message]:
 
 
 def _dsn_verdict(action: str, status: str) -> Verdict:
-    """F1: failed + 5.x.x is hard, except the mailbox-full family (soft); delayed or 4.x.x is soft."""
+    """F1: failed + 5.x.x is hard, except the 5.2.x that replies calls soft; delayed or 4.x.x is soft."""
     if action in ("delivered", "relayed", "expanded"):
         return Verdict.IGNORED
     if action == "failed" and status.startswith("5."):
@@ -177,8 +177,8 @@ def record_bounce(session: Session, settings: Settings, subscriber_id: int | Non
     """Record one bounce or complaint of a subscriber and suppress when it calls for it (F2, F3).
 
     True when the address got suppressed; False too when the subscriber is gone (erased).
-    A hard bounce or a complaint suppresses at once; a soft one once soft bounces fall
-    on `bounce_soft_limit` distinct days within `bounce_soft_window_days`.
+    A hard bounce or a complaint suppresses at once; a soft one past the soft limit
+    (`_soft_limit_reached`).
     """
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
     if subscriber is None:
@@ -188,12 +188,33 @@ def record_bounce(session: Session, settings: Settings, subscriber_id: int | Non
     session.flush()
     suppress = kind in (BounceKind.HARD, BounceKind.COMPLAINT)
     if kind is BounceKind.SOFT:
-        since = utcnow() - timedelta(days=settings.bounce_soft_window_days)
-        days = session.scalars(select(BounceEvent.at).where(
-            BounceEvent.subscriber_id == subscriber.id, BounceEvent.kind == BounceKind.SOFT,
-            BounceEvent.at >= since)).all()
-        suppress = len({at.date() for at in days}) >= settings.bounce_soft_limit
+        suppress = _soft_limit_reached(session, settings, subscriber.id)
     if suppress:
         reason = Reason.COMPLAINT if kind is BounceKind.COMPLAINT else Reason.BOUNCE
         unsubscribe(session, settings, subscriber, None, reason, actor=actor, detail=detail)
     return suppress
+
+
+def _soft_limit_reached(session: Session, settings: Settings, subscriber_id: int) -> bool:
+    """Soft bounces fall on `bounce_soft_limit` distinct days, either within `bounce_soft_window_days`
+    or on the subscriber's last `bounce_soft_limit` issues in a row (each of them bounced).
+
+    The window catches a mailbox that keeps refusing; the issues in a row catch it too when the
+    newsletter comes out less often than the window is long (a monthly one, say).
+    """
+    limit = settings.bounce_soft_limit
+    soft = (BounceEvent.subscriber_id == subscriber_id, BounceEvent.kind == BounceKind.SOFT)
+    since = utcnow() - timedelta(days=settings.bounce_soft_window_days)
+    days = session.scalars(select(BounceEvent.at).where(*soft, BounceEvent.at >= since)).all()
+    if len({at.date() for at in days}) >= limit:
+        return True
+    last_issues = session.scalars(
+        select(Delivery.send_id).where(Delivery.subscriber_id == subscriber_id,
+                                       Delivery.status != DeliveryStatus.SKIPPED)
+        .order_by(Delivery.send_id.desc()).limit(limit)).all()
+    if len(last_issues) < limit:
+        return False
+    bounced = session.execute(select(BounceEvent.send_id, BounceEvent.at).where(
+        *soft, BounceEvent.send_id.in_(last_issues))).all()
+    return ({send_id for send_id, _ in bounced} == set(last_issues)
+            and len({at.date() for _, at in bounced}) >= limit)

@@ -7,7 +7,8 @@
   before the end of the data: deferred, retried after `retry_base_seconds` doubling each attempt, failed
   once the first attempt is older than `retry_max_age_hours`.
 - 5.1.x, 5.2.1: failed and a hard bounce (the address gets suppressed everywhere).
-- 5.2.2, 5.2.3, 5.2.4: failed and a soft bounce (counted toward `bounce_soft_limit`).
+- every other 5.2.x (5.2.0, 5.2.2 full, 5.2.3, 5.2.4): failed and a soft bounce (counted
+  toward `bounce_soft_limit`).
 - other 5xx about the recipient: failed, the reply kept.
 - 5.7.x policy refusals: the row goes back to the queue and the send pauses;
   the recipient is not blamed.

@@ -2,7 +2,9 @@
 
 Alongside, a thread applies the web sign-ups waiting in `signup_intake` and
 sends their confirmation mails (`mailer.signups.runner.SignupRunner`, the same
-work the web app's own thread does unless ``web.background_thread = false``).
+work the web app's own thread does unless ``web.background_thread = false``),
+and, when ``bounces.mailbox`` is set, another polls it every
+``bounces.poll_minutes`` and applies its reports (mailer.people.bouncebox).
 
 On PostgreSQL any number of workers, on one or several machines, share the
 work: each claims batches of rows with ``FOR UPDATE SKIP LOCKED``. On SQLite
@@ -46,17 +48,59 @@ def sign_up_thread(db: Database, settings: Settings, backend_name: str | None, p
             thread.stop()
 
 
+def poll_bounces(db: Database, settings: Settings, log: Log) -> None:
+    """Apply the new reports of `bounces.mailbox` once; a failure is one logged line, never fatal."""
+    from mailer.errors import MailerError
+    from mailer.people.bouncebox import collect_reports, settings_mailbox
+
+    try:
+        tally = collect_reports(db, settings, settings_mailbox(settings))
+    except MailerError as exc:
+        log(f"bounce mailbox: {exc}")
+        return
+    except Exception as exc:   # noqa: BLE001  (the thread must live on: say it, retry next time)
+        log(f"bounce mailbox: {type(exc).__name__}: {exc}")
+        return
+    if tally.reports or tally.not_reports:
+        log(f"bounce mailbox: {tally.line()}")
+
+
+@contextmanager
+def bounce_thread(db: Database, settings: Settings, stop: threading.Event, log: Log,
+                  start: bool) -> Iterator[None]:
+    """Poll the bounce mailbox every `bounces.poll_minutes` while the block runs (if *start* and one is set)."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not (stop.is_set() or done.is_set()):
+            poll_bounces(db, settings, log)
+            done.wait(settings.bounces_poll_minutes * 60)
+
+    thread = threading.Thread(target=loop, name="bounce-mailbox", daemon=True) if (
+        start and settings.bounces_mailbox) else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if thread is not None:
+            thread.join()
+
+
 def run_worker(db: Database, settings: Settings, *, backend_name: str | None = None, poll: float = 5.0,
                until_idle: bool = False, stop: threading.Event | None = None,
                log: Log = lambda line: None) -> list[SendSummary]:
     """Send what is due, sleep *poll* seconds, repeat; return when *stop* is set (or idle, if asked).
 
-    Web sign-ups are applied by a thread meanwhile, or, with *until_idle*, all at the end.
+    Web sign-ups and the bounce mailbox are handled by threads meanwhile, or, with *until_idle*,
+    once at the end.
     """
     stop = stop or threading.Event()
     done: list[SendSummary] = []
     require_public_links(settings.base_url, load_backend(settings, backend_name).name)
-    with worker_lock(db), sign_up_thread(db, settings, backend_name, poll, start=not until_idle):
+    with worker_lock(db), sign_up_thread(db, settings, backend_name, poll, start=not until_idle), \
+            bounce_thread(db, settings, stop, log, start=not until_idle):
         log(f"worker {holder_id()} started on {db.dialect}")
         while not stop.is_set():
             ids = recovery.due_sends(db)
@@ -87,6 +131,8 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
                 if applied or mails.sent or mails.retried or mails.failed:
                     log(f"sign-ups: {applied} applied; confirmation mails: {mails.sent} sent, "
                         f"{mails.retried} to retry, {mails.failed} failed")
+                if settings.bounces_mailbox:
+                    poll_bounces(db, settings, log)
                 break
             stop.wait(poll)
         log("worker stopped")
