@@ -1,7 +1,7 @@
 """tags and segments: subscriber_tag, segment, and the audience filter of each send
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0007
 Create Date: 2026-12-03 07:45:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import mailer.models
 
 revision = '0009'
-down_revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
