@@ -52,3 +52,22 @@ def archived_html(db: Database, slug: str) -> str | None:
         return session.scalar(select(Send.archive_html).where(Send.issue_slug == slug, Send.status.in_(PUBLIC),
                                                               Send.archive_html != "")
                               .order_by(Send.started_at.desc(), Send.id.desc()).limit(1))
+
+
+@dataclass(frozen=True)
+class ArchivePage:
+    """One archived issue with its neighbours in the archive (None at either end)."""
+
+    issue: ArchivedIssue
+    older: ArchivedIssue | None
+    newer: ArchivedIssue | None
+
+
+def archive_page(db: Database, slug: str) -> ArchivePage | None:
+    """Issue *slug* as the archive shows it, with the previous (older) and next (newer) issue, or None."""
+    issues = published(db)
+    for i, found in enumerate(issues):
+        if found.slug == slug:
+            older = issues[i + 1] if i + 1 < len(issues) else None
+            return ArchivePage(found, older, issues[i - 1] if i else None)
+    return None

@@ -1,4 +1,4 @@
-"""The web app: sign-up, confirm, one-click unsubscribe, preferences, archive.
+"""The web app: landing page, sign-up, confirm, one-click unsubscribe, preferences, archive.
 
 HTTP only: each view parses the request, calls a function of the layer below
 (`mailer.signups`, `mailer.people.preferences`, `mailer.content.archive`) and
@@ -56,7 +56,6 @@ def create_app(settings: Settings, db: Database | None = None, *, start_queue: b
     for module in (signup, api, optin, unsubscribe, preferences, archive):
         app.register_blueprint(module.bp)
     app.add_url_rule("/static/site.css", "site_css", lambda: _css(settings))
-    app.add_url_rule("/", "home", lambda: abort(404))
 
     @app.after_request
     def _headers(response: Response) -> Response:
