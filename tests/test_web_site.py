@@ -18,7 +18,7 @@ def add_send(db: Database, slug: str, days_ago: int, subject: str, status: SendS
     with db.session() as session:
         session.add(Send(issue_slug=slug, issue_path=f"issues/{slug}", subject=subject, preheader="News",
                          html="<p>Hi</p>", text="Hi", content_hash="x", status=status,
-                         archive_html=f"<!doctype html><html><head><title>{slug}</title></head>"
+                         archive_html=f"<!doctype html><html><head><meta name=\"viewport\" content=\"width=device-width\"><title>{slug}</title></head>"
                                       f"<body style=\"margin:0\"><h1>{subject}</h1></body></html>",
                          started_at=datetime.now(timezone.utc) - timedelta(days=days_ago)))
 
