@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from mailer.config import Settings
+from mailer.content.compose import compose_issue
 from mailer.db import Database
-from mailer.models import MailingList, SendStatus
+from mailer.models import MailingList, Send, SendStatus
 from tests.browser_checks import horizontal_overflow, text_contrasts
 from tests.helpers import free_port
 from tests.test_browser import LiveServer, browser_page  # noqa: F401
@@ -30,6 +34,13 @@ def site(settings: Settings) -> Iterator[Settings]:
     add_send(db, "2026-10", 40, "October news")
     add_send(db, "2026-11", 10, LONG)
     add_send(db, "2026-12", 1, "December news")
+    # the example issue's real web version, as the send loop stores it
+    example = compose_issue(settings, "issues/example")
+    with db.session() as session:
+        session.add(Send(issue_slug="example", issue_path="issues/example", subject=example.subject,
+                         preheader=example.preheader, html=example.html, text=example.text, content_hash="x",
+                         status=SendStatus.DONE, archive_html=example.archive_html,
+                         started_at=datetime.now(timezone.utc)))
     with LiveServer(settings, db):
         yield settings
     db.dispose()
@@ -41,6 +52,7 @@ def test_site_pages_fit_a_phone_and_read_well(site: Settings, browser_page, sche
     page.set_viewport_size({"width": 390, "height": 844})
     page.emulate_media(color_scheme=scheme)
     for path, root in (("/", "body"), ("/archive/", "body"), ("/archive/2026-12", "nav.mailer-site"), ("/archive/2026-10", "nav.mailer-site"),
+                       ("/archive/example", "nav.mailer-site"),
                        ("/subscribe/news", "body"), ("/archive/nothing", "body")):
         page.goto(site.base_url + path)
         assert page.evaluate("document.scripts.length") == 0
@@ -50,5 +62,10 @@ def test_site_pages_fit_a_phone_and_read_well(site: Settings, browser_page, sche
         worst = min(measured)
         assert worst[0] >= 4.5, (scheme, path, worst)
     page.goto(site.base_url + "/")
+    if os.environ.get("SITE_SHOT_DIR"):       # to look at: SITE_SHOT_DIR=/tmp pytest tests/test_browser_site.py
+        for path, name in (("/", "home"), ("/archive/example", "archived")):
+            page.goto(site.base_url + path)
+            page.screenshot(path=str(Path(os.environ["SITE_SHOT_DIR"]) / f"site-{name}-{scheme}.png"), full_page=True)
+        page.goto(site.base_url + "/")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == ("rgb(27, 27, 29)" if scheme == "dark" else "rgb(250, 250, 247)")
