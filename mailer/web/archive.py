@@ -12,7 +12,7 @@ import re
 
 from flask import Blueprint, Response, abort, render_template
 
-from mailer.content.archive import ArchivedIssue, archive_page, published
+from mailer.content.archive import IssueLink, archive_page, issue_links, published
 from mailer.people.directory import public_lists
 from mailer.mail.links import ARCHIVE_PATH, archive_url
 from mailer.web.guard import ARCHIVE_CSP
@@ -30,7 +30,7 @@ _HEAD_END = re.compile(r"</head\s*>", re.I)
 def home():  # type: ignore[no-untyped-def]
     """The group's name, a sign-up form for each list, the latest issues."""
     ctx = web()
-    issues = [(a.subject, archive_url(ctx.settings, a.slug), a.at) for a in published(ctx.db, LATEST + 1)]
+    issues = [(a.subject, archive_url(ctx.settings, a.slug), a.at) for a in issue_links(ctx.db, LATEST + 1)]
     html, status = page("home.html", lists=public_lists(ctx.db), issues=issues[:LATEST],
                         more=len(issues) > LATEST, consent_text=ctx.settings.consent_text,
                         consent_version=ctx.settings.consent_version, feed_url=FEED_PATH)
@@ -43,7 +43,7 @@ def home():  # type: ignore[no-untyped-def]
 @bp.get("/archive")
 def index():  # type: ignore[no-untyped-def]
     ctx = web()
-    issues = [(a.subject, archive_url(ctx.settings, a.slug), a.at) for a in published(ctx.db)]
+    issues = [(a.subject, archive_url(ctx.settings, a.slug), a.at) for a in issue_links(ctx.db)]
     html, status = page("archive.html", issues=issues, feed_url=FEED_PATH)
     response = Response(html, status)
     response.headers["Cache-Control"] = "public, max-age=300"
@@ -58,7 +58,7 @@ def issue(slug: str):  # type: ignore[no-untyped-def]
         abort(404)
     settings = ctx.settings
 
-    def link(a: ArchivedIssue | None) -> tuple[str, str] | None:
+    def link(a: IssueLink | None) -> tuple[str, str] | None:
         return (a.subject, archive_url(settings, a.slug)) if a else None
 
     lists = public_lists(ctx.db)
@@ -66,7 +66,7 @@ def issue(slug: str):  # type: ignore[no-untyped-def]
                           newer=link(found.newer), signup=f"/subscribe/{lists[0][0]}" if len(lists) == 1 else "/",
                           lang=settings.language)
     head = render_template("web/archive_head.html", group_name=settings.group_name, feed_url=FEED_PATH)
-    response = Response(with_site_bar(found.issue.html, head, bar), 200, mimetype="text/html")
+    response = Response(with_site_bar(found.html, head, bar), 200, mimetype="text/html")
     response.headers["Content-Security-Policy"] = ARCHIVE_CSP
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
