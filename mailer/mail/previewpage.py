@@ -19,7 +19,6 @@ _STYLE = re.compile(r"<style\b[^>]*>.*?</style\s*>", re.I | re.S)
 _DARK = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
 _LIGHT = re.compile(r"\(\s*prefers-color-scheme\s*:\s*light\s*\)", re.I)
 _META_SCHEME = re.compile(r"<meta\s+name=[\"']?(?:supported-)?color-scheme[\"']?[^>]*>", re.I)
-_HEAD = re.compile(r"<head\b[^>]*>", re.I)
 
 
 def dark_copy(html: str) -> str:
