@@ -1,7 +1,8 @@
 """The web app: landing page, sign-up, confirm, one-click unsubscribe, preferences, archive.
 
 HTTP only: each view parses the request, calls a function of the layer below
-(`mailer.signups`, `mailer.people.preferences`, `mailer.content.archive`) and
+(`mailer.signups`, `mailer.people.preferences`, `mailer.people.directory`,
+`mailer.content.archive`) and
 renders the answer; no SQL here. May import those, mail (links, tokens),
 content.templating and the floor.
 
