@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 import urllib.request
 from email import message_from_bytes, policy
@@ -13,7 +15,9 @@ from click.testing import CliRunner
 from mailer.cli import cli
 from mailer.config import Settings
 from mailer.content.compose import compose_issue
+from mailer.mail.message import Recipient
 from mailer.mail.preview import PreviewServer, write_preview
+from mailer.mail.previewpage import dark_copy, without_style
 
 
 def run(project: Path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -100,7 +104,7 @@ def test_preview_server_serves_and_rebuilds_when_a_report_changes(settings, proj
     server.start()
     try:
         index = urllib.request.urlopen(server.address, timeout=5).read().decode()
-        assert "Desktop (640 px)" in index and "Phone (375 px)" in index
+        assert "Nameless reader · light · 640 px" in index and "Phone · 390 px · without &lt;style&gt;" in index
         issue = urllib.request.urlopen(server.address + "issue.html", timeout=5).read().decode()
         assert "Branch meeting, 18 November" in issue
         status = json.loads(urllib.request.urlopen(server.address + "__status", timeout=5).read())
@@ -124,3 +128,68 @@ def test_preview_server_serves_and_rebuilds_when_a_report_changes(settings, proj
         assert "unknown front matter key 'broken'" in now["error"]
     finally:
         server.stop()
+
+
+def test_preview_index_shows_named_and_nameless_light_dark_phone_text_and_warnings(settings, project):
+    report = project / "issues/example/reports/03-whats-on.md"
+    report.write_text(report.read_text() + "\n\nSee you at the <picket> & the rally\n")
+    issue = compose_issue(settings, "issues/example")
+    files = write_preview(settings, issue)
+    names = sorted(p.name for p in files.folder.iterdir())
+    assert names == ["archive.html", "index.html", "issue-dark.html", "issue-nameless.html", "issue-nameless.txt",
+                     "issue-nostyle.html", "issue.html", "issue.txt", "sample.eml"]
+    named, nameless = files.html.read_text(), files.nameless_html.read_text()
+    assert "Sam Sample" in named and "Sam Sample" in files.text.read_text()
+    for part in (nameless, (files.folder / "issue-nameless.txt").read_text()):
+        assert "Sam Sample" not in part and "__mailer_" not in part
+    assert "<style" in named and "<style" not in files.nostyle_html.read_text()
+    assert files.nostyle_html.read_text() == without_style(named)
+    assert files.dark_html.read_text() == dark_copy(named)
+    index = files.index.read_text()
+    srcs = re.findall(r'<iframe title="([^"]+)" src="([^"]+)" width="(\d+)"', index)
+    assert [(s, w) for _, s, w in srcs] == [("issue.html", "640"), ("issue-nameless.html", "640"),
+                                          ("issue-dark.html", "640"), ("issue.html", "390"),
+                                          ("issue-dark.html", "390"), ("issue-nostyle.html", "390")]
+    assert "Named reader (Sam Sample) · light" in index
+    assert index.count("<pre>") == 2 and html.escape(files.text.read_text()) in index
+    assert issue.warnings and all(html.escape(w) in index for w in issue.warnings)
+    assert index.index("<iframe") < index.index("Compose warnings and lint") < index.index(
+        html.escape(issue.warnings[0]))
+
+
+def test_preview_as_a_subscriber_names_them_and_still_renders_nameless(settings):
+    issue = compose_issue(settings, "issues/example")
+    rosa = Recipient(key="p", email="rosa@example.org", name="Rosa Parks", subscriber_uid="u1", list_slug="news",
+                     list_name="News")
+    files = write_preview(settings, issue, rosa)
+    assert "Rosa Parks" in files.html.read_text() and "Rosa Parks" not in files.nameless_html.read_text()
+    assert "Named reader (Rosa Parks)" in files.index.read_text()
+    assert (files.folder / ".personalised.json").exists()
+
+
+def test_dark_copy_turns_dark_rules_on_and_light_only_off() -> None:
+    mail = ('<html><head><meta name="color-scheme" content="light dark"><style>'
+            '@media (prefers-color-scheme: dark) { .b { color: #eee } }'
+            '@media (prefers-color-scheme:light) and (max-width: 600px) { .c { color: #111 } }</style>'
+            '</head><body><style>p{}</style><p class="b" style="color:#111">x</p></body></html>')
+    dark = dark_copy(mail)
+    assert "prefers-color-scheme" not in dark
+    assert "@media (min-width: 0px) { .b" in dark and "@media (max-width: 0px) and (max-width: 600px)" in dark
+    assert '<meta name="color-scheme" content="dark">' in dark
+    assert without_style(mail) == ('<html><head><meta name="color-scheme" content="light dark"></head>'
+                                   '<body><p class="b" style="color:#111">x</p></body></html>')
+
+
+def test_a_failing_render_writes_nothing_and_keeps_the_old_preview(settings, project, monkeypatch):
+    """Nothing half-written: an error while the files are written leaves build/ as it was."""
+    import mailer.mail.preview as preview
+
+    issue = compose_issue(settings, "issues/example")
+    write_preview(settings, issue)
+    before = sorted((project / "build").rglob("*"))
+    monkeypatch.setattr(preview, "dark_copy", lambda html: 1 / 0)
+    try:
+        write_preview(settings, issue)
+    except ZeroDivisionError:
+        pass
+    assert sorted((project / "build").rglob("*")) == before

@@ -69,7 +69,8 @@ def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, 
     _warn_local_links(app.settings)
     if not serve:
         files = write_preview(app.settings, issue, recipient)
-        console.print(f"wrote {files.folder}/: issue.html, issue.txt, archive.html, sample.eml, index.html")
+        console.print(f"wrote {files.folder}/: index.html (named and nameless reader, light and dark, phone "
+                      "without <style>, text part, warnings), issue*.html, issue*.txt, archive.html, sample.eml")
         console.print(f"open {files.index} in a browser, or {files.eml} in a mail client")
         return
     try:

@@ -46,9 +46,51 @@ def published(db: Database, limit: int | None = None) -> list[ArchivedIssue]:
     return list(seen.values())
 
 
-def archived_html(db: Database, slug: str) -> str | None:
-    """The web version of issue *slug* (its newest public send), or None."""
+@dataclass(frozen=True)
+class IssueLink:
+    """An archived issue without its HTML: enough for a list or a link."""
+
+    slug: str
+    subject: str
+    at: datetime
+    send_id: int
+
+
+_PUBLIC_INDEX = (select(Send.id, Send.issue_slug, Send.subject, Send.started_at, Send.created_at)
+                 .where(Send.status.in_(PUBLIC), Send.archive_html != "")
+                 .order_by(Send.started_at.desc(), Send.id.desc()))
+
+
+def issue_links(db: Database, limit: int | None = None) -> list[IssueLink]:
+    """The newest public send of each issue, newest first, without loading any HTML."""
+    seen: dict[str, IssueLink] = {}
     with db.session() as session:
-        return session.scalar(select(Send.archive_html).where(Send.issue_slug == slug, Send.status.in_(PUBLIC),
-                                                              Send.archive_html != "")
-                              .order_by(Send.started_at.desc(), Send.id.desc()).limit(1))
+        for send_id, slug, subject, started, created in session.execute(_PUBLIC_INDEX):
+            if slug not in seen:
+                seen[slug] = IssueLink(slug, subject, started or created, send_id)
+            if limit and len(seen) >= limit:
+                break
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class ArchivePage:
+    """One archived issue's web version with its neighbours in the archive (None at either end)."""
+
+    issue: IssueLink
+    html: str
+    older: IssueLink | None
+    newer: IssueLink | None
+
+
+def archive_page(db: Database, slug: str) -> ArchivePage | None:
+    """Issue *slug* as the archive shows it (its newest public send), with the previous (older) and
+    next (newer) issue; None when it was never sent publicly."""
+    issues = issue_links(db)
+    for i, found in enumerate(issues):
+        if found.slug == slug:
+            with db.session() as session:
+                html = session.scalar(select(Send.archive_html).where(Send.id == found.send_id)) or ""
+            return ArchivePage(found, html, issues[i + 1] if i + 1 < len(issues) else None,
+                               issues[i - 1] if i else None)
+    return None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html as html_lib
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import message_from_bytes, policy
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +32,7 @@ from mailer.content.images import media_url, publish
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.mail.message import MessageFactory, Recipient
+from mailer.mail.previewpage import dark_copy, index_page, without_style
 from mailer.content.folders import search_path
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ class PreviewFiles:
     text: Path
     eml: Path
     index: Path
+    nameless_html: Path
+    dark_html: Path
+    nostyle_html: Path
 
 
 def preview_settings(settings: Settings) -> Settings:
@@ -65,11 +68,28 @@ def render_sample(settings: Settings, issue: ComposedIssue, recipient: Recipient
     return factory.render(recipient).data
 
 
-def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient | None = None) -> PreviewFiles:
-    """Write issue.html, issue.txt, sample.eml, archive.html and index.html; all or nothing."""
-    data = render_sample(settings, issue, recipient)
+def _parts(data: bytes) -> tuple[list[tuple[str, str]], dict[str, str]]:
     message = message_from_bytes(data, policy=policy.default)
-    parts = {p.get_content_type(): p.get_content() for p in message.walk() if not p.is_multipart()}
+    return ([(k, str(v)) for k, v in message.items()],
+            {p.get_content_type(): p.get_content() for p in message.walk() if not p.is_multipart()})
+
+
+def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient | None = None) -> PreviewFiles:
+    """Write build/<slug>/: the mail for a named and a nameless reader, its dark and style-less
+    variants, archive.html, sample.eml and index.html; all or nothing (a temp folder renamed)."""
+    named = recipient or Recipient(**{**SAMPLE.__dict__, "list_slug": issue.lists[0] if issue.lists else "news"})
+    data = render_sample(settings, issue, named)
+    headers, parts = _parts(data)
+    _, nameless = _parts(render_sample(settings, issue, replace(named, name="")))
+    html, text = parts.get("text/html", ""), parts.get("text/plain", "")
+    files = {
+        "issue.html": html, "issue.txt": text,
+        "issue-nameless.html": nameless.get("text/html", ""), "issue-nameless.txt": nameless.get("text/plain", ""),
+        "issue-dark.html": dark_copy(html), "issue-nostyle.html": without_style(html),
+        "archive.html": issue.archive_html,
+        "index.html": index_page(issue.subject, named.name or "no name", issue.warnings, headers, text,
+                                 nameless.get("text/plain", "")),
+    }
     build = settings.path(settings.build_dir)
     build.mkdir(parents=True, exist_ok=True)
     final = build / issue.slug
@@ -81,13 +101,9 @@ def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient
         if issue.images:
             publish(issue.images)
             publish(issue.images, into=tmp / "media")
-        (tmp / "issue.html").write_text(parts.get("text/html", "").replace(media, "media/"), encoding="utf-8")
-        (tmp / "issue.txt").write_text(parts.get("text/plain", ""), encoding="utf-8")
-        (tmp / "archive.html").write_text(issue.archive_html.replace(media, "media/"), encoding="utf-8")
+        for name, content in files.items():
+            (tmp / name).write_text(content.replace(media, "media/") if issue.images else content, encoding="utf-8")
         (tmp / "sample.eml").write_bytes(data)
-        headers = [(k, str(v)) for k, v in message.items()]
-        (tmp / "index.html").write_text(_index_page(issue, headers, parts.get("text/plain", "")),
-                                        encoding="utf-8")
         if recipient is not None:
             (tmp / MARKER).write_text(json.dumps(_marker(recipient.email)), encoding="utf-8")
         os.chmod(tmp, 0o755)
@@ -103,7 +119,8 @@ def write_preview(settings: Settings, issue: ComposedIssue, recipient: Recipient
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return PreviewFiles(final, final / "issue.html", final / "issue.txt", final / "sample.eml",
-                        final / "index.html")
+                        final / "index.html", final / "issue-nameless.html", final / "issue-dark.html",
+                        final / "issue-nostyle.html")
 
 
 def _address_hash(salt: str, email: str) -> str:
@@ -136,53 +153,6 @@ def forget_previews(settings: Settings, email: str) -> int:
     if removed:
         log.warning("erasure: deleted %d preview folder(s) in %s made for this person", removed, build)
     return removed
-
-
-def _index_page(issue: ComposedIssue, headers: list[tuple[str, str]], text: str) -> str:
-    esc = html_lib.escape
-    rows = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in headers)
-    warnings = "".join(f"<li>{esc(w)}</li>" for w in issue.warnings) or "<li>none</li>"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Preview: {esc(issue.subject)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 16px; background: #eee; color: #111; }}
-.frames {{ display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }}
-figure {{ margin: 0; }} figcaption {{ font-weight: bold; margin-bottom: 4px; }}
-iframe {{ background: #fff; border: 1px solid #999; height: 900px; }}
-pre {{ background: #fff; padding: 12px; border: 1px solid #999; max-width: 80ch; white-space: pre-wrap; }}
-table {{ background: #fff; border-collapse: collapse; }} th, td {{ text-align: left; padding: 2px 8px;
-border-bottom: 1px solid #ddd; vertical-align: top; font-size: 13px; }}
-#error {{ display: none; background: #fdd; border: 2px solid #b00; padding: 8px; white-space: pre-wrap; }}
-</style></head><body>
-<h1>{esc(issue.subject)}</h1>
-<div id="error"></div>
-<p>Warnings:</p><ul>{warnings}</ul>
-<div class="frames">
-<figure><figcaption>Desktop (640 px)</figcaption><iframe title="desktop" src="issue.html" width="640"></iframe></figure>
-<figure><figcaption>Phone (375 px)</figcaption><iframe title="phone" src="issue.html" width="375"></iframe></figure>
-</div>
-<h2>Text part</h2><pre>{esc(text)}</pre>
-<h2>Headers</h2><table>{rows}</table>
-<script>
-let seen = null;
-async function poll() {{
-  try {{
-    const r = await fetch('/__status', {{cache: 'no-store'}});
-    if (r.ok) {{
-      const s = await r.json();
-      if (seen !== null && s.version !== seen) location.reload();
-      seen = s.version;
-      const box = document.getElementById('error');
-      box.style.display = s.error ? 'block' : 'none';
-      box.textContent = s.error || '';
-    }}
-  }} catch (e) {{}}
-  setTimeout(poll, 1000);
-}}
-poll();
-</script>
-</body></html>
-"""
 
 
 class PreviewServer:

@@ -38,6 +38,12 @@ def list_summaries(db: Database) -> list[lists.ListSummary]:
         return lists.list_summaries(session)
 
 
+def public_lists(db: Database) -> list[tuple[str, str, str]]:
+    """(slug, name, description) of every list a visitor may sign up to (each has a form), by name."""
+    with db.session() as session:
+        return [(m.slug, m.name, m.description or "") for m in lists.all_lists(session)]
+
+
 def add_list(db: Database, slug: str, name: str, opt_in: OptIn, description: str) -> None:
     with db.session() as session:
         lists.add_list(session, slug, name, opt_in, description)

@@ -76,3 +76,8 @@ def list_summaries(session: Session) -> list[ListSummary]:
                     {s: counts.get(m.id, {}).get(s, 0) for s in SubscriptionStatus})
         for m in session.scalars(select(MailingList).order_by(MailingList.slug))
     ]
+
+
+def all_lists(session: Session) -> list[MailingList]:
+    """Every list, by name then slug."""
+    return list(session.scalars(select(MailingList).order_by(MailingList.name, MailingList.slug)))

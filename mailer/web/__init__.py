@@ -1,7 +1,8 @@
-"""The web app: sign-up, confirm, one-click unsubscribe, preferences, archive.
+"""The web app: landing page, sign-up, confirm, one-click unsubscribe, preferences, archive.
 
 HTTP only: each view parses the request, calls a function of the layer below
-(`mailer.signups`, `mailer.people.preferences`, `mailer.content.archive`) and
+(`mailer.signups`, `mailer.people.preferences`, `mailer.people.directory`,
+`mailer.content.archive`) and
 renders the answer; no SQL here. May import those, mail (links, tokens),
 content.templating and the floor.
 
@@ -58,7 +59,6 @@ def create_app(settings: Settings, db: Database | None = None, *, start_queue: b
     for module in (signup, api, optin, unsubscribe, preferences, archive, media):
         app.register_blueprint(module.bp)
     app.add_url_rule("/static/site.css", "site_css", lambda: _css(settings))
-    app.add_url_rule("/", "home", lambda: abort(404))
 
     @app.after_request
     def _headers(response: Response) -> Response:
