@@ -132,7 +132,7 @@ def test_preview_server_serves_and_rebuilds_when_a_report_changes(settings, proj
 
 def test_preview_index_shows_named_and_nameless_light_dark_phone_text_and_warnings(settings, project):
     report = project / "issues/example/reports/03-whats-on.md"
-    report.write_text(report.read_text() + "\n\nSee you at the <picket> & the rally\n")
+    report.write_text(report.read_text() + "\n\nWe meet at the <picket> & go on to the rally and\n")
     issue = compose_issue(settings, "issues/example")
     files = write_preview(settings, issue)
     names = sorted(p.name for p in files.folder.iterdir())
