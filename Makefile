@@ -52,6 +52,7 @@ bench: venv
 	$(BIN)/python bench/web_bench.py
 	$(BIN)/python bench/schedule_bench.py
 	$(BIN)/python bench/cli_bench.py
+	$(BIN)/python bench/segment_bench.py 200000 --postgres
 
 screenshots: venv
 	$(BIN)/python -m mailer.web.screenshots
