@@ -7,11 +7,13 @@ subscriber has its consent row and audit event, as one added by `mailer add` wou
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from mailer.config import Settings
 from mailer.content.compose import ComposedIssue
@@ -146,3 +148,24 @@ def arf(feedback_type: str = "abuse", to: str = "bounces@example.org") -> bytes:
         f"--F\r\nContent-Type: message/rfc822\r\n\r\nFrom: news@example.org\r\nTo: ana@example.org\r\n"
         f"Message-ID: {MID}\r\nSubject: December\r\n\r\nbody\r\n--F--\r\n"
     ).encode()
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download); the test is skipped without it."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -9,7 +9,6 @@ says unsubscribed.
 from __future__ import annotations
 
 import email
-import os
 import re
 import threading
 import time
@@ -27,12 +26,8 @@ from mailer.models import MailingList, OptIn, SendStatus, Subscriber, Subscripti
 from mailer.sending.loop import run_send
 from mailer.web import create_app, stop_app
 from mailer.signups.intake import process_intake
-from tests.helpers import free_port
+from tests.helpers import chromium, free_port
 from tests.web_fixtures import body_text
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -59,16 +54,8 @@ class LiveServer:
 
 @pytest.fixture
 def browser_page() -> Iterator:  # type: ignore[type-arg]
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_page()
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ light and in dark mode (`emulate_media(color_scheme="dark")`).
 from __future__ import annotations
 
 import email
-import os
 from email import policy
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -20,10 +18,8 @@ from mailer.config import Settings
 from mailer.content.compose import compose_issue
 from mailer.content.csscompat import contrast_ratio, luminance, parse_color
 from mailer.mail.message import MessageFactory, Recipient
+from tests.helpers import chromium
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REMOVE_STYLE = "document.querySelectorAll('style').forEach(s => s.remove())"
@@ -50,16 +46,8 @@ VISIBLE_TEXT = """() => {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:  # type: ignore[type-arg]
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
