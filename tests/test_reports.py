@@ -188,3 +188,9 @@ def test_text_part_keeps_numbers_nesting_tables_and_bare_links(tmp_path):
     assert "Branch     Members  Dues\n---------  -------  ----\nEastfield  41       £2" in text
     assert report.links == ["https://example.org/x"] and "See https://example.org/x [1] now." in text
     assert '<a href="https://example.org/x"' in report.html
+
+
+def test_a_bare_link_ending_a_clause_leaves_its_colon_outside(tmp_path):
+    report = read_report(write(tmp_path, "r.md", "# T\n\nMinutes: https://a.example/m: and https://b.example/n: done.\n"))
+    assert report.links == ["https://a.example/m", "https://b.example/n"]
+    assert '<a href="https://a.example/m" rel="noopener noreferrer">https://a.example/m</a>:' in report.html

@@ -35,11 +35,30 @@ def _dashes_and_ellipses(state: StateCore) -> None:
             replace_rare(token.children)
 
 
+def _linkify_trailing_colon(state: StateCore) -> None:
+    """A bare URL ending a clause ("see https://x.org/minutes:") links without its colon."""
+    for token in state.tokens:
+        children = token.children or []
+        i = 0
+        while i + 2 < len(children):
+            link, text, close = children[i], children[i + 1], children[i + 2]
+            href = str(link.attrs.get("href", ""))
+            if (link.type == "link_open" and link.markup == "linkify" and href.endswith(":")
+                    and text.type == "text" and text.content.endswith(":") and close.type == "link_close"):
+                link.attrs["href"], text.content = href[:-1], text.content[:-1]
+                colon = Token("text", "", 0)
+                colon.content = ":"
+                children.insert(i + 3, colon)
+            i += 1
+
+
 def with_typographer(md: MarkdownIt) -> MarkdownIt:
     """*md* with the one typographer every report kind gets (quotes, dashes, ellipses)."""
     md.options["typographer"] = True
     md.enable(["replacements", "smartquotes"])
     md.core.ruler.at("replacements", _dashes_and_ellipses)
+    if "linkify" in md.core.ruler.get_active_rules():
+        md.core.ruler.after("linkify", "linkify_trailing_colon", _linkify_trailing_colon)
     return md
 
 
