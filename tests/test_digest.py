@@ -256,7 +256,7 @@ def test_the_scheduler_daemon_runs_a_digest_every_few_seconds(db, news, project,
 
     daemon = Daemon(env_for(project, db.url), log=tmp_path / "d.log")
     try:
-        daemon.wait_log("jobs: sync")
+        daemon.wait_log("jobs: ")
         drop(weekly, "a.md", "Report Alpha")
         drop(weekly, "b.md", "Report Beta")
         due_in(2)

@@ -29,7 +29,9 @@ def digest_command(app: AppContext, folder: str, lists: tuple[str, ...], cron: s
 
     if preview == bool(cron):
         raise InputError("give exactly one of --cron (plan the digest) or --preview (show the next one)")
-    path = Path(folder) if Path(folder).is_dir() else app.settings.path(app.settings.issues_dir) / folder
+    from mailer.scheduling.digest import find_folder
+
+    path = find_folder(app.settings, folder)
     if preview:
         _preview(app, path, min_reports)
         return
@@ -37,7 +39,8 @@ def digest_command(app: AppContext, folder: str, lists: tuple[str, ...], cron: s
     from mailer.scheduling.plans import schedule_digest
 
     _require_public_links(app)
-    row = schedule_digest(app.db, app.settings, path, lists, cron or "", tz, min_reports or 1)
+    row = schedule_digest(app.db, app.settings, path, lists, cron or "", tz,
+                          1 if min_reports is None else min_reports)
     _print_created(row.id, f"digest of {path.name}/inbox, cron {row.cron!r} in {row.timezone}, "
                            f"at least {row.min_reports} report(s) a run", app)
 

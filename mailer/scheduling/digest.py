@@ -332,3 +332,9 @@ def digest_min_reports(db: Database, folder: Path) -> int | None:
         return session.scalar(select(Schedule.min_reports).where(
             Schedule.kind == ScheduleKind.DIGEST, Schedule.issue_path == str(folder.resolve()))
             .order_by(Schedule.id.desc()).limit(1))
+
+
+def find_folder(settings: Settings, folder: str | Path) -> Path:
+    """A digest folder given as a path (from the project root) or a bare name under settings.issues_dir."""
+    candidates = [settings.path(str(folder)), settings.path(settings.issues_dir) / folder]
+    return next((c for c in candidates if c.is_dir()), candidates[0]).resolve()

@@ -112,13 +112,13 @@ def schedule_digest(db: Database, settings: Settings, folder: str | Path, lists:
     """Plan a recurring digest of *folder*'s inbox (mailer.scheduling.digest): each run composes the
     reports that arrived since the last into a new dated issue, or is skipped below *min_reports*."""
     from mailer.content.folders import read_spec
-    from mailer.scheduling.digest import check_folder
+    from mailer.scheduling.digest import check_folder, find_folder
 
     if min_reports < 1:
         raise InputError(f"--min-reports: {min_reports} must be at least 1")
     zone = parse_zone(tz or settings.schedule_timezone)
     trigger = parse_cron(cron, zone)
-    path = Path(folder) if Path(folder).is_dir() else settings.path(settings.issues_dir) / folder
+    path = find_folder(settings, folder)
     check_folder(path)
     spec = read_spec(path)
     first = trigger.get_next_fire_time(None, now or utcnow())
