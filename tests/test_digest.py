@@ -275,3 +275,32 @@ def test_the_scheduler_daemon_runs_a_digest_every_few_seconds(db, news, project,
     sent = titles_sent(project)
     assert sorted(set(sent)) == ["Report Alpha", "Report Beta", "Report Gamma"]
     assert all(sent.count(t) == SUBSCRIBERS for t in set(sent))
+
+
+@sqlite_only
+def test_the_daemon_restarted_after_a_crash_mid_digest_sends_it_once(db, news, project, weekly, tmp_path):
+    """A run claimed and staged by a scheduler that then died: the next `mailer scheduler` finishes it
+    at start, once, and the reports of the staged run are not taken again by the next run."""
+    schedule_digest(db, news, weekly, ("news",), "0 9 * * FRI", "UTC", 1)
+    drop(weekly, "a.md", "Report Alpha")
+    stage = weekly / digest.RUNS / "2026-12-04T090000Z"
+    stage.mkdir(parents=True)
+    (stage / digest.RUN_FILE).write_text(json.dumps({"occurrence": "2026-12-04T09:00:00Z", "lists": ["news"],
+                                                     "zone": "UTC", "min_reports": 1}), encoding="utf-8")
+    (weekly / "inbox" / "a.md").rename(stage / "a.md")
+    drop(weekly, "b.md", "Report Beta")   # arrived after the crashed run took its reports
+    daemon = Daemon(env_for(project, db.url), log=tmp_path / "d.log")
+    try:
+        daemon.wait_log("run 2026-12-04T090000Z was interrupted; finishing it")
+        wait_for(lambda: len(emls(project)) == SUBSCRIBERS, 30, "the recovered digest")
+        daemon.wait_log("weekly-2026-12-04: 1 report(s) as send")
+    finally:
+        assert daemon.stop() == 0
+    again = Daemon(env_for(project, db.url), log=tmp_path / "d2.log")
+    try:
+        again.wait_log("jobs: ")
+    finally:
+        assert again.stop() == 0
+    assert "interrupted" not in again.log and digest.unfinished(weekly) == []
+    assert len(emls(project)) == SUBSCRIBERS and set(titles_sent(project)) == {"Report Alpha"}
+    assert [p.name for p in digest.inbox_files(weekly)] == ["b.md"]

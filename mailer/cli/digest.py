@@ -47,7 +47,7 @@ def digest_command(app: AppContext, folder: str, lists: tuple[str, ...], cron: s
 
 def _preview(app: AppContext, path: Path, min_reports: int | None) -> None:
     from mailer.cli.output import print_warnings
-    from mailer.scheduling.digest import digest_min_reports, preview
+    from mailer.scheduling.digest_preview import digest_min_reports, preview
 
     needed = min_reports or digest_min_reports(app.db, path) or 1
     shown = preview(app.settings, path, needed, app.settings.schedule_timezone)

@@ -120,7 +120,7 @@ def _reject(folder: Path, path: Path, problem: str) -> None:
     os.rename(path, target)
 
 
-def _check_reports(settings: Settings, stage: Path, files: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+def check_reports(settings: Settings, stage: Path, files: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Each report read and composed on its own: the good ones, and the bad ones with their error."""
     from mailer.content.compose import compose_issue
     from mailer.content.reports import read_report
@@ -141,7 +141,7 @@ def _check_reports(settings: Settings, stage: Path, files: list[Path]) -> tuple[
     return good, bad
 
 
-def _issue_toml(folder: Path, local: datetime) -> str:
+def issue_toml(folder: Path, local: datetime) -> str:
     """The digest template with {date} filled in, as TOML (strings written as JSON, which TOML reads)."""
     import tomllib
 
@@ -183,7 +183,7 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
     run = DigestRun(occurrence, "sent", "")
     target = Path(meta["issue"]) if meta.get("issue") else None
     if target is None or not (target / MARKER).is_file():
-        good, bad = _check_reports(settings, stage, _staged(stage))
+        good, bad = check_reports(settings, stage, _staged(stage))
         for path, problem in bad:
             _reject(folder, path, problem)
             log.warning("digest %s: report %s set aside: %s", folder.name, path.name, problem)
@@ -196,7 +196,7 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
                            f"{meta['min_reports']} needed; they wait for the next run")
             return _end(stage, run)
         try:
-            toml = _issue_toml(folder, local)
+            toml = issue_toml(folder, local)
         except ComposeError as exc:
             for path in good:
                 os.rename(path, folder / INBOX / path.name)
@@ -282,56 +282,6 @@ def check_folder(folder: Path) -> None:
     if not (folder / ISSUE_FILE).is_file():
         raise InputError(f"{folder / ISSUE_FILE}: missing (a digest folder needs an issue.toml template)")
     (folder / INBOX).mkdir(exist_ok=True)
-
-
-@dataclass(frozen=True)
-class Preview:
-    """What the next digest would hold now (nothing moved)."""
-
-    subject: str
-    reports: tuple[str, ...]
-    rejected: tuple[tuple[str, str], ...]
-    min_reports: int
-    warnings: tuple[str, ...]
-
-    @property
-    def skipped(self) -> bool:
-        return len(self.reports) < self.min_reports
-
-
-def preview(settings: Settings, folder: Path, min_reports: int = 1, zone: str = "UTC",
-            when: datetime | None = None) -> Preview:
-    """Compose copies of the inbox's reports as the digest due *when* (default now) would."""
-    from mailer.content.compose import compose_issue
-
-    check_folder(folder)
-    local = (when or utcnow()).astimezone(ZoneInfo(zone))
-    with tempfile.TemporaryDirectory() as tmp:
-        stage = Path(tmp)
-        copies = []
-        for path in inbox_files(folder):
-            shutil.copyfile(path, stage / path.name)
-            copies.append(stage / path.name)
-        good, bad = _check_reports(settings, stage, copies)
-        issue = stage / f"{folder.name}-{local:%Y-%m-%d}"
-        (issue / "reports").mkdir(parents=True)
-        (issue / "issue.toml").write_text(_issue_toml(folder, local), encoding="utf-8")
-        subject, warnings = "", ()
-        for path in good:
-            shutil.copyfile(path, issue / "reports" / path.name)
-        if good:
-            composed = compose_issue(settings, issue)
-            subject, warnings = composed.subject, composed.warnings
-        return Preview(subject, tuple(p.name for p in good), tuple((p.name, e) for p, e in bad), min_reports,
-                       tuple(warnings))
-
-
-def digest_min_reports(db: Database, folder: Path) -> int | None:
-    """The --min-reports of the newest digest schedule of *folder*, if there is one."""
-    with db.session() as session:
-        return session.scalar(select(Schedule.min_reports).where(
-            Schedule.kind == ScheduleKind.DIGEST, Schedule.issue_path == str(folder.resolve()))
-            .order_by(Schedule.id.desc()).limit(1))
 
 
 def find_folder(settings: Settings, folder: str | Path) -> Path:
