@@ -304,3 +304,17 @@ def test_the_daemon_restarted_after_a_crash_mid_digest_sends_it_once(db, news, p
     assert "interrupted" not in again.log and digest.unfinished(weekly) == []
     assert len(emls(project)) == SUBSCRIBERS and set(titles_sent(project)) == {"Report Alpha"}
     assert [p.name for p in digest.inbox_files(weekly)] == ["b.md"]
+
+
+def test_a_digest_whose_issue_does_not_compose_sends_nothing_and_keeps_the_reports(db, news, project, weekly):
+    (weekly / "issue.toml").write_text('subject = "Weekly {date}"\ntemplate = "missing.html"\n', encoding="utf-8")
+    drop(weekly, "a.md", "Report Alpha")
+    failed = run(db, news, weekly, T0)
+    assert failed.status == "failed" and "missing.html" in failed.message and "\n" not in failed.message
+    assert [p.name for p in digest.inbox_files(weekly)] == ["a.md"]
+    assert list((project / "issues").glob("weekly-*")) == [] and emls(project) == []
+    with db.session() as session:
+        assert session.scalar(select(Send.id)) is None
+    (weekly / "issue.toml").write_text('subject = "Weekly {date}"\n', encoding="utf-8")
+    assert run(db, news, weekly, T0 + timedelta(seconds=5)).status == "sent"
+    assert len(emls(project)) == SUBSCRIBERS

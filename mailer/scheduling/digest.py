@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from mailer.config import Settings
 from mailer.db import Database
-from mailer.errors import ComposeError, InputError
+from mailer.errors import ComposeError, InputError, MailerError
 from mailer.models import Schedule, ScheduleKind, Send, SendList, SendStatus, utcnow
 from mailer.sending import ledger
 
@@ -156,7 +156,7 @@ def issue_toml(folder: Path, local: datetime) -> str:
     data["date"] = f"{local:%Y-%m-%d}"
     for key in TEMPLATE_TEXT:
         if isinstance(data.get(key), str):
-            data[key] = data[key].replace("{date}", f"{local:%-d %B %Y}")
+            data[key] = data[key].replace("{date}", f"{local.day} {local:%B %Y}")
     return "".join(f"{key} = {json.dumps(value, ensure_ascii=False)}\n" for key, value in data.items())
 
 
@@ -216,7 +216,17 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
         os.rename(build, target)   # the issue appears whole, or not at all
     run.issue = target
     run.reports = sorted(p.name for p in (target / "reports").iterdir())
-    return _end(stage, _make_send(db, settings, target, meta["lists"], run))
+    try:
+        return _end(stage, _make_send(db, settings, target, meta["lists"], run))
+    except MailerError as exc:   # compose or an unknown list: no send was made
+        # nothing was sent: the reports go back to the inbox for a run after the template is fixed
+        for name in run.reports:
+            os.rename(target / "reports" / name, folder / INBOX / name)
+        shutil.rmtree(target)
+        run.status, run.issue = "failed", None
+        run.message = (f"run of {occurrence} failed: {' '.join(str(exc).split())}; "
+                       f"{len(run.reports)} report(s) back in the inbox")
+        return _end(stage, run)
 
 
 def _make_send(db: Database, settings: Settings, target: Path, lists: list[str], run: DigestRun) -> DigestRun:
