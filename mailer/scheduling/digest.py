@@ -160,12 +160,25 @@ def issue_toml(folder: Path, local: datetime) -> str:
     return "".join(f"{key} = {json.dumps(value, ensure_ascii=False)}\n" for key, value in data.items())
 
 
+def _ours(target: Path, occurrence: str) -> bool:
+    marker = target / MARKER
+    return marker.is_file() and marker.read_text(encoding="utf-8").strip() == occurrence
+
+
+def _put_back(path: Path, folder: Path) -> None:
+    """Return a report to the inbox, never over a newer file of the same name."""
+    inbox = folder / INBOX
+    target, n = inbox / path.name, 1
+    while target.exists():
+        target, n = inbox / f"{path.stem}-{n}{path.suffix}", n + 1
+    os.rename(path, target)
+
+
 def _target(folder: Path, local: datetime, occurrence: str) -> Path:
     """The new issue's folder: <digest>-<date>, or with the time when that name is taken."""
     for name in (f"{folder.name}-{local:%Y-%m-%d}", f"{folder.name}-{local:%Y-%m-%d-%H%M%S}"):
         candidate = folder.parent / name
-        marker = candidate / MARKER
-        if not candidate.exists() or (marker.is_file() and marker.read_text().strip() == occurrence):
+        if not candidate.exists() or _ours(candidate, occurrence):
             return candidate
     raise ComposeError(f"{folder.parent}: {folder.name}-{local:%Y-%m-%d-%H%M%S} already exists")
 
@@ -182,7 +195,7 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
     local = when.astimezone(ZoneInfo(meta["zone"]))
     run = DigestRun(occurrence, "sent", "")
     target = Path(meta["issue"]) if meta.get("issue") else None
-    if target is None or not (target / MARKER).is_file():
+    if target is None or not _ours(target, occurrence):
         good, bad = check_reports(settings, stage, _staged(stage))
         for path, problem in bad:
             _reject(folder, path, problem)
@@ -190,7 +203,7 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
         run.rejected = [(p.name, e) for p, e in bad]
         if len(good) < meta["min_reports"]:
             for path in good:
-                os.rename(path, folder / INBOX / path.name)
+                _put_back(path, folder)
             run.status = "skipped"
             run.message = (f"run of {occurrence} skipped: {len(good)} report(s), fewer than the "
                            f"{meta['min_reports']} needed; they wait for the next run")
@@ -199,10 +212,10 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
             toml = issue_toml(folder, local)
         except ComposeError as exc:
             for path in good:
-                os.rename(path, folder / INBOX / path.name)
+                _put_back(path, folder)
             run.status, run.message = "failed", f"run of {occurrence} failed: {exc}; reports back in the inbox"
             return _end(stage, run)
-        if target is None:
+        if target is None or target.exists():
             target = _target(folder, local, occurrence)
             meta["issue"] = str(target)
             _write_json(stage / RUN_FILE, meta)
@@ -213,7 +226,13 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
                 os.rename(path, build / "reports" / path.name)
         (build / "issue.toml").write_text(toml, encoding="utf-8")
         (build / MARKER).write_text(occurrence + "\n", encoding="utf-8")
-        os.rename(build, target)   # the issue appears whole, or not at all
+        try:
+            os.rename(build, target)   # the issue appears whole, or not at all
+        except OSError:                # another run of the same day took the name a moment ago
+            target = _target(folder, local, occurrence)
+            meta["issue"] = str(target)
+            _write_json(stage / RUN_FILE, meta)
+            os.rename(build, target)
     run.issue = target
     run.reports = sorted(p.name for p in (target / "reports").iterdir())
     try:
@@ -221,7 +240,7 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
     except MailerError as exc:   # compose or an unknown list: no send was made
         # nothing was sent: the reports go back to the inbox for a run after the template is fixed
         for name in run.reports:
-            os.rename(target / "reports" / name, folder / INBOX / name)
+            _put_back(target / "reports" / name, folder)
         shutil.rmtree(target)
         run.status, run.issue = "failed", None
         run.message = (f"run of {occurrence} failed: {' '.join(str(exc).split())}; "
