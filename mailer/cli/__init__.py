@@ -33,6 +33,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("settings:config", "Show every setting in force, with its environment variable; "
                                   "secrets are masked."),
     "db": ("store:db_group", "Database schema (Alembic migrations)."),
+    "digest": ("digest:digest_command", "Digest FOLDER's inbox: --cron plans a recurring dated issue of new "
+                                        "reports; --preview shows the next."),
     "doctor": ("doctor:doctor", "Check settings, SPF, DKIM, DMARC, PTR and base_url before a first send; "
                                 "exit 1 on a failure."),
     "init": ("store:init", "Create mailer.toml, secrets.toml with fresh keys (if absent) and the database."),

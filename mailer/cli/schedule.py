@@ -127,7 +127,8 @@ def list_command(app: AppContext) -> None:
     if not views:
         click.echo("no schedules")
     for v in views:
-        kind = f"cron {v.cron!r} next" if v.cron else "once"
+        kind = (f"digest (cron {v.cron!r}) next" if v.kind.value == "digest"
+                else f"cron {v.cron!r} next" if v.cron else "once")
         state = v.status.value + (" " + click.style("out of date", fg="red", bold=True) +
                                   f" (run `mailer schedule refresh {v.id}`)" if v.out_of_date else "")
         reason = f" - {v.reason}" if v.reason else ""

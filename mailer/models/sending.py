@@ -35,6 +35,7 @@ class DeliveryStatus(enum.Enum):
 class ScheduleKind(enum.Enum):
     ONCE = "once"
     CRON = "cron"
+    DIGEST = "digest"   # a cron that composes a digest folder's inbox into a new dated issue
 
 
 class ScheduleStatus(enum.Enum):
@@ -148,6 +149,8 @@ class Schedule(Base):
     source_hash: Mapped[str] = mapped_column(String(64), default="")
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # a digest's run is skipped when fewer reports than this arrived since the last one
+    min_reports: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

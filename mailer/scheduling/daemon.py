@@ -82,9 +82,20 @@ def sync(daemon_id: str) -> None:
     _DAEMONS[daemon_id].sync()
 
 
+def recover_digests(db: Database, settings: Settings) -> None:
+    """Finish digest runs a crash left staged (their sends are then resumed like any other)."""
+    from mailer.scheduling.digest import recover
+
+    try:
+        recover(db, settings)
+    except Exception as exc:  # noqa: BLE001 - reported; the staged reports stay for the next start
+        log.error("digest recovery crashed: %s: %s", type(exc).__name__, exc)
+
+
 def run_once(db: Database, settings: Settings, stop: threading.Event | None = None) -> list[str]:
     """`mailer scheduler --once`: resume interrupted sends, run what is due now, then return."""
     check_job_callables()
+    recover_digests(db, settings)
     decisions = [continue_send(db, settings, send_id, stop) for send_id in interrupted(db, settings)]
     settle_running(db)
     mark_missed(db, settings)
@@ -191,6 +202,7 @@ class Daemon:
             beat = Heartbeat(self.db, lock.holder, name=lock.name).start()   # `mailer schedule` sees us alive
             old = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
             try:
+                recover_digests(self.db, self.settings)   # the lock is ours: no other run is live
                 self.sync()
                 self.scheduler.add_job(SYNC_JOB, IntervalTrigger(seconds=self.sync_seconds), args=[self.id],
                                        id="sync", name="sync", replace_existing=True)

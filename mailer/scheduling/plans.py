@@ -107,6 +107,30 @@ def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tu
     return row
 
 
+def schedule_digest(db: Database, settings: Settings, folder: str | Path, lists: tuple[str, ...], cron: str,
+                    tz: str | None = None, min_reports: int = 1, now: datetime | None = None) -> Schedule:
+    """Plan a recurring digest of *folder*'s inbox (mailer.scheduling.digest): each run composes the
+    reports that arrived since the last into a new dated issue, or is skipped below *min_reports*."""
+    from mailer.content.folders import read_spec
+    from mailer.scheduling.digest import check_folder, find_folder
+
+    if min_reports < 1:
+        raise InputError(f"--min-reports: {min_reports} must be at least 1")
+    zone = parse_zone(tz or settings.schedule_timezone)
+    trigger = parse_cron(cron, zone)
+    path = find_folder(settings, folder)
+    check_folder(path)
+    spec = read_spec(path)
+    first = trigger.get_next_fire_time(None, now or utcnow())
+    with db.session() as session:
+        slugs = _lists(session, spec.lists, lists)
+        row = Schedule(issue_path=str(path.resolve()), list_slugs=slugs, kind=ScheduleKind.DIGEST,
+                       cron=" ".join(cron.split()), timezone=zone.key, min_reports=min_reports,
+                       next_run_at=first.astimezone(timezone.utc) if first else None)
+        session.add(row)
+    return row
+
+
 def get_schedule(session, schedule_id: int) -> Schedule:  # type: ignore[no-untyped-def]
     row = session.get(Schedule, schedule_id)
     if row is None:
@@ -229,7 +253,7 @@ def list_schedules(db: Database, settings: Settings, include_finished: bool = Tr
         rows = list(session.scalars(query))
     views = []
     for row in rows:
-        when = row.next_run_at if row.kind is ScheduleKind.CRON else row.run_at
+        when = row.run_at if row.kind is ScheduleKind.ONCE else row.next_run_at
         zone = parse_zone(row.timezone, "schedule.timezone")
         stale = (row.kind is ScheduleKind.ONCE and row.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.MISSED)
                  and current_hash(settings, row.issue_path) != row.source_hash)

@@ -107,8 +107,10 @@ def execute(db: Database, settings: Settings, schedule_id: int, stop: threading.
         when = due_time(row) if row is not None else None
         if row is None or row.kind is ScheduleKind.ONCE or when is None or when > now + EARLY:
             return _say(schedule_id, "not run: missed")
-    started = (_start_once(db, row, when, now) if row.kind is ScheduleKind.ONCE
-               else _start_cron(db, settings, row, when, now))
+    start = {ScheduleKind.ONCE: lambda: _start_once(db, row, when, now),
+             ScheduleKind.CRON: lambda: _start_cron(db, settings, row, when, now),
+             ScheduleKind.DIGEST: lambda: _start_digest(db, settings, row, when, now)}[row.kind]
+    started = start()
     if isinstance(started, str):
         return _say(schedule_id, started)
     send_id = started
@@ -120,7 +122,7 @@ def execute(db: Database, settings: Settings, schedule_id: int, stop: threading.
         busy.discard(send_id)
     with db.session() as session:
         status = session.get(Send, send_id).status  # type: ignore[union-attr]
-    if row.kind is ScheduleKind.CRON:
+    if row.kind is not ScheduleKind.ONCE:
         _mark(db, schedule_id, ScheduleStatus.SCHEDULED, f"last run {fmt_utc(when)}: send {send_id} {status.value}")
     elif status is SendStatus.DONE:
         _mark(db, schedule_id, ScheduleStatus.DONE, f"sent as send {send_id}")
@@ -160,14 +162,9 @@ def _start_cron(db: Database, settings: Settings, row: Schedule, when: datetime,
     from mailer.content.compose import compose_issue
     from mailer.content.folders import read_spec
 
-    following = next_fire(row.cron, row.timezone, max(now, when + timedelta(microseconds=1)), previous=when)
-    with db.session() as session:
-        won = session.execute(update(Schedule).where(
-            Schedule.id == row.id, Schedule.next_run_at == when,
-            Schedule.status == ScheduleStatus.SCHEDULED).values(
-            next_run_at=following, last_run_at=now)).rowcount == 1
-    if not won:
-        return f"not run: run of {fmt_utc(when)} already claimed"
+    following = _claim_run(db, row, when, now)
+    if isinstance(following, str):
+        return following
     folder = Path(row.issue_path)
     if not read_spec(folder).reports:
         _mark(db, row.id, ScheduleStatus.SCHEDULED, f"run of {fmt_utc(when)} skipped: no reports")
@@ -190,6 +187,34 @@ def _start_cron(db: Database, settings: Settings, row: Schedule, when: datetime,
     log.info("schedule %s: composed %s afresh (%s reports) as send %s; sending", row.id, folder.name,
              composed.report_count, send_id)
     return send_id
+
+
+def _claim_run(db: Database, row: Schedule, when: datetime, now: datetime) -> datetime | None | str:
+    """Claim this run of a recurring schedule (compare-and-set on its next time): the run after it,
+    or why not."""
+    following = next_fire(row.cron, row.timezone, max(now, when + timedelta(microseconds=1)), previous=when)
+    with db.session() as session:
+        won = session.execute(update(Schedule).where(
+            Schedule.id == row.id, Schedule.next_run_at == when,
+            Schedule.status == ScheduleStatus.SCHEDULED).values(
+            next_run_at=following, last_run_at=now)).rowcount == 1
+    return following if won else f"not run: run of {fmt_utc(when)} already claimed"
+
+
+def _start_digest(db: Database, settings: Settings, row: Schedule, when: datetime, now: datetime) -> int | str:
+    """Claim this run of a digest, stage its inbox into a new dated issue and make its send: its id,
+    or why nothing is sent (a skip is recorded as the schedule's reason)."""
+    from mailer.scheduling.digest import run_digest
+
+    following = _claim_run(db, row, when, now)
+    if isinstance(following, str):
+        return following
+    run = run_digest(db, settings, Path(row.issue_path), list(row.list_slugs), when, row.timezone,
+                     row.min_reports or 1)
+    if run.status != "sent" or run.send_id is None:
+        _mark(db, row.id, ScheduleStatus.SCHEDULED, run.message)
+        return f"{run.message}; next run {fmt_utc(following)}"
+    return run.send_id
 
 
 def _counts(summary: Any) -> str:
