@@ -29,7 +29,7 @@ def digest_command(app: AppContext, folder: str, lists: tuple[str, ...], cron: s
 
     if preview == bool(cron):
         raise InputError("give exactly one of --cron (plan the digest) or --preview (show the next one)")
-    from mailer.scheduling.digest import find_folder
+    from mailer.scheduling.digest_preview import find_folder
 
     path = find_folder(app.settings, folder)
     if preview:

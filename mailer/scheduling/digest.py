@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from mailer.config import Settings
 from mailer.db import Database
-from mailer.errors import ComposeError, InputError, MailerError
+from mailer.errors import ComposeError, MailerError
 from mailer.models import Schedule, ScheduleKind, Send, SendList, SendStatus, utcnow
 from mailer.sending import ledger
 
@@ -302,18 +302,3 @@ def send_run(db: Database, settings: Settings, run: DigestRun) -> None:
 
     if run.status == "sent" and run.send_id is not None:
         run_send(db, settings, run.send_id)
-
-
-def check_folder(folder: Path) -> None:
-    """A digest folder needs its issue.toml template; its inbox is made when missing."""
-    from mailer.content.folders import ISSUE_FILE
-
-    if not (folder / ISSUE_FILE).is_file():
-        raise InputError(f"{folder / ISSUE_FILE}: missing (a digest folder needs an issue.toml template)")
-    (folder / INBOX).mkdir(exist_ok=True)
-
-
-def find_folder(settings: Settings, folder: str | Path) -> Path:
-    """A digest folder given as a path (from the project root) or a bare name under settings.issues_dir."""
-    candidates = [settings.path(str(folder)), settings.path(settings.issues_dir) / folder]
-    return next((c for c in candidates if c.is_dir()), candidates[0]).resolve()

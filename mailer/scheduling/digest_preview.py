@@ -1,4 +1,5 @@
-"""`mailer digest --preview`: what the next digest of a folder would hold now, moving nothing.
+"""Digest folders: finding and checking one, and `mailer digest --preview`: what the next
+digest of a folder would hold now, moving nothing.
 
 Composes copies of the inbox's reports in a temporary folder, with the same per-report checks
 and template as a run (mailer.scheduling.digest). May import content and the floor.
@@ -17,8 +18,9 @@ from sqlalchemy import select
 
 from mailer.config import Settings
 from mailer.db import Database
+from mailer.errors import InputError
 from mailer.models import Schedule, ScheduleKind, utcnow
-from mailer.scheduling.digest import check_reports, issue_toml, check_folder, inbox_files
+from mailer.scheduling.digest import INBOX, check_reports, inbox_files, issue_toml
 
 @dataclass(frozen=True)
 class Preview:
@@ -69,3 +71,17 @@ def digest_min_reports(db: Database, folder: Path) -> int | None:
             Schedule.kind == ScheduleKind.DIGEST, Schedule.issue_path == str(folder.resolve()))
             .order_by(Schedule.id.desc()).limit(1))
 
+
+def check_folder(folder: Path) -> None:
+    """A digest folder needs its issue.toml template; its inbox is made when missing."""
+    from mailer.content.folders import ISSUE_FILE
+
+    if not (folder / ISSUE_FILE).is_file():
+        raise InputError(f"{folder / ISSUE_FILE}: missing (a digest folder needs an issue.toml template)")
+    (folder / INBOX).mkdir(exist_ok=True)
+
+
+def find_folder(settings: Settings, folder: str | Path) -> Path:
+    """A digest folder given as a path (from the project root) or a bare name under settings.issues_dir."""
+    candidates = [settings.path(str(folder)), settings.path(settings.issues_dir) / folder]
+    return next((c for c in candidates if c.is_dir()), candidates[0]).resolve()

@@ -112,7 +112,7 @@ def schedule_digest(db: Database, settings: Settings, folder: str | Path, lists:
     """Plan a recurring digest of *folder*'s inbox (mailer.scheduling.digest): each run composes the
     reports that arrived since the last into a new dated issue, or is skipped below *min_reports*."""
     from mailer.content.folders import read_spec
-    from mailer.scheduling.digest import check_folder, find_folder
+    from mailer.scheduling.digest_preview import check_folder, find_folder
 
     if min_reports < 1:
         raise InputError(f"--min-reports: {min_reports} must be at least 1")
