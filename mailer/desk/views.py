@@ -26,8 +26,13 @@ bp = Blueprint("desk", __name__, url_prefix="/desk")
 PUBLIC_ENDPOINTS = {"desk.login_form", "desk.login_submit", "desk.password_form", "desk.password_submit"}
 
 
+def cookie_name_for(base_url: str) -> str:
+    """The session cookie's name: with the `__Secure-` prefix when base_url is https."""
+    return "__Secure-mailer-desk" if base_url.lower().startswith("https://") else "mailer-desk"
+
+
 def cookie_name() -> str:
-    return "__Secure-mailer-desk" if _secure() else "mailer-desk"
+    return cookie_name_for(web().settings.base_url)
 
 
 def _secure() -> bool:
