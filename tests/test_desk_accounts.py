@@ -251,3 +251,31 @@ def test_users_list_reset_remove_and_bad_input(web_app: WebApp, run):
     actions = audit_actions(web_app)
     for action in ("user_add", "user_reset", "password_set", "login", "user_remove"):
         assert action in actions
+
+
+def test_a_login_from_another_origin_is_refused(web_app: WebApp, run):
+    set_password(web_app, add_user(run))
+    web_app.client.delete_cookie(COOKIE, path="/desk")
+    token = page_token(web_app, "/desk/login")
+    refused = web_app.client.post("/desk/login", headers={"Origin": "https://evil.example"},
+                                  data={"csrf_token": token, "email": "jo@example.org", "password": PASSWORD})
+    assert refused.status_code == 400 and "Set-Cookie" not in refused.headers
+    assert not logged_in(web_app)
+
+
+def test_a_new_password_ends_the_other_sessions(web_app: WebApp, run):
+    set_password(web_app, add_user(run))
+    assert logged_in(web_app)
+    other = WebApp(web_app.app, web_app.app.test_client(), web_app.settings, web_app.db)
+    secret = LINK_RE.search(run("users", "reset", "jo@example.org").output).group(1)
+    assert set_password(other, secret, "a brand new passphrase").status_code == 303
+    assert logged_in(other) and not logged_in(web_app)
+    web_app.client.delete_cookie(COOKIE, path="/desk")
+    assert log_in(web_app).status_code == 401                               # the old password is gone
+    assert log_in(web_app, password="a brand new passphrase").status_code == 303
+
+
+def test_public_pages_still_set_no_cookie(web_app: WebApp):
+    for path in ("/", "/subscribe/news", "/archive/"):
+        answer = web_app.client.get(path)
+        assert answer.status_code == 200 and "Set-Cookie" not in answer.headers, path
