@@ -279,3 +279,16 @@ def test_public_pages_still_set_no_cookie(web_app: WebApp):
     for path in ("/", "/subscribe/news", "/archive/"):
         answer = web_app.client.get(path)
         assert answer.status_code == 200 and "Set-Cookie" not in answer.headers, path
+
+
+@pytest.mark.parametrize("column, age", [("last_seen", timedelta(hours=8, minutes=1)),
+                                         ("expires_at", timedelta(seconds=1))])
+def test_a_session_ends_after_8_idle_hours_or_7_days(web_app: WebApp, run, column: str, age: timedelta):
+    set_password(web_app, add_user(run))
+    assert logged_in(web_app)
+    with web_app.db.session() as session:
+        session.execute(update(DeskSession).values({column: utcnow() - age}))
+    answer = web_app.client.get("/desk/")
+    assert answer.status_code == 303 and answer.headers["Location"] == "/desk/login"
+    with web_app.db.session() as session:
+        assert session.scalar(select(DeskSession.id)) is None           # the row is gone too

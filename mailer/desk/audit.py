@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -12,16 +11,6 @@ from mailer.models import DeskAudit, utcnow
 
 CLI_ACTOR = "cli"
 LOGIN_FAILED = "login_failed"
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    ip: str
-    detail: str
 
 
 def record(session: Session, action: str, *, actor: str = CLI_ACTOR, target: str = "", ip: str = "",
@@ -44,10 +33,3 @@ def failed_logins(session: Session, since: datetime, *, target: str | None = Non
         query = query.where(or_(*conditions))
     return session.scalar(query) or 0
 
-
-def recent(session: Session, limit: int = 100, within: timedelta | None = None) -> list[AuditEntry]:
-    """The newest audit rows first."""
-    query = select(DeskAudit).order_by(DeskAudit.id.desc()).limit(limit)
-    if within is not None:
-        query = query.where(DeskAudit.at >= utcnow() - within)
-    return [AuditEntry(r.at, r.actor, r.action, r.target, r.ip, r.detail) for r in session.scalars(query)]
