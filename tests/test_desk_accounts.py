@@ -292,3 +292,20 @@ def test_a_session_ends_after_8_idle_hours_or_7_days(web_app: WebApp, run, colum
     assert answer.status_code == 303 and answer.headers["Location"] == "/desk/login"
     with web_app.db.session() as session:
         assert session.scalar(select(DeskSession.id)) is None           # the row is gone too
+
+
+def test_the_issue_list_reads_send_status_from_the_ledger(web_app: WebApp, run):
+    from mailer.models import SendStatus
+    from tests.test_web_site import add_send
+
+    make_issue(web_app.settings.root, "2026-11-news", {}, subject="November")
+    make_issue(web_app.settings.root, "2026-12-news", {}, subject="December")
+    make_issue(web_app.settings.root, "broken", {}, toml='subject = ""\n')
+    add_send(web_app.db, "example", 3, "Example", SendStatus.DONE)
+    add_send(web_app.db, "2026-12-news", 0, "December", SendStatus.SCHEDULED)
+    set_password(web_app, add_user(run))
+    text = web_app.client.get("/desk/").text
+    rows = re.findall(r"<tr>\s*<td>([\w-]+).*?status-(\w+)", text, re.S)
+    assert rows == [("2026-12-news", "scheduled"), ("example", "sent"), ("broken", "draft"),
+                    ("2026-11-news", "draft")]     # by status, then newest name first
+    assert "&#39;subject&#39; is missing or empty" in text
