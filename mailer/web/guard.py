@@ -1,7 +1,8 @@
 """Request guards: signed form tokens (CSRF), Origin checks, client IP, security headers.
 
 Form tokens are session-less: an itsdangerous-signed, timestamped value put
-in every form and checked on POST (STANDARDS C8). No cookie is ever set.
+in every form and checked on POST (STANDARDS C8). The public pages set no
+cookie; only the editor's desk (mailer.desk.views) has a session cookie.
 """
 
 from __future__ import annotations

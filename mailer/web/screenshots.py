@@ -1,4 +1,5 @@
-"""PNG screenshots of the sign-up page and of the example issue's preview, desktop and phone width.
+"""PNG screenshots of the sign-up page, the desk's login and issue list, and the example issue's
+preview, desktop and phone width.
 
 The issue also in dark mode (`issue-phone-dark.png`, `issue-desktop-dark.png`) and as a mail
 client that drops <style> shows it (`issue-phone-nostyle.png`, `issue-desktop-nostyle.png`).
@@ -60,7 +61,9 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
     with db.session() as session:
         add_list(session, "news", f"{settings.group_name} newsletter",
                  description="Reports from our branches, campaigns and meetings, once a month.")
-    pages = {"signup": f"{settings.base_url}/subscribe/news"}
+    pages = {"signup": f"{settings.base_url}/subscribe/news", "desk-login": f"{settings.base_url}/desk/login",
+             "desk-issues": f"{settings.base_url}/desk/"}
+    desk_cookie = _desk_session(db, settings.base_url)
     if issue_dir:
         files = write_preview(settings, compose_issue(settings, issue_dir))
         pages["issue"] = files.html.resolve().as_uri()
@@ -78,6 +81,8 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
                     for label, width in WIDTHS.items():
                         for suffix, (scheme, style) in variants.items():
                             page = browser.new_page(viewport={"width": width, "height": 900})
+                            if name == "desk-issues":
+                                page.context.add_cookies([desk_cookie])
                             page.emulate_media(color_scheme=scheme)
                             page.goto(url)
                             if not style:
@@ -93,6 +98,16 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
         thread.join(5)
         db.dispose()
     return written
+
+
+def _desk_session(db: Database, base_url: str) -> dict[str, str]:
+    """A desk account logged in through its link, as the cookie Playwright sets for the desk's pages."""
+    from mailer.desk import accounts, sessions
+    from mailer.desk.views import cookie_name_for
+
+    secret = accounts.add_user(db, "editor@example.org", "editor")
+    raw = sessions.set_password_and_login(db, secret, "screenshots only, not secret", "127.0.0.1")
+    return {"name": cookie_name_for(base_url), "value": raw, "url": f"{base_url}/desk/"}
 
 
 def main() -> None:

@@ -87,3 +87,11 @@ def suppressed_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, set[
             out.setdefault(h, set()).add(scope)
         conn.commit()
     return out
+
+
+def send_statuses_by_issue(session: Session) -> dict[str, set[SendStatus]]:
+    """Each issue slug with the statuses of its sends (the desk's issue list)."""
+    found: dict[str, set[SendStatus]] = {}
+    for slug, status in session.execute(select(Send.issue_slug, Send.status).distinct()):
+        found.setdefault(slug, set()).add(status)
+    return found
