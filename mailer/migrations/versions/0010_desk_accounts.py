@@ -1,7 +1,7 @@
 """the editor's desk: desk_user, desk_token, desk_session, desk_audit
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-03 08:20:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import mailer.models
 
 revision = '0010'
-down_revision = '0009'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
