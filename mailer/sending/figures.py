@@ -75,7 +75,7 @@ def send_figures(db: Database, send: Send) -> SendFigures:
         bounces = feedback.bounces_per_list(session, send.id)
         unsubscribes = feedback.unsubscribes_per_list(session, send.uid)
         names = dict(session.execute(select(MailingList.id, MailingList.slug)
-                                     .where(MailingList.id.in_([i for i in statuses if i is not None]))).tuples())
+                                     .where(MailingList.id.in_([i for i in statuses if i is not None]))).all())
     order = {slug: n for n, slug in enumerate(send.list_slugs or [])}
     rows = [_list_figures(names.get(list_id, DELETED_LIST) if list_id is not None else DELETED_LIST,
                           counts, bounces.get(list_id, {}), unsubscribes.get(list_id, 0) if list_id else 0)
