@@ -4,7 +4,7 @@ No tracking: bounces and complaints are the reports `mailer bounces` applied (an
 refusals the send loop got), tied to the send by their delivery (VERP key or Message-ID);
 an unsubscribe counts for a send when its link carried the send's public uid (``?send=``,
 mailer.mail.links), which `leave_by_link` notes on the audit event as ``send <uid>``.
-Reads only, except `send_detail`, which writes nothing either. May import models and the floor.
+Writes nothing. May import models and the floor.
 """
 
 from __future__ import annotations
