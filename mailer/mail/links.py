@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from mailer.config import Settings
 from mailer.mail.tokens import Purpose, make_link_token, make_token
 
@@ -33,9 +31,10 @@ def unsubscribe_url(settings: Settings, subscriber_uid: str, list_slug: str, lin
 
     *send_uid* (Send.uid, public) rides along as ``?send=`` so `mailer report` can count the
     unsubscribes an issue brought; the proof does not cover it and the link works without it.
+    Send uids are hex (models.base.new_uid), so they need no quoting.
     """
     url = _url(settings, UNSUBSCRIBE_PATH, _link(settings, Purpose.UNSUBSCRIBE, subscriber_uid, link_secret, list_slug))
-    return f"{url}?{SEND_PARAM}={quote(send_uid, safe='')}" if send_uid else url
+    return f"{url}?{SEND_PARAM}={send_uid}" if send_uid else url
 
 
 def preferences_url(settings: Settings, subscriber_uid: str, list_slug: str = "", link_secret: str = "") -> str:
