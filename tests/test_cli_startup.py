@@ -84,7 +84,7 @@ def test_compose_of_the_example_inlines_and_so_imports_premailer_but_no_database
 
 
 def test_read_only_commands_load_the_database_but_no_renderer_or_rich(project: Path):
-    """`lists`, `status` and `schedule list` need SQLAlchemy only: no Jinja, Markdown, premailer or rich."""
+    """`lists`, `status`, `schedule list` and `report` need SQLAlchemy only: no Jinja, Markdown, premailer or rich."""
     env = {**TEST_ENV, "MAILER_ROOT": str(project)}
     assert imported_by("db", "upgrade", cwd=project, env=env)[0] == 0
     for args in (["lists"], ["status", "issues/example"], ["schedule", "list"]):
@@ -93,3 +93,6 @@ def test_read_only_commands_load_the_database_but_no_renderer_or_rich(project: P
         assert "sqlalchemy" in modules, args
         assert [m for m in ("jinja2", "markdown_it", "premailer", "lxml", "rich", "flask", "dkim")
                 if m in modules] == [], args
+    code, modules = imported_by("report", "issues/example", cwd=project, env=env)   # never sent: exit 1
+    assert code == 1 and "sqlalchemy" in modules
+    assert [m for m in ("jinja2", "markdown_it", "premailer", "lxml", "rich", "flask", "dkim") if m in modules] == []

@@ -45,6 +45,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
                                     "example issue."),
     "preview": ("issue:preview", "Write build/<slug>/ (issue.html, issue.txt, sample.eml, index.html); "
                                  "--serve to watch."),
+    "report": ("report:report_command", "Per send and list of an issue: sent, deferred, failed, bounced, "
+                                        "complaints, unsubscribes; no tracking."),
     "restore": ("backup:restore_command", "Replace the database with the backup FILE, atomically; refuses a "
                                           "newer schema or a running send."),
     "schedule": ("schedule:schedule_group", "Plan sends: `mailer schedule ISSUE_DIR --list SLUG --at TIME` "

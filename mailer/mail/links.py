@@ -10,6 +10,8 @@ UNSUBSCRIBE_PATH = "/u/<token>"
 PREFERENCES_PATH = "/p/<token>"
 CONFIRM_PATH = "/confirm/<token>"
 ARCHIVE_PATH = "/archive/<slug>"
+# the optional query parameter naming the send a link was mailed in: public, not part of the proof
+SEND_PARAM = "send"
 
 
 def _url(settings: Settings, path: str, value: str) -> str:
@@ -23,9 +25,16 @@ def _link(settings: Settings, purpose: Purpose, uid: str, link_secret: str, list
     return make_token(settings, purpose, uid, list_slug)
 
 
-def unsubscribe_url(settings: Settings, subscriber_uid: str, list_slug: str, link_secret: str = "") -> str:
-    """The List-Unsubscribe and in-body unsubscribe URL (RFC 8058 one-click target)."""
-    return _url(settings, UNSUBSCRIBE_PATH, _link(settings, Purpose.UNSUBSCRIBE, subscriber_uid, link_secret, list_slug))
+def unsubscribe_url(settings: Settings, subscriber_uid: str, list_slug: str, link_secret: str = "",
+                    send_uid: str = "") -> str:
+    """The List-Unsubscribe and in-body unsubscribe URL (RFC 8058 one-click target).
+
+    *send_uid* (Send.uid, public) rides along as ``?send=`` so `mailer report` can count the
+    unsubscribes an issue brought; the proof does not cover it and the link works without it.
+    Send uids are hex (models.base.new_uid), so they need no quoting.
+    """
+    url = _url(settings, UNSUBSCRIBE_PATH, _link(settings, Purpose.UNSUBSCRIBE, subscriber_uid, link_secret, list_slug))
+    return f"{url}?{SEND_PARAM}={send_uid}" if send_uid else url
 
 
 def preferences_url(settings: Settings, subscriber_uid: str, list_slug: str = "", link_secret: str = "") -> str:

@@ -93,9 +93,10 @@ class MessageFactory:
     """Built ONCE per send; render() personalises one recipient by substitution into bytes."""
 
     def __init__(self, settings: Settings, *, subject: str, html: str, text: str,
-                 issue_slug: str, preheader: str = "") -> None:
+                 issue_slug: str, preheader: str = "", send_uid: str = "") -> None:
         self.settings = settings
         self.issue_slug = issue_slug
+        self.send_uid = send_uid   # Send.uid: the unsubscribe link names the send (mailer report)
         if preheader and preheader not in html:
             html = _insert_preheader(html, preheader)
         self._html = QPTemplate(html, escape_html)
@@ -136,7 +137,7 @@ class MessageFactory:
             "email": recipient.email,
             "greeting": greeting(recipient.name, s.greeting, s.greeting_nameless),
             "unsubscribe_url": links.unsubscribe_url(s, recipient.subscriber_uid, recipient.list_slug,
-                                                     recipient.link_secret),
+                                                     recipient.link_secret, self.send_uid),
             "preferences_url": links.preferences_url(s, recipient.subscriber_uid, recipient.list_slug,
                                                      recipient.link_secret),
             "view_online_url": self._archive_url,

@@ -19,6 +19,7 @@ from mailer.db import Database
 from mailer.models import MailingList, Reason, Subscriber, Subscription, SubscriptionStatus
 from mailer.people.dataexport import person_data
 from mailer.people.erasure import erase_person
+from mailer.people.feedback import send_detail
 from mailer.people.lists import find_list, get_list
 from mailer.people.subscriptions import unsubscribe
 
@@ -97,14 +98,17 @@ def list_name(db: Database, slug: str) -> str:
         return mlist.name if mlist else ALL_LISTS
 
 
-def leave_by_link(db: Database, settings: Settings, uid: str, slug: str, actor: str) -> str:
+def leave_by_link(db: Database, settings: Settings, uid: str, slug: str, actor: str, send_uid: str = "") -> str:
     """The unsubscribe link: leave the list it names (every list for none, or one gone); returns its name.
 
-    A uid that names nobody changes nothing and gets the same answer.
+    A uid that names nobody changes nothing and gets the same answer. *send_uid*, the send the
+    link was mailed in (not part of its proof), is noted on the audit event when it names a
+    send (people.feedback); anything else is ignored.
     """
     with db.session() as session:
         mlist = find_list(session, slug) if slug else None
         subscriber = _subscriber(session, uid)
         if subscriber is not None:
-            unsubscribe(session, settings, subscriber, mlist, Reason.USER, actor=actor)
+            unsubscribe(session, settings, subscriber, mlist, Reason.USER, actor=actor,
+                        detail=send_detail(session, send_uid))
         return mlist.name if mlist else ALL_LISTS

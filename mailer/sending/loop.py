@@ -57,7 +57,7 @@ class _Run:
         self.me = holder_id()
         self.limiter = RateLimiter.from_settings(settings)
         self.factory = MessageFactory(settings, subject=send.subject, html=send.html, text=send.text,
-                                      issue_slug=send.issue_slug, preheader=send.preheader)
+                                      issue_slug=send.issue_slug, preheader=send.preheader, send_uid=send.uid)
         self.summary = SendSummary(send.id)
         self.errors_in_row = 0
         self.pause_reason = ""

@@ -31,6 +31,15 @@ def counts(session: Session, send_id: int) -> dict[DeliveryStatus, int]:
     return out
 
 
+def counts_per_list(session: Session, send_id: int) -> dict[int | None, dict[DeliveryStatus, int]]:
+    """`counts` per list of the send's rows (list id, None for a deleted list)."""
+    out: dict[int | None, dict[DeliveryStatus, int]] = {}
+    for list_id, status, n in session.execute(select(D.c.list_id, D.c.status, func.count())
+                                              .where(D.c.send_id == send_id).group_by(D.c.list_id, D.c.status)):
+        out.setdefault(list_id, {s: 0 for s in DeliveryStatus})[DeliveryStatus(status)] = n
+    return out
+
+
 def problem_rows(session: Session, send_id: int, limit: int) -> list[Any]:
     """The first *limit* failed or unknown rows of *send_id*: (email, status, last_code, last_reply)."""
     return list(session.execute(
