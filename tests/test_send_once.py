@@ -312,12 +312,12 @@ def test_a_plan_made_after_a_hand_send_before_the_upgrade_does_not_resend_when_i
         hand = _old_send(database, s, project, SendStatus.DONE, ["news"])
         plan_send = _old_send(database, s, project, SendStatus.SCHEDULED, ["news"])
         run_at = utcnow() - timedelta(seconds=1)
-        with database.session() as session:
-            plan = Schedule(issue_path=str(project / "issues" / "example"), list_slugs=["news"], kind=ScheduleKind.ONCE,
-                            run_at=run_at, next_run_at=run_at, timezone="UTC", send_id=plan_send)
-            session.add(plan)
-            session.flush()
-            plan_id = plan.id
+        schedule = Table("schedule", MetaData(), autoload_with=database.engine)   # the columns of 0004
+        with database.engine.begin() as conn:
+            plan_id = conn.execute(schedule.insert().values(
+                issue_path=str(project / "issues" / "example"), list_slugs=["news"], kind=ScheduleKind.ONCE.value,
+                run_at=run_at, next_run_at=run_at, timezone="UTC", send_id=plan_send, cron="", status="scheduled",
+                status_reason="", source_hash="", created_at=run_at, updated_at=run_at)).inserted_primary_key[0]
         database.upgrade()
         decision = execute(database, s, plan_id)
         assert decision.startswith(f"not run: refused: issue 'example' was already sent to news (send #{hand})")
