@@ -226,3 +226,12 @@ def test_the_cli_names_the_format_and_counts(db, settings, news, tmp_path, proje
                            env=env)
     assert r.exit_code != 0 and r.stderr.strip() == (
         f"error: {path}: line 1: looks like a Substack export but has no 'active_subscription' column")
+
+
+def test_the_fast_time_conversion_equals_the_column_type(db):
+    from mailer.people.bulksql import BulkSQL
+
+    with db.engine.connect() as conn:
+        sql = BulkSQL(conn)
+        for value in (utc(2021, 3, 4, 10, 11, 12), datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=timezone.utc)):
+            assert sql.ts_utc(value) == sql.ts(value)
