@@ -228,10 +228,20 @@ def test_the_cli_names_the_format_and_counts(db, settings, news, tmp_path, proje
         f"error: {path}: line 1: looks like a Substack export but has no 'active_subscription' column")
 
 
-def test_the_fast_time_conversion_equals_the_column_type(db):
+def test_times_formatted_by_the_reader_are_what_the_column_type_stores(db):
+    """The reader writes times as SQLite stores them; read back through the model they are the same."""
     from mailer.people.bulksql import BulkSQL
+    from mailer.people.importformats import utc_text
 
+    values = [utc(2021, 3, 4, 10, 11, 12), datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=timezone.utc)]
     with db.engine.connect() as conn:
         sql = BulkSQL(conn)
-        for value in (utc(2021, 3, 4, 10, 11, 12), datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=timezone.utc)):
-            assert sql.ts_utc(value) == sql.ts(value)
+        if sql.sqlite:
+            assert [utc_text(v.replace(tzinfo=None)) for v in values] == [sql.ts(v) for v in values]
+        conn.exec_driver_sql(f"INSERT INTO mailing_list (slug, name, description, opt_in, created_at, welcome_issue) "
+                             f"VALUES ('t1', 'T', '', 'double', {sql.ph}, ''), ('t2', 'T', '', 'double', {sql.ph}, '')",
+                             tuple(sql.utc_text_value(utc_text(v.replace(tzinfo=None))) for v in values))
+        conn.commit()
+    with db.session() as s:
+        assert list(s.scalars(select(MailingList.created_at).where(MailingList.slug.in_(["t1", "t2"]))
+                              .order_by(MailingList.slug))) == values

@@ -31,7 +31,7 @@ import csv
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -62,7 +62,7 @@ class Mapped:
     name: str
     attributes: dict[str, str]
     tags: str                                  # as the `tags` column of a plain import: "a,b"
-    consent: tuple[datetime | None, str, datetime | None, str]   # opt-in at, IP, confirmed at, IP
+    consent: tuple[str, str, str, str]   # opt-in at, IP, confirmed at, IP ("" when not given); times: utc_text
     suppress: tuple[str, str] | None           # (scope, reason) or None
     normalised_tags: int                       # tags whose spaces or capitals were changed
 
@@ -88,17 +88,24 @@ def detect(path: Path, header_line: str, forced: str | None) -> "Mapper | None":
     return Mapper(kind, set(names))
 
 
-def _time(column: str, value: str) -> datetime | None:
-    """A time as the tools write it, in UTC; None for an empty value; InputError otherwise."""
+def utc_text(when: datetime) -> str:
+    """A naive UTC time as SQLAlchemy's DateTime stores it in SQLite ("2021-03-04 10:11:12.000000").
+
+    The reader (a second process for a large file) formats the times, so that the writer only
+    passes them on (mailer.people.bulksql.BulkSQL.utc_text_value).
+    """
+    return when.isoformat(" ", "microseconds")
+
+
+def _time(column: str, value: str) -> str:
+    """A time as the tools write it, as utc_text; "" for an empty value; InputError otherwise."""
     value = value.strip()
     if not value:
-        return None
+        return ""
     m = _TIME.fullmatch(value)
-    if m is None:
-        if _DATE.fullmatch(value):
-            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    if m is None and not _DATE.fullmatch(value):
         raise InputError(f"column {column!r}: not a date and time: {value[:40]!r}")
-    day, clock, zone = m.groups()
+    day, clock, zone = m.groups() if m is not None else (value, "00:00:00", None)
     try:
         when = datetime.fromisoformat(f"{day}T{clock}")
     except ValueError:
@@ -107,7 +114,7 @@ def _time(column: str, value: str) -> datetime | None:
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         when -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return when.replace(tzinfo=timezone.utc)
+    return utc_text(when)
 
 
 def _ip(column: str, value: str) -> str:
@@ -163,7 +170,7 @@ class Mapper:
     def _substack(self, name: str, attrs: dict[str, str]) -> Mapped:
         at = _time("created_at", attrs.pop("created_at", ""))
         disabled = _true(attrs.pop("email_disabled", ""))
-        return Mapped(name, attrs, attrs.pop("tags", ""), (at, "", None, ""),
+        return Mapped(name, attrs, attrs.pop("tags", ""), (at, "", "", ""),
                       UNSUBSCRIBED if disabled else None, 0)
 
     def _listmonk(self, name: str, attrs: dict[str, str]) -> Mapped:
@@ -184,4 +191,4 @@ class Mapper:
                 if key and key not in attrs and value not in (None, ""):
                     attrs[key] = value if isinstance(value, str) else json.dumps(value)
         suppress = BLOCKLISTED if status in ("blocklisted", "blacklisted") else None
-        return Mapped(name, attrs, attrs.pop("tags", ""), (at, "", None, ""), suppress, 0)
+        return Mapped(name, attrs, attrs.pop("tags", ""), (at, "", "", ""), suppress, 0)
