@@ -102,6 +102,12 @@ def _time(column: str, value: str) -> str:
     value = value.strip()
     if not value:
         return ""
+    if len(value) == 19 and value[10] == " ":    # Mailchimp's, already UTC: checked, not reformatted
+        try:
+            datetime.fromisoformat(value)
+            return value + ".000000"
+        except ValueError:
+            pass
     m = _TIME.fullmatch(value)
     if m is None and not _DATE.fullmatch(value):
         raise InputError(f"column {column!r}: not a date and time: {value[:40]!r}")

@@ -219,11 +219,13 @@ class BatchWriter:
         def consent(d: Decision) -> tuple[Any, ...]:
             return (list_id, now, ConsentSource.IMPORT.value, self.form_id, now if d.confirmed else None)
 
+        source = ConsentSource.IMPORT.value
+
         def consent_row(sid: int, row: tuple[Any, ...], d: Decision) -> tuple[Any, ...]:
             """The consent row of one person, with the export's times and IPs when it has them."""
             at, ip, confirmed_at, confirmed_ip = row[7] or ("", "", "", "")
             confirmed = (sql.utc_text_value(confirmed_at) if confirmed_at else now) if d.confirmed else None
-            return (sid, list_id, sql.utc_text_value(at) if at else now, ConsentSource.IMPORT.value, self.form_id, confirmed,
+            return (sid, list_id, sql.utc_text_value(at) if at else now, source, self.form_id, confirmed,
                     row[1], ip, "", "", "", confirmed_ip if d.confirmed else "")
 
         consent_columns = ["subscriber_id", "list_id", "at", "source", "form_id", "confirmed_at", "email", "ip",
