@@ -245,3 +245,18 @@ def test_times_formatted_by_the_reader_are_what_the_column_type_stores(db):
     with db.session() as s:
         assert list(s.scalars(select(MailingList.created_at).where(MailingList.slug.in_(["t1", "t2"]))
                               .order_by(MailingList.slug))) == values
+
+
+def test_a_dry_run_of_an_unsubscribed_export_writes_nothing(db, settings, news, tmp_path):
+    import_csv(db, settings, write(tmp_path / "plain.csv", "email\nana@example.org\n"), news, confirmed=True)
+    report = import_csv(db, settings, write(tmp_path / "u.csv", MC_UNSUB), news, dry_run=True)
+    assert (report.export_suppressed, report.suppressions_added, report.subscriptions_ended) == (2, 2, 1)
+    assert suppressions(db) == set()
+    assert statuses(db) == {"ana@example.org": SubscriptionStatus.CONFIRMED}
+
+
+def test_a_bad_ip_rejects_its_row(db, settings, news, tmp_path):
+    bad = MAILCHIMP.replace("203.0.113.5", "<script>")
+    report = import_csv(db, settings, write(tmp_path / "m.csv", bad), news)
+    assert report.first_rejects[0] == (2, "column 'OPTIN_IP': not an IP address: '<script>'")
+    assert "ana@example.org" not in statuses(db)
