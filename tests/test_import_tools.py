@@ -260,3 +260,25 @@ def test_a_bad_ip_rejects_its_row(db, settings, news, tmp_path):
     report = import_csv(db, settings, write(tmp_path / "m.csv", bad), news)
     assert report.first_rejects[0] == (2, "column 'OPTIN_IP': not an IP address: '<script>'")
     assert "ana@example.org" not in statuses(db)
+
+
+def test_a_child_reader_maps_exports_the_same(db, settings, news, tmp_path):
+    """A large file is read by a second process: the format travels to it, and its errors back."""
+    report = import_csv(db, settings, write(tmp_path / "m.csv", MAILCHIMP), news,
+                        confirmed=True, child_min_bytes=0)
+    assert (report.source, report.subscribed, report.rejected, report.tags_normalised) == ("mailchimp", 2, 2, 1)
+    report = import_csv(db, settings, write(tmp_path / "u.csv", MC_UNSUB), news, child_min_bytes=0)
+    assert (report.export_suppressed, report.subscriptions_ended) == (2, 1)
+    with db.session() as s:
+        dee = s.scalar(select(Consent).where(Consent.email == "dee@example.org"))
+        ana = s.scalar(select(Consent).where(Consent.email == "ana@example.org"))
+    assert dee is None and ana.confirmed_ip == "203.0.113.6"
+    path = write(tmp_path / "x.csv", "email,name\nana@example.org,Ana\n")
+    with pytest.raises(InputError, match="has no 'active_subscription' column"):
+        import_csv(db, settings, path, news, source="substack", child_min_bytes=0)
+    bare = write(tmp_path / "b.csv", MC_HEADER + "\n" + ",".join(["bea@example.org", "Bea"] + [""] * 5
+                                                                  + ["2020-02-02 02:02:02"] + [""] * 13) + "\n")
+    import_csv(db, settings, bare, news, confirmed=True)
+    with db.session() as s:
+        bea = s.scalar(select(Consent).where(Consent.email == "bea@example.org"))
+    assert bea.at == bea.confirmed_at == utc(2020, 2, 2, 2, 2, 2)

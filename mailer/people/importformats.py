@@ -158,9 +158,10 @@ class Mapper:
         last = attrs.pop("last name", "") or attrs.pop("lname", "")
         attrs.pop("fname", None), attrs.pop("lname", None)
         name = name or " ".join(p for p in (first.strip(), last.strip()) if p)
-        consent = (_time("OPTIN_TIME", attrs.pop("optin_time", "")), _ip("OPTIN_IP", attrs.pop("optin_ip", "")),
-                   _time("CONFIRM_TIME", attrs.pop("confirm_time", "")),
-                   _ip("CONFIRM_IP", attrs.pop("confirm_ip", "")))
+        confirmed_at = _time("CONFIRM_TIME", attrs.pop("confirm_time", ""))
+        # contacts added by an admin have no OPTIN_TIME: their consent dates from the confirmation
+        consent = (_time("OPTIN_TIME", attrs.pop("optin_time", "")) or confirmed_at,
+                   _ip("OPTIN_IP", attrs.pop("optin_ip", "")), confirmed_at, _ip("CONFIRM_IP", attrs.pop("confirm_ip", "")))
         raw_tags = attrs.pop("tags", "")
         tags: list[str] = []
         normalised = 0
