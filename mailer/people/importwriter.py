@@ -88,6 +88,7 @@ class BatchWriter:
         span = self._insert_new(new, now, ids) if new else None
         self._subscribe(rows, ids, existing, span, now, (batch.first_line, batch.last_line))
         tag_many(self.conn, [(ids[key], tag) for key, row in rows.items() if row[6] for tag in row[6].split(",")])
+
     def _add_suppressions(self, rows: dict[str, tuple[Any, ...]], lines: tuple[int, int]) -> None:
         """Suppress the rows another tool's export says must not be mailed, ending their subscriptions."""
         now, ph, report = self.sql.ts(utcnow()), self.sql.ph, self.report
