@@ -11,6 +11,11 @@ reads in a second process, sorts each batch, uses time-ordered uids and copies t
 subscription and consent rows inside SQLite (see bench/import_bench_NOTES.md). Usage:
 
     .venv/bin/python -m bench.import_bench [ROWS ...]     # default: 100000 1000000
+    .venv/bin/python -m bench.import_bench --mailchimp ROWS [--keep PATH]
+
+--mailchimp times a Mailchimp-shaped audience export (the columns of a real one, times, IPs
+and TAGS filled: mailer.people.importformats maps it) instead; --keep leaves the generated
+file at PATH, so that another checkout can time the same file with --child-import.
 """
 
 from __future__ import annotations
@@ -40,6 +45,42 @@ def generate(path: Path, rows: int) -> None:
             else:
                 email = f"person.{i}@{DOMAINS[i % len(DOMAINS)]}"
             w.writerow([email, f"Person {i}", f"City {i % 97}", f"20{10 + i % 15}"])
+
+
+MAILCHIMP_HEADER = ["Email Address", "First Name", "Last Name", "Branch", "MEMBER_RATING", "OPTIN_TIME", "OPTIN_IP",
+                    "CONFIRM_TIME", "CONFIRM_IP", "LATITUDE", "LONGITUDE", "GMTOFF", "DSTOFF", "TIMEZONE", "CC",
+                    "REGION", "LAST_CHANGED", "LEID", "EUID", "NOTES", "TAGS"]
+
+
+def generate_mailchimp(path: Path, rows: int) -> None:
+    """A subscribed-members export: the same addresses as generate(), Mailchimp's columns filled."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(MAILCHIMP_HEADER)
+        for i in range(rows):
+            if i % 500 == 499:
+                email = f"broken-{i}-at-example.org"
+            elif i % 50 == 49:
+                email = f"Person.{i - 1}@{DOMAINS[(i - 1) % len(DOMAINS)]}".upper()
+            else:
+                email = f"person.{i}@{DOMAINS[i % len(DOMAINS)]}"
+            day = f"20{10 + i % 15}-0{1 + i % 9}-1{i % 10} 1{i % 10}:2{i % 10}:3{i % 10}"
+            ip = f"198.51.{i % 256}.{i // 256 % 256}"
+            tags = '"Tenants Union","volunteer"' if i % 3 == 0 else ('"newsletter"' if i % 3 == 1 else "")
+            w.writerow([email, "Person", str(i), f"Branch {i % 12}", str(1 + i % 5), day, ip, day, ip, "", "", "",
+                        "", "", "", "", day, str(100000 + i), f"e{i:x}", "", tags])
+
+
+def mailchimp_main(rows: int, keep: Path | None) -> None:
+    print(f"Mailchimp-shaped export into SQLite, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    with tempfile.TemporaryDirectory(prefix="mailer-import-csv-") as tmp:
+        path = keep or Path(tmp) / f"mailchimp-{rows}.csv"
+        generate_mailchimp(path, rows)
+        ours = run_child("import", path)
+        print(f"{rows:>10,} rows: {ours['rows'] / ours['seconds']:,.0f} rows/s, {ours['seconds']:.1f} s, "
+              f"peak RSS {ours['rss_mib']:.1f} MiB, {ours['new']:,} new, {ours['rejected']:,} rejected, "
+              f"{path.stat().st_size / 1e6:.0f} MB file")
 
 
 def peak_rss_mib() -> float:
@@ -157,5 +198,7 @@ if __name__ == "__main__":
         child_import(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "--child-reference":
         child_reference(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) in (3, 5) and sys.argv[1] == "--mailchimp":
+        mailchimp_main(int(sys.argv[2]), Path(sys.argv[4]) if len(sys.argv) == 5 and sys.argv[3] == "--keep" else None)
     else:
         main([int(a) for a in sys.argv[1:]] or [100_000, 1_000_000])

@@ -168,9 +168,11 @@ def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool,
 @click.option("--dry-run", is_flag=True, help="Read, validate and count, but change nothing.")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write rejected rows (default: subscribers/<file>-rejects.csv).")
+@click.option("--from", "source", type=click.Choice(["mailchimp", "substack", "listmonk"]),
+              help="Read the file as this tool's export (default: recognised by its header).")
 @pass_app
 def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run: bool,  # type: ignore[no-untyped-def]
-                       rejects: Path | None) -> None:
+                       rejects: Path | None, source: str | None) -> None:
     """Import a CSV (header row with an email column; name and other columns optional)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -181,14 +183,21 @@ def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run
                   console=err, transient=True, disable=size < PROGRESS_MIN_BYTES) as progress:
         task = progress.add_task("import", total=size)
         report = import_csv(app.db, app.settings, file, list_slug, confirmed=confirmed, dry_run=dry_run,
-                            rejects_path=rejects, progress=lambda done: progress.update(task, completed=done))
+                            rejects_path=rejects, progress=lambda done: progress.update(task, completed=done),
+                            source=source)
     prefix = "dry run, nothing changed: " if dry_run else ""
-    out.print(f"{prefix}{file}: {report.rows} rows, {report.rejected} rejected")
+    kind = f" ({report.source} export)" if report.source else ""
+    out.print(f"{prefix}{file}{kind}: {report.rows} rows, {report.rejected} rejected", markup=False)
     out.print(f"  subscribers: {report.new_subscribers} new, {report.existing_subscribers} existing "
               f"({report.updated_subscribers} updated), {report.duplicates_in_file} duplicates in the file")
     out.print(f"  {list_slug}: {report.subscribed} subscribed, {report.confirmed} confirmed, "
               f"{report.already_subscribed} already subscribed, {report.kept_unsubscribed} left unsubscribed, "
               f"{report.suppressed} suppressed (not subscribed)")
+    if report.export_suppressed:
+        out.print(f"  {report.export_suppressed} unsubscribed, cleaned or blocked in the export: suppressed "
+                  f"({report.suppressions_added} new suppressions, {report.subscriptions_ended} subscriptions ended)")
+    if report.tags_normalised:
+        out.print(f"  {report.tags_normalised} tags normalised (spaces to '-', lower-case)")
     for line, reason in report.first_rejects:
         err.print(f"  {file}: line {line}: {reason}", markup=False)
     if report.rejected > len(report.first_rejects):

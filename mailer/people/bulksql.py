@@ -28,6 +28,11 @@ class BulkSQL:
     def ts(self, value: datetime) -> Any:
         return self._ts(value)
 
+    def utc_text_value(self, text: str) -> Any:
+        """The parameter for a UTC time written as SQLite stores it ("2021-03-04 10:11:12.000000",
+        mailer.people.importformats.utc_text): as is for SQLite, with its zone for PostgreSQL."""
+        return text if self.sqlite else text + "+00:00"
+
     def json_ph(self) -> str:
         return "CAST(%s AS JSON)" if self.pg else "?"
 

@@ -11,7 +11,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from mailer.errors import InputError
 
@@ -90,8 +90,12 @@ def _header(path: Path, line: str) -> tuple[str, list[str]]:
                      f"{', '.join(EMAIL_HEADERS[:3])}); the header has {shown}{hint}")
 
 
-def read_rows(path: Path, f: io.BufferedReader) -> Iterator[Row]:
-    """Rows of the CSV open as binary *f*; raise InputError for a file that is not a CSV at all."""
+def read_rows(path: Path, f: io.BufferedReader,
+              on_header: Callable[[str], None] | None = None) -> Iterator[Row]:
+    """Rows of the CSV open as binary *f*; raise InputError for a file that is not a CSV at all.
+
+    *on_header* sees the header line first (mailer.people.importformats recognises exports by it).
+    """
     _check_sample(path, f.peek(SAMPLE)[:SAMPLE])
     text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
@@ -102,6 +106,8 @@ def read_rows(path: Path, f: io.BufferedReader) -> Iterator[Row]:
             raise InputError(f"{path}: empty file, expected a header row with an email column")
         if lines.too_long:
             raise InputError(f"{path}: line 1: header longer than {MAX_LINE} characters")
+        if on_header is not None:
+            on_header(header_line)
         delimiter, names = _header(path, header_line)
         email_col = next(i for i, n in enumerate(names) if n in EMAIL_HEADERS)
         name_col = next((i for i, n in enumerate(names) if n in NAME_HEADERS), None)

@@ -59,6 +59,11 @@ class ImportReport:
     already_subscribed: int = 0
     kept_unsubscribed: int = 0
     suppressed: int = 0
+    export_suppressed: int = 0        # rows another tool's export says must not be mailed
+    suppressions_added: int = 0
+    subscriptions_ended: int = 0
+    tags_normalised: int = 0
+    source: str = ""                  # the tool whose export this is (mailer.people.importformats), or ""
     rejected: int = 0
     rejects_path: Path | None = None
     first_rejects: list[tuple[int, str]] = field(default_factory=list)
@@ -115,10 +120,12 @@ def default_rejects_path(settings: Settings, path: Path) -> Path:
 def import_csv(db: Database, settings: Settings, path: Path, list_slug: str, *, confirmed: bool = False,
                dry_run: bool = False, rejects_path: Path | None = None,
                progress: Callable[[int], None] | None = None, batch_size: int = BATCH,
-               child_min_bytes: int = CHILD_MIN_BYTES) -> ImportReport:
+               child_min_bytes: int = CHILD_MIN_BYTES, source: str | None = None) -> ImportReport:
     """Import *path* into *list_slug*; see the module docstring. Raises InputError for an unusable file.
 
     Files of *child_min_bytes* and more are read by a child process (see mailer.people.importreader).
+    *source* ("mailchimp", "substack", "listmonk") reads the file as that tool's export; by default
+    its header tells (mailer.people.importformats).
     """
     report = ImportReport(path=path, list_slug=list_slug, dry_run=dry_run)
     hash_key = settings.hash_key
@@ -139,12 +146,13 @@ def import_csv(db: Database, settings: Settings, path: Path, list_slug: str, *, 
         rejects = _Rejects(report, None if dry_run else (rejects_path or default_rejects_path(settings, path)))
         writer = BatchWriter(conn, mlist, confirmed, start_id, report, f"import:{path.name}"[:100])
         if os.fstat(f.fileno()).st_size >= child_min_bytes:
-            batches = batches_in_child(path, hash_key, batch_size)
+            batches = batches_in_child(path, hash_key, batch_size, source)
         else:
-            batches = batches_in_thread(path, f, hash_key, batch_size)
+            batches = batches_in_thread(path, f, hash_key, batch_size, source)
         try:
             for batch in batches:  # InputError for the header comes before any write
                 report.rows += batch.read
+                report.source = report.source or batch.source
                 report.duplicates_in_file += batch.duplicates
                 for line, reason in batch.rejects:
                     rejects.add(line, reason)

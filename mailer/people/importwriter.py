@@ -6,6 +6,12 @@ shares the list, the consent flag and the source), then applied in bulk: new
 subscribers' rows are copied with INSERT ... SELECT over their contiguous ids,
 the rest inserted or updated with executemany. Suppressed rows are left alone
 (STANDARDS B8) before any subscriber is written for them.
+
+Rows of another tool's export that it says must not be mailed (Mailchimp's unsubscribed
+and cleaned files, listmonk's blocklisted, Substack's email_disabled) become suppressions,
+in bulk, and end any subscription the address has in their scope; they never subscribe.
+A row carrying the export's opt-in and confirmation times and IPs gets them in its
+consent row (executemany instead of the INSERT ... SELECT copy).
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from mailer.models import AuditEvent, Consent, ConsentSource, MailingList, Subscriber, Subscription, \
-    SubscriptionStatus, link_secrets, sorted_uids, utcnow
+from mailer.models import AuditEvent, Consent, ConsentSource, MailingList, Reason, Subscriber, Subscription, \
+    Suppression, SubscriptionStatus, link_secrets, sorted_uids, utcnow
 from mailer.people.bulksql import BulkSQL
 from mailer.people.importreader import Batch
 from mailer.people.rules import Decision, Outcome, decide
@@ -26,6 +32,8 @@ from mailer.people.subscriptions import GLOBAL
 
 if TYPE_CHECKING:
     from mailer.people.importing import ImportReport
+
+_ENDED_BY = {"unsubscribed": Reason.USER, "bounced": Reason.BOUNCE}   # suppression -> subscription reason
 
 _COUNTER = {  # which ImportReport field counts a row with this outcome
     Outcome.CREATED_PENDING: "subscribed", Outcome.CREATED_CONFIRMED: "subscribed",
@@ -61,7 +69,12 @@ class BatchWriter:
 
     def _apply(self, batch: Batch) -> None:
         report = self.report
-        rows = {row[2]: row for row in batch.rows}     # key -> (line, email, key, name, attributes, hash, tags)
+        # key -> (line, email, key, name, attributes, hash, tags, consent, suppress)
+        rows = {row[2]: row for row in batch.rows}
+        report.tags_normalised += batch.tags_normalised
+        stops = {key: rows.pop(key) for key in [key for key, row in rows.items() if row[8]]}
+        if stops:
+            self._add_suppressions(stops, (batch.first_line, batch.last_line))
         if self.when_suppressed.outcome is Outcome.SUPPRESSED:
             for key in self._suppressed(batch):
                 if rows.pop(key, None) is not None:
@@ -75,6 +88,36 @@ class BatchWriter:
         span = self._insert_new(new, now, ids) if new else None
         self._subscribe(rows, ids, existing, span, now, (batch.first_line, batch.last_line))
         tag_many(self.conn, [(ids[key], tag) for key, row in rows.items() if row[6] for tag in row[6].split(",")])
+
+    def _add_suppressions(self, rows: dict[str, tuple[Any, ...]], lines: tuple[int, int]) -> None:
+        """Suppress the rows another tool's export says must not be mailed, ending their subscriptions."""
+        now, ph, report = self.sql.ts(utcnow()), self.sql.ph, self.report
+        by_scope: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        for row in rows.values():
+            by_scope.setdefault(row[8], []).append(row)
+        ended = 0
+        for (scope, reason), group in sorted(by_scope.items()):
+            where = GLOBAL if scope == GLOBAL else self.mlist.slug
+            report.suppressions_added += self.sql.insert(
+                Suppression.__table__, ["email_hash", "email", "scope", "reason", "detail", "created_at"],
+                [(row[5], row[1], where, reason, self.form_id, now) for row in group], conflict="email_hash, scope")
+            on_list = "" if where == GLOBAL else f"list_id = {ph} AND "
+            ended += self.conn.exec_driver_sql(
+                f"UPDATE subscription SET status = {ph}, reason = {ph}, status_at = {ph}, unsubscribed_at = {ph} "
+                f"WHERE {on_list}status <> {ph} AND subscriber_id IN (SELECT id FROM subscriber WHERE email_key "
+                f"IN ({self.sql.placeholders(len(group))}))",
+                (SubscriptionStatus.UNSUBSCRIBED.value, _ENDED_BY[reason].value, now, now,
+                 *(() if where == GLOBAL else (self.mlist.id,)), SubscriptionStatus.UNSUBSCRIBED.value,
+                 *(row[2] for row in group))).rowcount
+        report.export_suppressed += len(rows)
+        report.subscriptions_ended += ended
+        self.sql.insert(AuditEvent.__table__,
+                        ["at", "subscriber_id", "list_id", "action", "old_status", "new_status", "reason", "actor",
+                         "detail"],
+                        [(now, None, self.mlist.id, "import-suppress", "", SubscriptionStatus.UNSUBSCRIBED.value,
+                          "", "import", f"{self.form_id} lines {lines[0]}-{lines[1]}: {len(rows)} suppressed "
+                                        f"as the export says, {ended} subscriptions ended")])
+
     def _suppressed(self, batch: Batch) -> list[str]:
         """Keys of the batch suppressed for this list or everywhere (STANDARDS B8).
 
@@ -157,8 +200,8 @@ class BatchWriter:
         status = {sid: SubscriptionStatus(value) for sid, value in sql.select_in(
             "SELECT subscriber_id, status FROM subscription WHERE list_id = {ph} AND subscriber_id IN ({in})",
             existing, list_id)} if existing else {}
-        fresh: list[tuple[int, str, Decision]] = []
-        updated: list[tuple[int, str, Decision]] = []
+        fresh: list[tuple[int, tuple[Any, ...], Decision]] = []
+        updated: list[tuple[int, tuple[Any, ...], Decision]] = []
         for key, row in rows.items():
             sid = ids[key]
             if span is not None and sid in span:
@@ -167,7 +210,7 @@ class BatchWriter:
             decision = self.rules[current]
             setattr(report, _COUNTER[decision.outcome], getattr(report, _COUNTER[decision.outcome]) + 1)
             if decision.changes:
-                (fresh if current is None else updated).append((sid, row[1], decision))
+                (fresh if current is None else updated).append((sid, row, decision))
         fresh.sort(key=lambda item: item[0])  # ids ascending: the indexes on subscriber_id append
 
         def subscription(d: Decision) -> tuple[Any, ...]:
@@ -177,6 +220,19 @@ class BatchWriter:
         def consent(d: Decision) -> tuple[Any, ...]:
             return (list_id, now, ConsentSource.IMPORT.value, self.form_id, now if d.confirmed else None)
 
+        source = ConsentSource.IMPORT.value
+
+        def consent_row(sid: int, row: tuple[Any, ...], d: Decision) -> tuple[Any, ...]:
+            """The consent row of one person, with the export's times and IPs when it has them."""
+            at, ip, confirmed_at, confirmed_ip = row[7] or ("", "", "", "")
+            confirmed = (sql.utc_text_value(confirmed_at) if confirmed_at else now) if d.confirmed else None
+            return (sid, list_id, sql.utc_text_value(at) if at else now, source, self.form_id, confirmed,
+                    row[1], ip, "", "", "", confirmed_ip if d.confirmed else "")
+
+        consent_columns = ["subscriber_id", "list_id", "at", "source", "form_id", "confirmed_at", "email", "ip",
+                           "user_agent", "text_version", "text", "confirmed_ip"]
+        evidence = any(row[7] for row in rows.values())
+
         created = self.rules[None]
         if span is not None:
             setattr(report, _COUNTER[created.outcome], getattr(report, _COUNTER[created.outcome]) + len(span))
@@ -184,7 +240,11 @@ class BatchWriter:
                 "INSERT INTO subscription (subscriber_id, list_id, status, reason, created_at, status_at, "
                 f"confirmed_at) SELECT id, {ph}, {ph}, {ph}, {ph}, {ph}, {ph} FROM subscriber "
                 f"WHERE id BETWEEN {ph} AND {ph} ORDER BY id", (*subscription(created), span[0], span[-1]))
-            if created.record_consent:
+            if created.record_consent and evidence:   # each row its own times: one INSERT per row
+                sql.insert(Consent.__table__, consent_columns,
+                           [consent_row(sid, row, created) for sid, row in
+                            sorted((ids[key], row) for key, row in rows.items() if ids[key] in span)])
+            elif created.record_consent:
                 self.conn.exec_driver_sql(
                     "INSERT INTO consent (subscriber_id, list_id, email, at, source, form_id, ip, user_agent, "
                     f"text_version, text, confirmed_at, confirmed_ip) SELECT id, {ph}, email, {ph}, {ph}, {ph}, "
@@ -202,11 +262,8 @@ class BatchWriter:
                  for sid, _, d in updated])
         changed = sorted(fresh + updated, key=lambda item: item[0])
         if any(d.record_consent for _, _, d in changed):
-            sql.insert(Consent.__table__,
-                       ["subscriber_id", "list_id", "at", "source", "form_id", "confirmed_at", "email", "ip",
-                        "user_agent", "text_version", "text", "confirmed_ip"],
-                       [(sid, *consent(d), email, "", "", "", "", "") for sid, email, d in changed
-                        if d.record_consent])
+            sql.insert(Consent.__table__, consent_columns,
+                       [consent_row(sid, row, d) for sid, row, d in changed if d.record_consent])
         subscribed = len(fresh) + (len(span) if span is not None else 0)
         if not subscribed and not updated:
             return

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.db import Database
 from mailer.errors import InputError
 from mailer.models import Segment, Subscriber, SubscriberTag, utcnow
+from mailer.people.bulksql import BulkSQL
 from mailer.people.lists import get_list
 from mailer.people.segments import Audience, check_tag, condition
 from mailer.people.subscriptions import find_subscriber
@@ -54,13 +55,10 @@ def tag_many(conn, pairs: Sequence[tuple[int, str]]) -> None:  # type: ignore[no
     """Tags of an import batch, (subscriber id, tag), in the caller's transaction; existing ones stay."""
     if not pairs:
         return
-    table = SubscriberTag.__table__
-    have = set(conn.execute(select(table.c.subscriber_id, table.c.tag).where(
-        table.c.subscriber_id.in_(sorted({sid for sid, _ in pairs})))).all())
-    now = utcnow()
-    rows = [{"subscriber_id": sid, "tag": t, "created_at": now} for sid, t in dict.fromkeys(pairs) if (sid, t) not in have]
-    if rows:
-        conn.execute(insert(table), rows)
+    sql = BulkSQL(conn)   # plain executemany: per-row bind processing cost more than the inserts
+    now = sql.ts(utcnow())
+    sql.insert(SubscriberTag.__table__, ["subscriber_id", "tag", "created_at"],
+               [(sid, t, now) for sid, t in sorted(dict.fromkeys(pairs))], conflict="subscriber_id, tag")
 
 
 def tags_of(db: Database, email: str) -> list[str]:
