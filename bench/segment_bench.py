@@ -27,7 +27,7 @@ from mailer.db import Database  # noqa: E402
 from mailer.people.importing import import_csv  # noqa: E402
 from mailer.people.lists import add_list  # noqa: E402
 from mailer.models import OptIn, SendStatus  # noqa: E402
-from mailer.people.segments import Audience  # noqa: E402
+from mailer.people.tagging import Audience  # noqa: E402
 from mailer.sending import campaign, ledger  # noqa: E402
 
 

@@ -161,7 +161,7 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
     """Send an issue to its lists, with a progress bar; resumable, never twice to one subscriber."""
     from mailer.backends import load_backend
     from mailer.backends.base import DeliveryOutcome
-    from mailer.people.segments import Audience
+    from mailer.people.tagging import Audience
     from mailer.settingrules import require_public_links
 
     settings = app.settings

@@ -9,7 +9,8 @@ Fields: `tag`, `list` (confirmed on that list), `status` (a subscription with th
 attribute: compared as text, or as a number when the value is one). Operators: `=`, `!=`, `<`, `<=`,
 `>`, `>=`, `contains`; `and`, `or`, `not`, parentheses. An expression is parsed into a tree and
 compiled to SQLAlchemy expressions with bound values: nothing of it is ever pasted into SQL. A
-mistake is one InputError naming the position.
+mistake is one InputError naming the position. A send's audience (tags, segment, exclusions) is
+people.tagging.Audience.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, exists, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Float, and_, case, cast, exists, func, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from mailer.errors import InputError
@@ -256,52 +257,6 @@ def _attribute(t: Test) -> ColumnElement[bool]:
     return {"<": text < t.value, "<=": text <= t.value, ">": text > t.value, ">=": text >= t.value}[t.op]
 
 
-@dataclass(frozen=True)
-class Audience:
-    """Who of a send's lists get it: any of *tags*, in *segment*, and in no excluded list or segment.
-    Stored on the send as JSON (segments by their expression, so a later edit changes no send)."""
-
-    tags: tuple[str, ...] = ()
-    segment: str = ""
-    exclude_lists: tuple[str, ...] = ()
-    exclude_segment: str = ""
-
-    @classmethod
-    def of(cls, data: dict | None) -> Audience:
-        data = data or {}
-        return cls(tuple(data.get("tags", ())), data.get("segment", ""), tuple(data.get("exclude_lists", ())),
-                   data.get("exclude_segment", ""))
-
-    def as_json(self) -> dict:
-        out: dict[str, Any] = {}
-        if self.tags:
-            out["tags"] = list(self.tags)
-        if self.segment:
-            out["segment"] = self.segment
-        if self.exclude_lists:
-            out["exclude_lists"] = list(self.exclude_lists)
-        if self.exclude_segment:
-            out["exclude_segment"] = self.exclude_segment
-        return out
-
-    def condition(self) -> ColumnElement[bool]:
-        """The condition on Subscriber (correlated) this audience adds to a list's confirmed subscribers."""
-        parts: list[ColumnElement[bool]] = []
-        if self.tags:
-            parts.append(exists().where(SubscriberTag.subscriber_id == Subscriber.id,
-                                        SubscriberTag.tag.in_(list(self.tags))))
-        if self.segment:
-            parts.append(condition(self.segment))
-        for slug in self.exclude_lists:
-            parts.append(not_(_test(Test("list", "=", slug, False))))
-        if self.exclude_segment:
-            parts.append(not_(condition(self.exclude_segment)))
-        return and_(*parts) if parts else true()
-
-    def describe(self) -> str:
-        bits = [f"tagged {' or '.join(self.tags)}"] if self.tags else []
-        bits += [f"in segment ({self.segment})"] if self.segment else []
-        bits += [f"not on {', '.join(self.exclude_lists)}"] if self.exclude_lists else []
-        bits += [f"not in ({self.exclude_segment})"] if self.exclude_segment else []
-        return "; ".join(bits)
-
+def confirmed_on(slug: str) -> ColumnElement[bool]:
+    """The condition `list = SLUG`: a confirmed subscription on that list."""
+    return _test(Test("list", "=", slug, False))

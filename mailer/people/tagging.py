@@ -8,9 +8,9 @@ command's options into the Audience a send freezes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from mailer.db import Database
@@ -18,7 +18,7 @@ from mailer.errors import InputError
 from mailer.models import Segment, Subscriber, SubscriberTag, utcnow
 from mailer.people.bulksql import BulkSQL
 from mailer.people.lists import get_list
-from mailer.people.segments import Audience, check_tag, condition
+from mailer.people.segments import check_tag, condition, confirmed_on
 from mailer.people.subscriptions import find_subscriber
 
 
@@ -132,3 +132,54 @@ def _subscriber(session, email: str) -> Subscriber:  # type: ignore[no-untyped-d
     if subscriber is None:
         raise InputError(f"{email}: no such subscriber")
     return subscriber
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who of a send's lists get it: any of *tags*, in *segment*, and in no excluded list or segment.
+    Stored on the send as JSON (segments by their expression, so a later edit changes no send)."""
+
+    tags: tuple[str, ...] = ()
+    segment: str = ""
+    exclude_lists: tuple[str, ...] = ()
+    exclude_segment: str = ""
+
+    @classmethod
+    def of(cls, data: dict | None) -> Audience:
+        data = data or {}
+        return cls(tuple(data.get("tags", ())), data.get("segment", ""), tuple(data.get("exclude_lists", ())),
+                   data.get("exclude_segment", ""))
+
+    def as_json(self) -> dict:
+        out: dict[str, Any] = {}
+        if self.tags:
+            out["tags"] = list(self.tags)
+        if self.segment:
+            out["segment"] = self.segment
+        if self.exclude_lists:
+            out["exclude_lists"] = list(self.exclude_lists)
+        if self.exclude_segment:
+            out["exclude_segment"] = self.exclude_segment
+        return out
+
+    def condition(self) -> ColumnElement[bool]:
+        """The condition on Subscriber (correlated) this audience adds to a list's confirmed subscribers."""
+        parts: list[ColumnElement[bool]] = []
+        if self.tags:
+            parts.append(exists().where(SubscriberTag.subscriber_id == Subscriber.id,
+                                        SubscriberTag.tag.in_(list(self.tags))))
+        if self.segment:
+            parts.append(condition(self.segment))
+        for slug in self.exclude_lists:
+            parts.append(not_(confirmed_on(slug)))
+        if self.exclude_segment:
+            parts.append(not_(condition(self.exclude_segment)))
+        return and_(*parts) if parts else true()
+
+    def describe(self) -> str:
+        bits = [f"tagged {' or '.join(self.tags)}"] if self.tags else []
+        bits += [f"in segment ({self.segment})"] if self.segment else []
+        bits += [f"not on {', '.join(self.exclude_lists)}"] if self.exclude_lists else []
+        bits += [f"not in ({self.exclude_segment})"] if self.exclude_segment else []
+        return "; ".join(bits)
+

@@ -23,7 +23,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.people.lists import get_list
-from mailer.people.segments import Audience
+from mailer.people.tagging import Audience
 
 D = Delivery.__table__
 
