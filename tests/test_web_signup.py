@@ -153,7 +153,7 @@ def test_c9_consent_checkbox_not_pre_ticked_and_required(web_app: WebApp) -> Non
     box = re.search(r"<input[^>]*name=\"consent\"[^>]*>", page).group(0)
     assert 'type="checkbox"' in box and "checked" not in box
     assert web_app.settings.consent_text in page and web_app.settings.consent_version in page
-    assert '<html lang="en">' in page and '<label for="email">' in page
+    assert '<html lang="en" dir="ltr">' in page and '<label for="email">' in page
     unticked = web_app.sign_up("kai@example.org", consent=False)
     assert unticked.status_code == 400 and "tick the box" in unticked.text
     assert web_app.count(Subscriber) == 0

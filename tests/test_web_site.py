@@ -117,3 +117,12 @@ def test_site_bar_goes_in_front_of_html_without_head_or_body() -> None:
 
     assert with_site_bar("<p>x</p>", "H", "B") == "BH<p>x</p>"
     assert with_site_bar("<HTML><HEAD></HEAD><BODY class=a><p>x", "H", "B") == "<HTML><HEAD>H</HEAD><BODY class=a>B<p>x"
+
+
+def test_pages_carry_the_direction_of_the_language(db: Database, settings: Settings) -> None:
+    """A right-to-left group gets dir="rtl" on every page (the mail has it too, content.a11y)."""
+    client = create_app(settings.replace(database_url=db.url, backend="memory", language="ar"), db).test_client()
+    for path in ("/", "/archive/", "/nowhere"):
+        assert '<html lang="ar" dir="rtl">' in client.get(path).text, path
+    client = create_app(settings.replace(database_url=db.url, backend="memory"), db).test_client()
+    assert '<html lang="en" dir="ltr">' in client.get("/").text

@@ -42,7 +42,7 @@ def _secure() -> bool:
 def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     settings = web().settings
     html = render_template(f"desk/{template}", group_name=settings.group_name, lang=settings.language,
-                           login=g.get("desk_login"), **context)
+                           dir=settings.text_direction, login=g.get("desk_login"), **context)
     return html, status
 
 

@@ -52,6 +52,7 @@ def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
         group_website=settings.group_website,
         group_address=settings.group_address,
         lang=settings.language,
+        dir=settings.text_direction,
         csrf_token=ctx.forms.mint(),
         embedded=bool(getattr(g, "frame_origins", ())),
         **context,
