@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import select
 
@@ -36,13 +37,18 @@ def _archived(send: Send) -> ArchivedIssue:
 
 def published(db: Database, limit: int | None = None) -> list[ArchivedIssue]:
     """The newest public send of each issue, newest first."""
-    seen: dict[str, ArchivedIssue] = {}
     with db.session() as session:
-        for send in session.scalars(_PUBLIC_SENDS):
-            if send.issue_slug not in seen:
-                seen[send.issue_slug] = _archived(send)
-            if limit and len(seen) >= limit:
-                break
+        return [_archived(send) for send in _newest_per_issue(session.scalars(_PUBLIC_SENDS),
+                                                               lambda send: send.issue_slug, limit)]
+
+
+def _newest_per_issue(rows: Iterable[Any], slug: Callable[[Any], str], limit: int | None) -> list[Any]:
+    """The first row of each issue from rows ordered newest first, at most *limit* issues."""
+    seen: dict[str, Any] = {}
+    for row in rows:
+        seen.setdefault(slug(row), row)
+        if limit and len(seen) >= limit:
+            break
     return list(seen.values())
 
 
@@ -63,14 +69,9 @@ _PUBLIC_INDEX = (select(Send.id, Send.issue_slug, Send.subject, Send.started_at,
 
 def issue_links(db: Database, limit: int | None = None) -> list[IssueLink]:
     """The newest public send of each issue, newest first, without loading any HTML."""
-    seen: dict[str, IssueLink] = {}
     with db.session() as session:
-        for send_id, slug, subject, started, created in session.execute(_PUBLIC_INDEX):
-            if slug not in seen:
-                seen[slug] = IssueLink(slug, subject, started or created, send_id)
-            if limit and len(seen) >= limit:
-                break
-    return list(seen.values())
+        rows = _newest_per_issue(session.execute(_PUBLIC_INDEX), lambda row: row.issue_slug, limit)
+    return [IssueLink(row.issue_slug, row.subject, row.started_at or row.created_at, row.id) for row in rows]
 
 
 @dataclass(frozen=True)
