@@ -4,8 +4,8 @@
 - accounts: desk accounts, argon2 passwords, one-time set-password links (the CLI's `mailer users`)
 - sessions: server-side sessions, login with its rate limit, per-session CSRF tokens
 - issues:   what the desk shows of the issue folders (draft, scheduled, sent)
-- views:    HTTP only (a Flask blueprint at /desk/): parse, call the modules above, render
+- pages:    HTTP only (a Flask blueprint at /desk/, a module per part): parse, call the modules above, render
 
 Everything but `views` is below the web layer: it may import people, sending,
-scheduling, content and the floor, and holds the SQL; `views` holds none.
+scheduling, content and the floor, and holds the SQL; `pages` holds none.
 """

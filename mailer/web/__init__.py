@@ -10,7 +10,7 @@ content.templating and the floor.
 point (``waitress-serve --call mailer.web:make_wsgi_app``), reading settings
 from mailer.toml and MAILER_* like every command; with ``web.background_thread =
 false`` it leaves applying sign-ups and sending their mails to `mailer worker`. The public pages set
-no cookies and keep no sessions; the editor's desk at /desk/ (mailer.desk.views) has both. No
+no cookies and keep no sessions; the editor's desk at /desk/ (mailer.desk.pages) has both. No
 scripts: every page works without JavaScript.
 """
 
@@ -26,7 +26,7 @@ from mailer.config import Settings, load_settings
 from mailer.content.folders import find_template_file
 from mailer.content.templating import Kind, environment
 from mailer.db import Database
-from mailer.desk import views as desk_views
+from mailer.desk import pages as desk_pages
 from mailer.errors import MailerError
 from mailer.keyring import check_keys
 from mailer.signups.intake import intake_writer
@@ -58,7 +58,7 @@ def create_app(settings: Settings, db: Database | None = None, *, start_queue: b
     ctx = WebContext(settings=settings, db=db, forms=FormTokens(settings), limiter=SignupLimiter(db),
                      writer=intake_writer(db))
     app.extensions["mailer"] = ctx
-    for module in (signup, api, optin, unsubscribe, preferences, archive, media, desk_views):
+    for module in (signup, api, optin, unsubscribe, preferences, archive, media, desk_pages):
         app.register_blueprint(module.bp)
     app.add_url_rule("/static/site.css", "site_css", lambda: _css(settings))
 

@@ -2,7 +2,7 @@
 
 Form tokens are session-less: an itsdangerous-signed, timestamped value put
 in every form and checked on POST (STANDARDS C8). The public pages set no
-cookie; only the editor's desk (mailer.desk.views) has a session cookie.
+cookie; only the editor's desk (mailer.desk.pages) has a session cookie.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
 def _desk_session(db: Database, base_url: str) -> dict[str, str]:
     """A desk account logged in through its link, as the cookie Playwright sets for the desk's pages."""
     from mailer.desk import accounts, sessions
-    from mailer.desk.views import cookie_name_for
+    from mailer.desk.pages import cookie_name_for
 
     secret = accounts.add_user(db, "editor@example.org", "editor")
     raw = sessions.set_password_and_login(db, secret, "screenshots only, not secret", "127.0.0.1")
