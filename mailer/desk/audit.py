@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from mailer.db import Database
 from mailer.models import DeskAudit, utcnow
 
 CLI_ACTOR = "cli"
@@ -18,6 +19,12 @@ def record(session: Session, action: str, *, actor: str = CLI_ACTOR, target: str
     """Add one audit row to *session* (committed with the change it records)."""
     session.add(DeskAudit(actor=actor[:320], action=action, target=target[:320], ip=ip[:64], detail=detail,
                           at=utcnow()))
+
+
+def log(db: Database, action: str, *, actor: str, target: str = "", ip: str = "", detail: str = "") -> None:
+    """Record one desk action in its own transaction (after the change it records has committed)."""
+    with db.session() as session:
+        record(session, action, actor=actor, target=target, ip=ip, detail=detail)
 
 
 def failed_logins(session: Session, since: datetime, *, target: str | None = None, ip: str | None = None) -> int:
