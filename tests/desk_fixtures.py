@@ -1,9 +1,9 @@
 """Fixtures of the desk tests: the web app with a logged-in editor (and an admin), and a POST helper.
 
 `desk` gives a `Desk`: `desk.editor` and `desk.admin` are Flask test clients, each logged in through
-Use: `from tests.desk_fixtures import desk, web_app  # noqa: F401` (pytest needs both names).
 its own set-password link (so each has its own session and CSRF token); `desk.post(client, path,
 data)` sends a form with the session's CSRF token read from `path`'s page (or the desk's index).
+Use: `from tests.desk_fixtures import desk, web_app  # noqa: F401` (pytest needs both names).
 """
 
 from __future__ import annotations
