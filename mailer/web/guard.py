@@ -22,6 +22,9 @@ HONEYPOT_FIELD = "website"
 # pages: own CSS only, no script anywhere, forms post to ourselves only
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
             "base-uri 'none'")
+# the desk: its own static scripts (progress, live preview, rich paste) and previews framed from itself
+DESK_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; connect-src 'self'; "
+            "frame-src 'self'; form-action 'self'; base-uri 'none'")
 # archived issues are e-mail HTML: inline styles and remote images, still no script
 ARCHIVE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
                "form-action 'none'; base-uri 'none'")

@@ -12,21 +12,36 @@ with Path=/ and would send the desk's cookie to every public page.
 - auth:   login, the set-password link, logout
 - issues: the issue list
 
-Every module adds its routes to `bp`; JSON routes end in `.json` (401 without a session).
+Every module adds its routes to `bp`; scripts are static files (templates/desk/js/NAME.js at
+/desk/js/NAME.js, served to anyone: they hold no data) and every page works without them; JSON routes end in `.json` (401 without a session).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request
 
+from mailer.content.folders import find_template_file
 from mailer.desk import sessions
-from mailer.web.guard import FORM_TOKEN_FIELD, origin_allowed, own_origins
+from mailer.web.guard import DESK_CSP, FORM_TOKEN_FIELD, origin_allowed, own_origins
 from mailer.web.pages import web
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
-PUBLIC_ENDPOINTS = {"desk.login_form", "desk.login_submit", "desk.password_form", "desk.password_submit"}
+SCRIPT_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
+PUBLIC_ENDPOINTS = {"desk.script", "desk.login_form", "desk.login_submit", "desk.password_form", "desk.password_submit"}
+
+
+@bp.get("/js/<name>.js")
+def script(name: str) -> Response:
+    """A desk script: a static file of templates/desk/js/ (through the one template search path)."""
+    path = find_template_file(web().settings, f"desk/js/{name}.js") if SCRIPT_NAME.fullmatch(name) else None
+    if path is None:
+        abort(404)
+    response = Response(path.read_bytes(), mimetype="text/javascript")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
 
 
 def cookie_name_for(base_url: str) -> str:
@@ -75,6 +90,13 @@ def checked_post() -> None:
         abort(400)
     if not ctx.forms.valid(request.form.get(FORM_TOKEN_FIELD)):
         abort(400)
+
+
+@bp.after_request
+def _desk_headers(response: Response) -> Response:
+    """The desk's CSP (its own scripts and framed previews); a page may set a stricter one itself."""
+    response.headers.setdefault("Content-Security-Policy", DESK_CSP)
+    return response
 
 
 @bp.before_request
