@@ -177,14 +177,28 @@ def test_five_failed_logins_lock_the_account_for_the_window(web_app: WebApp, run
 
 
 def test_every_desk_page_but_login_and_links_needs_a_session(web_app: WebApp):
+    from mailer.desk.pages import PUBLIC_ENDPOINTS
+    walked = 0
     for rule in web_app.app.url_map.iter_rules():
-        if not rule.rule.startswith("/desk") or rule.endpoint in {"desk.login_form", "desk.login_submit",
-                                                                  "desk.password_form", "desk.password_submit"}:
+        if not rule.rule.startswith("/desk") or rule.endpoint in PUBLIC_ENDPOINTS:
             continue
-        path = rule.rule.replace("<secret>", "x")
+        path = re.sub(r"<(?:\w+:)?\w+>", "x", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             answer = web_app.client.open(path, method=method)
-            assert answer.status_code == 303 and answer.headers["Location"] == "/desk/login", (method, path)
+            walked += 1
+            if path.endswith(".json"):                         # what scripts poll: 401, not a login page
+                assert answer.status_code == 401, (method, path)
+            else:
+                assert answer.status_code == 303 and answer.headers["Location"] == "/desk/login", (method, path)
+    assert walked >= 2                                       # the issue list and logout, at least
+
+
+def test_desk_scripts_are_public_static_files(web_app: WebApp):
+    from mailer.desk.pages import PUBLIC_ENDPOINTS
+    assert PUBLIC_ENDPOINTS == {"desk.script", "desk.login_form", "desk.login_submit",
+                                "desk.password_form", "desk.password_submit"}
+    assert web_app.client.get("/desk/js/../base.js").status_code == 404
+    assert web_app.client.get("/desk/js/nosuch.js").status_code == 404
 
 
 def test_disable_ends_the_session_at_once(web_app: WebApp, run):
