@@ -15,10 +15,11 @@ from mailer.cli import cli
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import InputError
-from mailer.models import Delivery, Send, Subscriber, SubscriberTag, utcnow
+from mailer.models import Delivery, Schedule, ScheduleKind, Send, Subscriber, SubscriberTag, utcnow
 from mailer.people import tagging
 from mailer.people.importing import import_csv
 from mailer.people.segments import parse
+from mailer.scheduling.runs import execute
 from tests.helpers import TEST_ENV, add_subscribers, make_list
 
 
@@ -138,16 +139,64 @@ def test_send_freezes_the_audience_its_options_ask_for_and_the_count_shown_is_wh
     MemoryBackend.reset()
 
 
-def test_schedule_at_keeps_the_audience_and_cron_refuses_it(people: Database, project: Path, db_url: str):
+def test_schedule_at_keeps_the_audience_and_cron_runs_freeze_it(people: Database, project: Path, db_url: str,
+                                                                  db_settings: Settings):
     env = {**TEST_ENV, "MAILER_ROOT": str(project), "MAILER_DATABASE_URL": db_url, "MAILER_BACKEND": "memory"}
     r = CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "news", "--tag", "volunteer",
                                  "--at", "tomorrow 09:00"], env=env)
     assert r.exit_code == 0, r.output + r.stderr
     with people.session() as session:
         assert session.scalars(select(Send)).one().audience == {"tags": ["volunteer"]}
-    r = CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "press", "--tag", "volunteer",
-                                 "--cron", "0 9 * * FRI"], env=env)
-    assert r.exit_code != 0 and "not yet with --cron" in r.stderr
+    r = CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "press", "--tag", "eastfield",
+                                 "--exclude-segment", "nobody", "--cron", "0 9 * * FRI"], env=env)
+    assert r.exit_code != 0 and "--exclude-segment nobody: no such segment" in r.stderr      # nothing planned
+    r = CliRunner().invoke(cli, ["schedule", "issues/example", "--list", "press", "--tag", "eastfield",
+                                 "--cron", "0 9 * * FRI", "--again"], env=env)
+    assert r.exit_code == 0, r.output + r.stderr
+    with people.session() as session:
+        row = session.scalars(select(Schedule).where(Schedule.kind == ScheduleKind.CRON)).one()
+        assert row.audience == {"tags": ["eastfield"]}
+    tagging.tag(people, "user4@example.net", ["eastfield"])   # tagged after planning: the run sees it
+    MemoryBackend.reset()
+    assert "done" in execute(people, db_settings.replace(backend="memory"), row.id, now=row.next_run_at)
+    with people.session() as session:
+        send = session.scalars(select(Send).where(Send.id != 1).order_by(Send.id.desc())).first()
+        assert send.audience == {"tags": ["eastfield"]}
+        got = sorted(session.scalars(select(Subscriber.email).join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                                     .where(Delivery.send_id == send.id)))
+    assert got == ["user4@example.net", "user5@example.net"]     # press (user4..7) tagged eastfield
+    MemoryBackend.reset()
+
+
+def test_a_digest_schedule_sends_each_run_to_its_audience(people: Database, project: Path, db_url: str,
+                                                           db_settings: Settings):
+    folder = project / "issues" / "weekly"
+    (folder / "inbox").mkdir(parents=True)
+    (folder / "issue.toml").write_text('subject = "Weekly, {date}"\nlists = ["news"]\n', encoding="utf-8")
+    (folder / "inbox" / "a.md").write_text("---\ntitle: Food bank\n---\n\nOpen on Tuesday. Thank you.\n",
+                                           encoding="utf-8")
+    env = {**TEST_ENV, "MAILER_ROOT": str(project), "MAILER_DATABASE_URL": db_url, "MAILER_BACKEND": "memory"}
+    r = CliRunner().invoke(cli, ["digest", "issues/weekly", "--cron", "0 9 * * FRI", "--segment", "nobody"], env=env)
+    assert r.exit_code != 0 and "--segment nobody: no such segment" in r.stderr
+    r = CliRunner().invoke(cli, ["digest", "issues/weekly", "--preview", "--tag", "eastfield"], env=env)
+    assert r.exit_code != 0 and "go with --cron" in r.stderr
+    r = CliRunner().invoke(cli, ["digest", "issues/weekly", "--cron", "0 9 * * FRI", "--tag", "eastfield",
+                                 "--exclude-list", "press"], env=env)
+    assert r.exit_code == 0, r.output + r.stderr
+    with people.session() as session:
+        row = session.scalars(select(Schedule)).one()
+    assert row.audience == {"tags": ["eastfield"], "exclude_lists": ["press"]}
+    listing = CliRunner().invoke(cli, ["schedule", "list"], env=env).output
+    assert "weekly  lists=news (tagged eastfield; not on press)  digest" in listing
+    MemoryBackend.reset()
+    assert "done" in execute(people, db_settings.replace(backend="memory"), row.id, now=row.next_run_at)
+    with people.session() as session:
+        send = session.scalars(select(Send)).one()
+        got = sorted(session.scalars(select(Subscriber.email).join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                                     .where(Delivery.send_id == send.id)))
+    assert send.audience == {"tags": ["eastfield"], "exclude_lists": ["press"]}
+    assert got == ["user0@example.net", "user1@example.net"]     # user5 is in press
+    MemoryBackend.reset()
 
 
 def test_an_import_tags_column_gives_tags_and_a_bad_tag_rejects_its_row(db: Database, settings: Settings,

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mailer.cli import AppContext, pass_app
+from mailer.cli.segments import audience_options, chosen_audience
 
 
 @click.command("digest")
@@ -21,9 +22,11 @@ from mailer.cli import AppContext, pass_app
 @click.option("--min-reports", type=int, default=None,
               help="Skip a run (the reports wait for the next) when fewer reports than this arrived (default 1).")
 @click.option("--preview", is_flag=True, help="Compose what the next digest would hold now; nothing is moved or sent.")
+@audience_options
 @pass_app
 def digest_command(app: AppContext, folder: str, lists: tuple[str, ...], cron: str | None, tz: str | None,
-                   min_reports: int | None, preview: bool) -> None:
+                   min_reports: int | None, preview: bool, tags: tuple[str, ...], segment: str | None,
+                   exclude_lists: tuple[str, ...], exclude_segment: str | None) -> None:
     """Digest FOLDER's inbox: --cron plans a recurring dated issue of new reports; --preview shows the next."""
     from mailer.errors import InputError
 
@@ -32,7 +35,10 @@ def digest_command(app: AppContext, folder: str, lists: tuple[str, ...], cron: s
     from mailer.scheduling.digest_preview import find_folder
 
     path = find_folder(app.settings, folder)
+    audience = chosen_audience(app, tags, segment, exclude_lists, exclude_segment)
     if preview:
+        if audience:
+            raise InputError("--tag, --segment and the exclusions go with --cron (who each digest goes to)")
         _preview(app, path, min_reports)
         return
     from mailer.cli.schedule import _print_created, _require_public_links
@@ -40,7 +46,7 @@ def digest_command(app: AppContext, folder: str, lists: tuple[str, ...], cron: s
 
     _require_public_links(app)
     row = schedule_digest(app.db, app.settings, path, lists, cron or "", tz,
-                          1 if min_reports is None else min_reports)
+                          1 if min_reports is None else min_reports, audience=audience)
     _print_created(row.id, f"digest of {path.name}/inbox, cron {row.cron!r} in {row.timezone}, "
                            f"at least {row.min_reports} report(s) a run", app)
 

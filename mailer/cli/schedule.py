@@ -78,15 +78,14 @@ def add(app: AppContext, issue_dir: str, lists: tuple[str, ...], at: str | None,
     if bool(at) == bool(cron):
         raise InputError("give exactly one of --at (a one-off send) or --cron (a recurring one)")
     audience = chosen_audience(app, tags, segment, exclude_lists, exclude_segment)
-    if audience and cron:
-        raise InputError("--tag, --segment and the exclusions go with --at (a one-off send), not yet with --cron")
     _require_public_links(app)
     if at:
         row = schedule_once(app.db, app.settings, issue_dir, lists, at, tz, again=again, warn=_warn,
                             audience=audience)
         what = f"send {row.send_id} holds the composed issue"
     else:
-        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz, again=again, warn=_warn)
+        row = schedule_cron(app.db, app.settings, issue_dir, lists, cron or "", tz, again=again, warn=_warn,
+                            audience=audience)
         what = f"cron {row.cron!r} in {row.timezone}; composed afresh at each run"
     _print_created(row.id, what, app)
 
@@ -132,7 +131,8 @@ def list_command(app: AppContext) -> None:
         state = v.status.value + (" " + click.style("out of date", fg="red", bold=True) +
                                   f" (run `mailer schedule refresh {v.id}`)" if v.out_of_date else "")
         reason = f" - {v.reason}" if v.reason else ""
-        click.echo(f"{v.id}  {v.issue}  lists={','.join(v.lists)}  {kind} {v.when_local} "
+        who = f" ({v.audience})" if v.audience else ""
+        click.echo(f"{v.id}  {v.issue}  lists={','.join(v.lists)}{who}  {kind} {v.when_local} "
                    f"({v.when_utc})  {state}{reason}")
     holder = current_holder(app.db)
     if holder is not None and scheduler_alive(app.db, timedelta(0)):

@@ -151,6 +151,9 @@ class Schedule(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # a digest's run is skipped when fewer reports than this arrived since the last one
     min_reports: Mapped[int | None] = mapped_column(Integer)
+    # a recurring schedule's audience within its lists (people.tagging.Audience as JSON), given to
+    # each run's send; None for the whole lists (a one-off's is on its snapshot send)
+    audience: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -81,8 +81,9 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def run_digest(db: Database, settings: Settings, folder: Path, lists: Sequence[str], when: datetime,
-               zone: str = "UTC", min_reports: int = 1) -> DigestRun:
-    """Claim the run of *when*, stage the inbox and finish it; a made send is left for run_send."""
+               zone: str = "UTC", min_reports: int = 1, audience: dict | None = None) -> DigestRun:
+    """Claim the run of *when*, stage the inbox and finish it; a made send is left for run_send.
+    *audience* (of the lists) is kept with the staged run, so a run finished after a crash has it."""
     occurrence = occurrence_of(when)
     runs = folder / RUNS
     runs.mkdir(exist_ok=True)
@@ -92,7 +93,7 @@ def run_digest(db: Database, settings: Settings, folder: Path, lists: Sequence[s
     except FileExistsError:
         return DigestRun(occurrence, "claimed", f"run of {occurrence} already claimed")
     _write_json(stage / RUN_FILE, {"occurrence": occurrence, "lists": list(lists), "zone": zone,
-                                   "min_reports": min_reports})
+                                   "min_reports": min_reports, "audience": audience or None})
     for path in inbox_files(folder):
         try:
             os.rename(path, stage / path.name)
@@ -236,7 +237,7 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
     run.issue = target
     run.reports = sorted(p.name for p in (target / "reports").iterdir())
     try:
-        return _end(stage, _make_send(db, settings, target, meta["lists"], run))
+        return _end(stage, _make_send(db, settings, target, meta["lists"], run, meta.get("audience")))
     except MailerError as exc:   # compose or an unknown list: no send was made
         # nothing was sent: the reports go back to the inbox for a run after the template is fixed
         for name in run.reports:
@@ -248,7 +249,8 @@ def finish(db: Database, settings: Settings, stage: Path) -> DigestRun:
         return _end(stage, run)
 
 
-def _make_send(db: Database, settings: Settings, target: Path, lists: list[str], run: DigestRun) -> DigestRun:
+def _make_send(db: Database, settings: Settings, target: Path, lists: list[str], run: DigestRun,
+               audience: dict | None = None) -> DigestRun:
     """Compose the new issue and create its send (status sending) claiming the occurrence."""
     from mailer.content.compose import compose_issue
 
@@ -256,7 +258,7 @@ def _make_send(db: Database, settings: Settings, target: Path, lists: list[str],
     try:
         with db.session() as session:
             run.send_id = ledger.create_send(session, composed, lists, SendStatus.SENDING,
-                                             occurrence=run.occurrence).id
+                                             occurrence=run.occurrence, audience=audience).id
     except ledger.AlreadySent:
         with db.session() as session:
             run.send_id = session.scalar(select(SendList.send_id).join(Send, Send.id == SendList.send_id).where(

@@ -80,8 +80,9 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
 
 def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], cron: str,
                   tz: str | None = None, now: datetime | None = None, *, again: bool = False,
-                  warn: Warn | None = None) -> Schedule:
-    """Plan a recurring send; the folder is checked now and composed afresh at each run.
+                  warn: Warn | None = None, audience: dict | None = None) -> Schedule:
+    """Plan a recurring send to *audience* of the lists (None: all of them); the folder is checked
+    now and composed afresh at each run, each run's send freezing the audience of its moment.
 
     AlreadySent when the issue was sent or scheduled to one of the lists,
     unless *again*; each run then claims its own occurrence (runs._start_cron).
@@ -102,15 +103,18 @@ def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tu
         slugs = _lists(session, spec.lists, lists)
         ledger.once.check(session, folder.name, slugs, again=again)
         row = Schedule(issue_path=str(folder), list_slugs=slugs, kind=ScheduleKind.CRON, cron=" ".join(cron.split()),
-                       timezone=zone.key, next_run_at=first.astimezone(timezone.utc) if first else None)
+                       timezone=zone.key, next_run_at=first.astimezone(timezone.utc) if first else None,
+                       audience=audience or None)
         session.add(row)
     return row
 
 
 def schedule_digest(db: Database, settings: Settings, folder: str | Path, lists: tuple[str, ...], cron: str,
-                    tz: str | None = None, min_reports: int = 1, now: datetime | None = None) -> Schedule:
-    """Plan a recurring digest of *folder*'s inbox (mailer.scheduling.digest): each run composes the
-    reports that arrived since the last into a new dated issue, or is skipped below *min_reports*."""
+                    tz: str | None = None, min_reports: int = 1, now: datetime | None = None, *,
+                    audience: dict | None = None) -> Schedule:
+    """Plan a recurring digest of *folder*'s inbox (mailer.scheduling.digest) to *audience* of the
+    lists: each run composes the reports that arrived since the last into a new dated issue, or is
+    skipped below *min_reports*."""
     from mailer.content.folders import read_spec
     from mailer.scheduling.digest_preview import check_folder, find_folder
 
@@ -126,7 +130,7 @@ def schedule_digest(db: Database, settings: Settings, folder: str | Path, lists:
         slugs = _lists(session, spec.lists, lists)
         row = Schedule(issue_path=str(path.resolve()), list_slugs=slugs, kind=ScheduleKind.DIGEST,
                        cron=" ".join(cron.split()), timezone=zone.key, min_reports=min_reports,
-                       next_run_at=first.astimezone(timezone.utc) if first else None)
+                       next_run_at=first.astimezone(timezone.utc) if first else None, audience=audience or None)
         session.add(row)
     return row
 
@@ -230,6 +234,7 @@ class ScheduleView:
     reason: str
     out_of_date: bool
     send_id: int | None
+    audience: str = ""   # who of the lists, in words ("" for all of them)
 
 
 def current_hash(settings: Settings, issue_path: str) -> str | None:
@@ -251,6 +256,10 @@ def list_schedules(db: Database, settings: Settings, include_finished: bool = Tr
             query = query.where(Schedule.status.in_([ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING,
                                                      ScheduleStatus.MISSED, ScheduleStatus.FAILED]))
         rows = list(session.scalars(query))
+        snapshot_ids = [row.send_id for row in rows if row.send_id is not None]
+        audiences = dict(session.execute(select(Send.id, Send.audience).where(Send.id.in_(snapshot_ids))).all())
+    from mailer.people.tagging import Audience
+
     views = []
     for row in rows:
         when = row.run_at if row.kind is ScheduleKind.ONCE else row.next_run_at
@@ -262,5 +271,7 @@ def list_schedules(db: Database, settings: Settings, include_finished: bool = Tr
             when_local=when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z") if when else "-",
             when_utc=when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "-",
             cron=row.cron, timezone=row.timezone, status=row.status, reason=row.status_reason,
-            out_of_date=stale, send_id=row.send_id))
+            out_of_date=stale, send_id=row.send_id,
+            audience=Audience.of(row.audience if row.kind is not ScheduleKind.ONCE
+                                 else audiences.get(row.send_id)).describe()))
     return views

@@ -174,7 +174,7 @@ def _start_cron(db: Database, settings: Settings, row: Schedule, when: datetime,
         with db.session() as session:
             # each run claims its own occurrence: the same run never goes out twice
             send = ledger.create_send(session, composed, list(row.list_slugs), status=SendStatus.SCHEDULED,
-                                      occurrence=f"{when:%Y-%m-%dT%H:%M:%SZ}")
+                                      occurrence=f"{when:%Y-%m-%dT%H:%M:%SZ}", audience=row.audience)
             send_id = send.id
             session.execute(update(Schedule).where(Schedule.id == row.id).values(send_id=send_id))
     except ledger.AlreadySent as exc:
@@ -210,7 +210,7 @@ def _start_digest(db: Database, settings: Settings, row: Schedule, when: datetim
     if isinstance(following, str):
         return following
     run = run_digest(db, settings, Path(row.issue_path), list(row.list_slugs), when, row.timezone,
-                     row.min_reports or 1)
+                     row.min_reports or 1, audience=row.audience)
     if run.status != "sent" or run.send_id is None:
         _mark(db, row.id, ScheduleStatus.SCHEDULED, run.message)
         return f"{run.message}; next run {fmt_utc(following)}"
