@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 out = LazyConsole(highlight=False, soft_wrap=True)
 err = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 STATUS = click.Choice([s.value for s in SubscriptionStatus])
-PROGRESS_MIN_BYTES = 1 << 20
 
 
 @click.command()
@@ -161,55 +160,6 @@ def subscribers_add(app, email: str, name: str, list_slug: str, confirmed: bool,
     out.print(f"{address}: {outcome.value.replace('_', ' ')} on {list_slug}")
 
 
-@subscribers_group.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--list", "list_slug", required=True, help="List to subscribe the rows to.")
-@click.option("--confirmed", is_flag=True, help="The rows' consent is on record: subscribe them confirmed.")
-@click.option("--dry-run", is_flag=True, help="Read, validate and count, but change nothing.")
-@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write rejected rows (default: subscribers/<file>-rejects.csv).")
-@click.option("--from", "source", type=click.Choice(["mailchimp", "substack", "listmonk"]),
-              help="Read the file as this tool's export (default: recognised by its header).")
-@pass_app
-def subscribers_import(app, file: Path, list_slug: str, confirmed: bool, dry_run: bool,  # type: ignore[no-untyped-def]
-                       rejects: Path | None, source: str | None) -> None:
-    """Import a CSV (header row with an email column; name and other columns optional)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from mailer.people.importing import import_csv
-
-    size = file.stat().st_size if file.is_file() else 0
-    with Progress(TextColumn("importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  console=err, transient=True, disable=size < PROGRESS_MIN_BYTES) as progress:
-        task = progress.add_task("import", total=size)
-        report = import_csv(app.db, app.settings, file, list_slug, confirmed=confirmed, dry_run=dry_run,
-                            rejects_path=rejects, progress=lambda done: progress.update(task, completed=done),
-                            source=source)
-    prefix = "dry run, nothing changed: " if dry_run else ""
-    kind = f" ({report.source} export)" if report.source else ""
-    out.print(f"{prefix}{file}{kind}: {report.rows} rows, {report.rejected} rejected", markup=False)
-    out.print(f"  subscribers: {report.new_subscribers} new, {report.existing_subscribers} existing "
-              f"({report.updated_subscribers} updated), {report.duplicates_in_file} duplicates in the file")
-    out.print(f"  {list_slug}: {report.subscribed} subscribed, {report.confirmed} confirmed, "
-              f"{report.already_subscribed} already subscribed, {report.kept_unsubscribed} left unsubscribed, "
-              f"{report.suppressed} suppressed (not subscribed)")
-    if report.export_suppressed:
-        out.print(f"  {report.export_suppressed} unsubscribed, cleaned or blocked in the export: suppressed "
-                  f"({report.suppressions_added} new suppressions, {report.subscriptions_ended} subscriptions ended)")
-    if report.tags_normalised:
-        out.print(f"  {report.tags_normalised} tags normalised (spaces to '-', lower-case)")
-    for line, reason in report.first_rejects:
-        err.print(f"  {file}: line {line}: {reason}", markup=False)
-    if report.rejected > len(report.first_rejects):
-        err.print(f"  ... {report.rejected - len(report.first_rejects)} more")
-    if report.rejects_path:
-        err.print(f"  rejected rows: {report.rejects_path}", markup=False)
-    if report.rows == 0:
-        raise InputError(f"{file}: no data rows under the header")
-    if report.accepted == 0:
-        raise InputError(f"{file}: nothing imported, every row was rejected")
-
-
 @subscribers_group.command("export")
 @click.option("--list", "list_slug", help="Only this list's subscriptions (default: everyone).")
 @click.option("--status", type=STATUS, help="Only subscriptions with this status.")
@@ -293,5 +243,8 @@ def subscribers_erase(app, email: str, yes: bool) -> None:  # type: ignore[no-un
 COMMANDS: list[click.Command] = [init, db_group, lists_group, subscribers_group]
 
 
+from mailer.cli.imports import subscribers_import  # noqa: E402
+
+subscribers_group.add_command(subscribers_import)
 subscribers_group.add_command(tag_command)
 subscribers_group.add_command(untag_command)
