@@ -196,7 +196,7 @@ def test_every_desk_page_but_login_and_links_needs_a_session(web_app: WebApp):
 def test_desk_scripts_are_public_static_files(web_app: WebApp):
     from mailer.desk.pages import PUBLIC_ENDPOINTS
     assert PUBLIC_ENDPOINTS == {"desk.script", "desk.login_form", "desk.login_submit",
-                                "desk.password_form", "desk.password_submit"}
+                                "desk.password_form", "desk.password_submit", "desk.code_form", "desk.code_submit"}
     assert web_app.client.get("/desk/js/../base.js").status_code == 404
     assert web_app.client.get("/desk/js/nosuch.js").status_code == 404
 

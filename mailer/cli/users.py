@@ -34,16 +34,15 @@ def users_add(app, email: str, role: str) -> None:  # type: ignore[no-untyped-de
 @users_group.command("list")
 @pass_app
 def users_list(app) -> None:  # type: ignore[no-untyped-def]
-    """Show every desk account: role, state, created, last login."""
+    """Show every desk account: role, state, two-step login (totp), created, last login."""
     from mailer.desk import accounts
 
     users = accounts.list_users(app.db)
     if not users:
         click.echo("no desk accounts yet: `mailer users add EMAIL --role admin`")
         return
-    print_table(["email", "role", "state", "created", "last login"], [
-        [u.email, u.role, "disabled" if u.disabled else "active" if u.has_password else "no password yet",
-         u.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+    print_table(["email", "role", "state", "totp", "created", "last login"], [
+        [u.email, u.role, u.state, "on" if u.totp else "off", u.created_at.strftime("%Y-%m-%d %H:%M UTC"),
          u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never"] for u in users])
 
 
@@ -51,7 +50,7 @@ def users_list(app) -> None:  # type: ignore[no-untyped-def]
 @click.argument("email")
 @pass_app
 def users_disable(app, email: str) -> None:  # type: ignore[no-untyped-def]
-    """Disable EMAIL's account: its sessions end at once, its links stop working."""
+    """Disable EMAIL's account: its sessions end at once, its links stop working (not the last admin)."""
     from mailer.desk import accounts
 
     ended = accounts.disable_user(app.db, email)
@@ -63,11 +62,14 @@ def users_disable(app, email: str) -> None:  # type: ignore[no-untyped-def]
 @click.argument("email")
 @pass_app
 def users_reset(app, email: str) -> None:  # type: ignore[no-untyped-def]
-    """Print a new one-time link for EMAIL to set a password (re-enables a disabled account)."""
+    """Print a new one-time link for EMAIL to set a password (re-enables a disabled account).
+
+    Using the link also turns the account's two-step login (TOTP) off, for a lost phone.
+    """
     from mailer.desk import accounts
 
     secret = accounts.reset_user(app.db, email)
-    click.echo(f"one-time link for {email.strip()} (valid 24 hours):")
+    click.echo(f"one-time link for {email.strip()} (valid 24 hours; using it also turns two-step login off):")
     click.echo(_link(app, secret))
 
 
@@ -75,7 +77,7 @@ def users_reset(app, email: str) -> None:  # type: ignore[no-untyped-def]
 @click.argument("email")
 @pass_app
 def users_remove(app, email: str) -> None:  # type: ignore[no-untyped-def]
-    """Delete EMAIL's account and its sessions (the audit log keeps its address)."""
+    """Delete EMAIL's account and its sessions (the audit log keeps its address; not the last admin)."""
     from mailer.desk import accounts
 
     accounts.remove_user(app.db, email)

@@ -4,7 +4,12 @@ A link's secret is 256 random bits, shown once (`mailer users add` / `reset` pri
 it) and stored only as its sha256, bound to one purpose, valid for 24 hours and
 used at most once; issuing a new one voids the account's older links. No password
 is ever printed or mailed. Disabling or removing an account, or changing its
-password, deletes its sessions in the same transaction: they end at once.
+password, deletes its sessions in the same transaction: they end at once. Using a
+link also turns the account's TOTP second factor off (a lost phone): it is set up
+again from the account page (at once, when an admin requires it).
+
+The last active admin cannot be disabled, demoted or removed (here, so the CLI and
+the desk's admin pages obey it alike): make another admin first.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import Database
 from mailer.desk import audit
 from mailer.errors import InputError
-from mailer.models import DeskSession, DeskToken, DeskUser, utcnow
+from mailer.models import DeskChallenge, DeskSession, DeskToken, DeskUser, utcnow
 from mailer.people.subscriptions import normalize_email
 
 ROLES = ("editor", "admin")
@@ -38,6 +43,18 @@ class LinkError(InputError):
     """A set-password link that is unknown, used, expired or for another purpose."""
 
 
+class NoAccount(InputError):
+    """No desk account has this address."""
+
+
+class AccountExists(InputError):
+    """A desk account with this address exists already."""
+
+
+class LastAdmin(InputError):
+    """The change would leave the desk without an active admin."""
+
+
 @dataclass(frozen=True)
 class Account:
     id: int
@@ -47,11 +64,16 @@ class Account:
     has_password: bool
     created_at: datetime
     last_login_at: datetime | None
+    totp: bool = False
+
+    @property
+    def state(self) -> str:
+        return "disabled" if self.disabled else "active" if self.has_password else "no password yet"
 
 
 def _account(user: DeskUser) -> Account:
     return Account(user.id, user.email, user.role, user.disabled, bool(user.password_hash), user.created_at,
-                   user.last_login_at)
+                   user.last_login_at, bool(user.totp_secret))
 
 
 def token_hash(secret: str) -> str:
@@ -83,7 +105,7 @@ def verify_password(stored: str, password: str) -> bool:
 def _find(session: Session, email: str) -> DeskUser:
     user = session.scalar(select(DeskUser).where(DeskUser.email_key == email.strip().casefold()))
     if user is None:
-        raise InputError(f"no desk account {email.strip()[:80]!r} (see `mailer users list`)")
+        raise NoAccount(f"no desk account {email.strip()[:80]!r} (see `mailer users list`)")
     return user
 
 
@@ -103,23 +125,23 @@ def _issue_link(session: Session, user: DeskUser) -> str:
     return secret
 
 
-def add_user(db: Database, email: str, role: str) -> str:
+def add_user(db: Database, email: str, role: str, *, actor: str = audit.CLI_ACTOR, ip: str = "") -> str:
     """Create an account without a password; return the secret of its set-password link."""
     check_role(role)
     address = normalize_email(email)
     with db.session() as session:
         if session.scalar(select(DeskUser.id).where(DeskUser.email_key == address.key)) is not None:
-            raise InputError(f"desk account {address.email!r} exists already (`mailer users reset` for a new link)")
+            raise AccountExists(f"desk account {address.email!r} exists already (`mailer users reset` for a new link)")
         user = DeskUser(email=address.email, email_key=address.key, role=role, password_hash="", disabled=False,
                         created_at=utcnow())
         session.add(user)
         session.flush()
         secret = _issue_link(session, user)
-        audit.record(session, "user_add", target=address.key, detail=f"role={role}")
+        audit.record(session, "user_add", actor=actor, target=address.key, ip=ip, detail=f"role={role}")
     return secret
 
 
-def reset_user(db: Database, email: str) -> str:
+def reset_user(db: Database, email: str, *, actor: str = audit.CLI_ACTOR, ip: str = "") -> str:
     """A new set-password link for *email*. The password in force works until the link is used; a
     disabled account is enabled again, without its old password (only the link logs it in)."""
     with db.session() as session:
@@ -128,29 +150,67 @@ def reset_user(db: Database, email: str) -> str:
         if user.disabled:
             user.disabled, user.password_hash, detail = False, "", "re-enabled"
         secret = _issue_link(session, user)
-        audit.record(session, "user_reset", target=user.email_key, detail=detail)
+        audit.record(session, "user_reset", actor=actor, target=user.email_key, ip=ip, detail=detail)
     return secret
 
 
-def disable_user(db: Database, email: str) -> int:
+def _keep_an_admin(session: Session, user: DeskUser, doing: str) -> None:
+    """InputError when *user* is the last active admin (disabling, demoting or removing it would leave
+    the desk without one)."""
+    if user.role != "admin" or user.disabled:
+        return
+    admins = session.scalar(select(func.count()).select_from(DeskUser).where(
+        DeskUser.role == "admin", DeskUser.disabled.is_(False))) or 0
+    if admins <= 1:
+        raise LastAdmin(f"{user.email} is the last active admin and cannot be {doing}: make another "
+                         "account an admin first")
+
+
+def disable_user(db: Database, email: str, *, actor: str = audit.CLI_ACTOR, ip: str = "") -> int:
     """Disable the account, end its sessions and void its links; returns how many sessions ended."""
     with db.session() as session:
         user = _find(session, email)
+        _keep_an_admin(session, user, "disabled")
         user.disabled = True
         ended = session.execute(delete(DeskSession).where(DeskSession.user_id == user.id)).rowcount or 0
         session.execute(delete(DeskToken).where(DeskToken.user_id == user.id))
-        audit.record(session, "user_disable", target=user.email_key, detail=f"sessions ended: {ended}")
+        session.execute(delete(DeskChallenge).where(DeskChallenge.user_id == user.id))
+        audit.record(session, "user_disable", actor=actor, target=user.email_key, ip=ip,
+                     detail=f"sessions ended: {ended}")
     return ended
 
 
-def remove_user(db: Database, email: str) -> None:
+def enable_user(db: Database, email: str, *, actor: str = audit.CLI_ACTOR, ip: str = "") -> None:
+    """Enable a disabled account again (its password, if it had one, works again)."""
+    with db.session() as session:
+        user = _find(session, email)
+        user.disabled = False
+        audit.record(session, "user_enable", actor=actor, target=user.email_key, ip=ip)
+
+
+def set_role(db: Database, email: str, role: str, *, actor: str = audit.CLI_ACTOR, ip: str = "") -> None:
+    """Make the account an editor or an admin (not the last active admin an editor)."""
+    check_role(role)
+    with db.session() as session:
+        user = _find(session, email)
+        if user.role == role:
+            return
+        if role != "admin":
+            _keep_an_admin(session, user, "made an editor")
+        user.role = role
+        audit.record(session, "user_role", actor=actor, target=user.email_key, ip=ip, detail=f"role={role}")
+
+
+def remove_user(db: Database, email: str, *, actor: str = audit.CLI_ACTOR, ip: str = "") -> None:
     """Delete the account, its sessions and links; the audit log keeps its address."""
     with db.session() as session:
         user = _find(session, email)
+        _keep_an_admin(session, user, "removed")
         session.execute(delete(DeskSession).where(DeskSession.user_id == user.id))
+        session.execute(delete(DeskChallenge).where(DeskChallenge.user_id == user.id))
         session.execute(delete(DeskToken).where(DeskToken.user_id == user.id))
         session.delete(user)
-        audit.record(session, "user_remove", target=user.email_key)
+        audit.record(session, "user_remove", actor=actor, target=user.email_key, ip=ip)
 
 
 def list_users(db: Database) -> list[Account]:
@@ -202,6 +262,9 @@ def use_link(session: Session, secret: str, password: str, ip: str) -> DeskUser:
         raise LinkError("this link has been used already: ask an admin for a new one")
     user.password_hash = hash_password(password)
     user.password_at = now
+    detail = "second factor turned off" if user.totp_secret else ""
+    user.totp_secret, user.totp_pending, user.totp_last_step = "", "", None
     session.execute(delete(DeskSession).where(DeskSession.user_id == user.id))
-    audit.record(session, "password_set", actor=user.email_key, target=user.email_key, ip=ip)
+    session.execute(delete(DeskChallenge).where(DeskChallenge.user_id == user.id))
+    audit.record(session, "password_set", actor=user.email_key, target=user.email_key, ip=ip, detail=detail)
     return user

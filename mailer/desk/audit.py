@@ -1,7 +1,8 @@
-"""The desk's audit log: one row per login, logout, failed login and account change."""
+"""The desk's audit log: one row per login, logout, failed login and account change; the admin's view of it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
@@ -40,3 +41,37 @@ def failed_logins(session: Session, since: datetime, *, target: str | None = Non
         query = query.where(or_(*conditions))
     return session.scalar(query) or 0
 
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the audit log, as the admin's audit page shows it."""
+
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    ip: str
+    detail: str
+
+
+def entries(db: Database, *, actor: str = "", action: str = "", page: int = 1,
+            per_page: int = 50) -> tuple[list[Entry], int]:
+    """One page of the log, newest first, filtered by actor (exact, casefolded) and action; and the
+    number of rows the filter matches."""
+    query = select(DeskAudit)
+    if actor:
+        query = query.where(DeskAudit.actor == actor.strip().casefold()[:320])
+    if action:
+        query = query.where(DeskAudit.action == action[:40])
+    with db.session() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(DeskAudit.at.desc(), DeskAudit.id.desc())
+                               .offset((max(page, 1) - 1) * per_page).limit(per_page))
+        return [Entry(r.at, r.actor, r.action, r.target, r.ip, r.detail) for r in rows], total
+
+
+def actions(db: Database) -> list[str]:
+    """Every action the log holds (for the audit page's filter)."""
+    with db.session() as session:
+        return list(session.scalars(select(DeskAudit.action).distinct().order_by(DeskAudit.action)))

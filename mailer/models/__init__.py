@@ -14,7 +14,7 @@ The floor: imports SQLAlchemy only, nothing else of mailer's.
 """
 
 from mailer.models.base import NAMING, Base, UTCDateTime, enum_type, link_secrets, new_link_secret, new_uid, sorted_uids, utcnow
-from mailer.models.desk import DeskAudit, DeskSession, DeskToken, DeskUser
+from mailer.models.desk import DeskAudit, DeskChallenge, DeskSession, DeskSetting, DeskToken, DeskUser
 from mailer.models.keys import KeyFingerprint
 from mailer.models.people import (
     AuditEvent,
@@ -50,7 +50,7 @@ from mailer.models.signups import IntakeStatus, MailKind, QueuedMail, QueueStatu
 __all__ = [
     "NAMING", "Base", "UTCDateTime", "enum_type", "link_secrets", "new_link_secret", "new_uid", "sorted_uids", "utcnow",
     "KeyFingerprint",
-    "DeskAudit", "DeskSession", "DeskToken", "DeskUser",
+    "DeskAudit", "DeskChallenge", "DeskSession", "DeskSetting", "DeskToken", "DeskUser",
     "AuditEvent", "BounceEvent", "BounceKind", "Consent", "ConsentSource", "ErasedLink", "MailingList", "OptIn",
     "ProcessedMail", "Reason", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason",
     "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",

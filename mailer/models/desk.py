@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, UTCDateTime, utcnow
@@ -24,6 +24,11 @@ class DeskUser(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # TOTP second factor (mailer.desk.totp): the secret sealed with AES-GCM, '' when off; a secret
+    # being set up until its first code confirms it; the last 30-second step a code was taken for
+    totp_secret: Mapped[str] = mapped_column(Text, default="")
+    totp_pending: Mapped[str] = mapped_column(Text, default="")
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeskToken(Base):
@@ -67,3 +72,24 @@ class DeskAudit(Base):
     target: Mapped[str] = mapped_column(String(320), default="")    # the account acted on, casefolded
     ip: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeskChallenge(Base):
+    """The second step of a login (a TOTP code is due): short-lived, used once; only its id's sha256."""
+
+    __tablename__ = "desk_challenge"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("desk_user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DeskSetting(Base):
+    """A desk-wide setting an admin changes on the desk (e.g. require_totp = '1')."""
+
+    __tablename__ = "desk_setting"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), default="")

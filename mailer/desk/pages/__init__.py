@@ -30,7 +30,8 @@ from mailer.web.pages import web
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 SCRIPT_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
-PUBLIC_ENDPOINTS = {"desk.script", "desk.login_form", "desk.login_submit", "desk.password_form", "desk.password_submit"}
+PUBLIC_ENDPOINTS = {"desk.script", "desk.login_form", "desk.login_submit", "desk.password_form", "desk.password_submit",
+                    "desk.code_form", "desk.code_submit"}   # the code step of a login with TOTP
 
 
 @bp.get("/js/<name>.js")
@@ -114,4 +115,4 @@ def _load_login() -> Response | None:
     return None
 
 
-from mailer.desk.pages import auth, issues  # noqa: E402,F401  (their routes join bp)
+from mailer.desk.pages import account, admin, auth, issues  # noqa: E402,F401  (their routes join bp)

@@ -1,11 +1,12 @@
-"""The desk's login form, set-password link and logout."""
+"""The desk's login form, its code step (TOTP), the set-password link and logout."""
 
 from __future__ import annotations
 
-from flask import g, redirect, request
+from flask import g, make_response, redirect, request
 
 from mailer.desk import accounts, sessions
 from mailer.desk.pages import bp, checked_post, cookie_name, message, render, secure, with_session
+from mailer.desk.totp import CodeRefused
 from mailer.errors import InputError
 from mailer.web.guard import client_ip
 from mailer.web.pages import web
@@ -37,7 +38,58 @@ def login_submit():  # type: ignore[no-untyped-def]
     old = request.cookies.get(cookie_name())
     if old:
         sessions.logout(web().db, old, client_ip(request))
-    return with_session(redirect("/desk/", 303), raw)
+    if raw.challenge:                         # TOTP on: the code step, with its own short-lived cookie
+        response = redirect("/desk/login/code", 303)
+        response.set_cookie(challenge_cookie(), raw.challenge, max_age=int(sessions.CHALLENGE.total_seconds()),
+                            path="/desk/login", secure=secure(), httponly=True, samesite="Strict")
+        response.delete_cookie(cookie_name(), path="/desk", secure=secure(), httponly=True, samesite="Strict")
+        return response
+    return with_session(redirect("/desk/", 303), raw.session)
+
+
+def challenge_cookie() -> str:
+    """The cookie of a login's code step (its challenge id), beside the session cookie."""
+    return cookie_name() + "-code"
+
+
+def _code_page(email: str, status: int = 200, error: str = "") -> tuple[str, int]:
+    return render("code.html", status, title="Your code", email=email, error=error, csrf_token=web().forms.mint())
+
+
+def _challenge_gone():  # type: ignore[no-untyped-def]
+    html, status = message("Log in again", sessions.CHALLENGE_GONE_TEXT, 410)
+    response = make_response(html, status)
+    response.delete_cookie(challenge_cookie(), path="/desk/login", secure=secure(), httponly=True,
+                           samesite="Strict")
+    return response
+
+
+@bp.get("/login/code")
+def code_form():  # type: ignore[no-untyped-def]
+    email = sessions.challenge_email(web().db, request.cookies.get(challenge_cookie()))
+    if email is None:
+        return redirect("/desk/login", 303)
+    return _code_page(email)
+
+
+@bp.post("/login/code")
+def code_submit():  # type: ignore[no-untyped-def]
+    checked_post()
+    ctx = web()
+    raw = request.cookies.get(challenge_cookie())
+    try:
+        session_id = sessions.login_code(ctx.db, ctx.settings, raw, request.form.get("code", "")[:20],
+                                         client_ip(request))
+    except sessions.ChallengeGone:
+        return _challenge_gone()
+    except sessions.LoginLocked as exc:
+        return _login_page(429, str(exc))
+    except (sessions.LoginFailed, CodeRefused) as exc:
+        return _code_page(sessions.challenge_email(ctx.db, raw) or "", 401, str(exc))
+    response = with_session(redirect("/desk/", 303), session_id)
+    response.delete_cookie(challenge_cookie(), path="/desk/login", secure=secure(), httponly=True,
+                           samesite="Strict")
+    return response
 
 
 def _password_page(account: accounts.Account, status: int = 200, error: str = "") -> tuple[str, int]:
