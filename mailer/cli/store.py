@@ -119,6 +119,23 @@ def lists_add(app, slug: str, name: str, double_opt_in: bool, description: str) 
     out.print(f"list {slug} created ({'double' if double_opt_in else 'single'} opt-in)")
 
 
+@lists_group.command("edit")
+@click.argument("slug")
+@click.option("--name", help="A new name (shown on the sign-up page and in the List-Id header).")
+@click.option("--description", help="A new sentence shown on the sign-up page ('' for none).")
+@click.option("--double-opt-in/--single-opt-in", default=None,
+              help="Whether web sign-ups must confirm by email (default: unchanged).")
+@pass_app
+def lists_edit(app, slug: str, name: str | None, description: str | None,  # type: ignore[no-untyped-def]
+               double_opt_in: bool | None) -> None:
+    """Change list SLUG's name, description or opt-in policy (the slug stays)."""
+    if name is None and description is None and double_opt_in is None:
+        raise InputError("give --name, --description, --double-opt-in or --single-opt-in")
+    opt_in = None if double_opt_in is None else OptIn.DOUBLE if double_opt_in else OptIn.SINGLE
+    directory.edit_list(app.db, slug, name=name, description=description, opt_in=opt_in)
+    out.print(f"list {slug} changed", markup=False)
+
+
 @lists_group.command("welcome")
 @click.argument("slug")
 @click.argument("issue_dir", required=False)

@@ -49,6 +49,13 @@ def add_list(db: Database, slug: str, name: str, opt_in: OptIn, description: str
         lists.add_list(session, slug, name, opt_in, description)
 
 
+def edit_list(db: Database, slug: str, *, name: str | None = None, description: str | None = None,
+              opt_in: OptIn | None = None) -> None:
+    """Change list *slug*'s name, description or opt-in policy (None keeps it)."""
+    with db.session() as session:
+        lists.edit_list(session, slug, name=name, description=description, opt_in=opt_in)
+
+
 def set_welcome(db: Database, settings: Settings, slug: str, issue_dir: str | None) -> str | None:
     """Set (or, with None, clear) list *slug*'s welcome issue, composed first to check it;
     returns its subject. The folder is kept relative to the project root when inside it."""

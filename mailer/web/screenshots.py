@@ -62,7 +62,8 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
         add_list(session, "news", f"{settings.group_name} newsletter",
                  description="Reports from our branches, campaigns and meetings, once a month.")
     pages = {"signup": f"{settings.base_url}/subscribe/news", "desk-login": f"{settings.base_url}/desk/login",
-             "desk-issues": f"{settings.base_url}/desk/"}
+             "desk-issues": f"{settings.base_url}/desk/", "desk-lists": f"{settings.base_url}/desk/lists",
+             "desk-list": f"{settings.base_url}/desk/lists/news"}
     desk_cookie = _desk_session(db, settings.base_url)
     if issue_dir:
         files = write_preview(settings, compose_issue(settings, issue_dir))
@@ -81,7 +82,7 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
                     for label, width in WIDTHS.items():
                         for suffix, (scheme, style) in variants.items():
                             page = browser.new_page(viewport={"width": width, "height": 900})
-                            if name == "desk-issues":
+                            if name.startswith("desk-") and name != "desk-login":
                                 page.context.add_cookies([desk_cookie])
                             page.emulate_media(color_scheme=scheme)
                             page.goto(url)
