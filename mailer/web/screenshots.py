@@ -1,5 +1,10 @@
-"""PNG screenshots of the sign-up page, the desk's login and issue list, and the example issue's
-preview, desktop and phone width.
+"""PNG screenshots of the sign-up page, every desk page, and the example issue's preview, desktop
+and phone width.
+
+The desk's pages are found in the app's URL map (every GET route under /desk/, as an admin
+sees it; a route with variables through the first link to it on those pages), plus the states
+a form reaches: the login, the code step of a login with TOTP (`desk-login-code`) and the
+account page setting TOTP up with its QR code (`desk-account`).
 
 The issue also in dark mode (`issue-phone-dark.png`, `issue-desktop-dark.png`) and as a mail
 client that drops <style> shows it (`issue-phone-nostyle.png`, `issue-desktop-nostyle.png`).
@@ -32,6 +37,9 @@ WIDTHS = {"desktop": 1280, "phone": 390}
 # the issue's variants: suffix -> (colour scheme, keep <style>)
 ISSUE_VARIANTS = {"": ("light", True), "-dark": ("dark", True), "-nostyle": ("light", False)}
 REMOVE_STYLE = "document.querySelectorAll('style').forEach(s => s.remove())"
+PASSWORD = "screenshots only, not secret"
+# the desk's GET routes not shot as an admin's page: scripts, and the pages shot in their own state
+DESK_SKIP = {"desk.script", "desk.login_form", "desk.password_form", "desk.code_form"}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -61,14 +69,14 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
     with db.session() as session:
         add_list(session, "news", f"{settings.group_name} newsletter",
                  description="Reports from our branches, campaigns and meetings, once a month.")
-    pages = {"signup": f"{settings.base_url}/subscribe/news", "desk-login": f"{settings.base_url}/desk/login",
-             "desk-issues": f"{settings.base_url}/desk/", "desk-lists": f"{settings.base_url}/desk/lists",
-             "desk-list": f"{settings.base_url}/desk/lists/news"}
-    desk_cookie = _desk_session(db, settings.base_url)
+    pages = {"signup": f"{settings.base_url}/subscribe/news", "desk-login": f"{settings.base_url}/desk/login"}
+    cookies = _desk_cookies(settings, db)
+    app = create_app(settings, db)
+    desk_pages = {}
     if issue_dir:
         files = write_preview(settings, compose_issue(settings, issue_dir))
         pages["issue"] = files.html.resolve().as_uri()
-    server = create_server(create_app(settings, db), host="127.0.0.1", port=port, threads=2)
+    server = create_server(app, host="127.0.0.1", port=port, threads=2)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     out.mkdir(parents=True, exist_ok=True)
@@ -77,13 +85,18 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             try:
+                desk_pages = _desk_pages(browser, app, settings.base_url, cookies["admin"])
+                pages.update({name: settings.base_url + path for name, path in desk_pages.items()})
+                pages["desk-login-code"] = f"{settings.base_url}/desk/login/code"
                 for name, url in pages.items():
                     variants = ISSUE_VARIANTS if name == "issue" else {"": ("light", True)}
                     for label, width in WIDTHS.items():
                         for suffix, (scheme, style) in variants.items():
                             page = browser.new_page(viewport={"width": width, "height": 900})
-                            if name.startswith("desk-") and name != "desk-login":
-                                page.context.add_cookies([desk_cookie])
+                            if name in desk_pages:
+                                page.context.add_cookies([cookies["admin"]])
+                            elif name == "desk-login-code":
+                                page.context.add_cookies([cookies["code"]])
                             page.emulate_media(color_scheme=scheme)
                             page.goto(url)
                             if not style:
@@ -101,14 +114,63 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
     return written
 
 
-def _desk_session(db: Database, base_url: str) -> dict[str, str]:
-    """A desk account logged in through its link, as the cookie Playwright sets for the desk's pages."""
-    from mailer.desk import accounts, sessions
+def _desk_cookies(settings, db: Database) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Playwright cookies: an admin's session (its TOTP being set up, so its account page shows the
+    QR code), and the code step of a login of an account with TOTP on."""
+    import pyotp
+
+    from mailer.desk import accounts, sessions, totp
     from mailer.desk.pages import cookie_name_for
 
-    secret = accounts.add_user(db, "editor@example.org", "editor")
-    raw = sessions.set_password_and_login(db, secret, "screenshots only, not secret", "127.0.0.1")
-    return {"name": cookie_name_for(base_url), "value": raw, "url": f"{base_url}/desk/"}
+    def account(email: str, role: str) -> tuple[int, str]:
+        secret = accounts.add_user(db, email, role)
+        return accounts.link_account(db, secret).id, sessions.set_password_and_login(db, secret, PASSWORD, "127.0.0.1")
+
+    admin_id, admin_session = account("admin@example.org", "admin")
+    account("editor@example.org", "editor")
+    totp.begin(db, settings, admin_id)
+    code_id, _ = account("two.steps@example.org", "editor")
+    totp.begin(db, settings, code_id)
+    totp.confirm(db, settings, code_id, pyotp.TOTP(totp.pending(db, settings, code_id)).now())
+    challenge = sessions.login(db, "two.steps@example.org", PASSWORD, "127.0.0.1").challenge
+    name = cookie_name_for(settings.base_url)
+    return {"admin": {"name": name, "value": admin_session, "url": f"{settings.base_url}/desk/"},
+            "code": {"name": f"{name}-code", "value": challenge, "url": f"{settings.base_url}/desk/login/"}}
+
+
+def _desk_pages(browser, app, base_url: str, cookie: dict[str, str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Screenshot name -> path of every desk page an admin reaches by GET: the URL map's routes without
+    variables, and for each route with variables the first link to it on those pages."""
+    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/desk") and "GET" in (r.methods or set())
+             and r.endpoint not in DESK_SKIP]
+    plain = {r.rule: r.endpoint for r in rules if "<" not in r.rule}
+    adapter = app.url_map.bind("localhost")
+    found: dict[str, str] = {}        # endpoint -> the first link to it
+    refused: set[str] = set()         # plain routes that need a query (a 4xx without one)
+    page = browser.new_page()
+    page.context.add_cookies([cookie])
+    for path in plain:
+        response = page.goto(base_url + path)
+        if response is None or response.status >= 400:
+            refused.add(path)
+        for href in page.eval_on_selector_all("a[href^='/desk/']", "els => els.map(e => e.getAttribute('href'))"):
+            try:
+                endpoint, _ = adapter.match(href.split("?")[0].split("#")[0], method="GET")
+            except Exception:        # not a desk page (a download, a POST-only path)
+                continue
+            if endpoint not in DESK_SKIP:
+                found.setdefault(endpoint, href)
+    page.close()
+    names = {}
+    for path, endpoint in plain.items():
+        name = "desk-issues" if path == "/desk/" else "desk-" + path.strip("/").removeprefix("desk/").replace("/", "-")
+        if path not in refused:
+            names[name] = path
+        elif endpoint in found:
+            names[name] = found[endpoint]
+    names.update({"desk-" + endpoint.removeprefix("desk.").replace("_", "-"): href for endpoint, href in found.items()
+                  if endpoint not in plain.values()})
+    return names
 
 
 def main() -> None:
