@@ -109,8 +109,17 @@ def test_the_cli_obeys_the_last_admin_rule(desk: Desk):
         assert "Traceback" not in result.output
     with pytest.raises(InputError):
         accounts.set_role(desk.web.db, ADMIN, "editor")
+    demote = CliRunner().invoke(cli, ["users", "role", ADMIN, "editor"], env=env)
+    assert demote.exit_code != 0 and "last active admin" in demote.output
+    bad = CliRunner().invoke(cli, ["users", "role", EDITOR, "chief"], env=env)
+    assert bad.exit_code != 0 and "not a role" in bad.output
+    assert CliRunner().invoke(cli, ["users", "role", EDITOR, "admin"], env=env).exit_code == 0
+    assert CliRunner().invoke(cli, ["users", "disable", ADMIN], env=env).exit_code == 0   # another admin now
+    enabled = CliRunner().invoke(cli, ["users", "enable", ADMIN], env=env)
+    assert enabled.exit_code == 0 and "enabled" in enabled.output
     listed = CliRunner().invoke(cli, ["users", "list"], env=env)
-    assert listed.exit_code == 0 and re.search(r"totp", listed.output)
+    assert listed.exit_code == 0 and "totp" in listed.output
+    assert [(a.role, a.disabled) for a in accounts.list_users(desk.web.db)] == [("admin", False), ("admin", False)]
 
 
 def test_the_audit_log_is_newest_first_paginated_and_filtered(desk: Desk):

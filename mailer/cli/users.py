@@ -14,7 +14,7 @@ def _link(app, secret: str) -> str:  # type: ignore[no-untyped-def]
 
 @click.group("users")
 def users_group() -> None:
-    """Desk accounts: add (prints a one-time link to set a password), list, disable, reset, remove."""
+    """Desk accounts: add (prints a one-time link to set a password), list, role, disable, enable, reset, remove."""
 
 
 @users_group.command("add")
@@ -56,6 +56,29 @@ def users_disable(app, email: str) -> None:  # type: ignore[no-untyped-def]
     ended = accounts.disable_user(app.db, email)
     click.echo(f"desk account {email.strip()} disabled; {ended} session(s) ended "
                "(`mailer users reset` gives it a new link)")
+
+
+@users_group.command("enable")
+@click.argument("email")
+@pass_app
+def users_enable(app, email: str) -> None:  # type: ignore[no-untyped-def]
+    """Enable EMAIL's disabled account again (its old password works again)."""
+    from mailer.desk import accounts
+
+    accounts.enable_user(app.db, email)
+    click.echo(f"desk account {email.strip()} enabled")
+
+
+@users_group.command("role")
+@click.argument("email")
+@click.argument("role")
+@pass_app
+def users_role(app, email: str, role: str) -> None:  # type: ignore[no-untyped-def]
+    """Make EMAIL's account an editor or an admin (the last active admin stays an admin)."""
+    from mailer.desk import accounts
+
+    accounts.set_role(app.db, email, role)
+    click.echo(f"desk account {email.strip()} is now {role}")
 
 
 @users_group.command("reset")

@@ -111,7 +111,7 @@ def _find(session: Session, email: str) -> DeskUser:
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise InputError(f"--role: {role!r} is not a role (editor or admin)")
+        raise InputError(f"{role[:20]!r} is not a role (editor or admin)")
     return role
 
 
@@ -211,6 +211,12 @@ def remove_user(db: Database, email: str, *, actor: str = audit.CLI_ACTOR, ip: s
         session.execute(delete(DeskToken).where(DeskToken.user_id == user.id))
         session.delete(user)
         audit.record(session, "user_remove", actor=actor, target=user.email_key, ip=ip)
+
+
+def find_account(db: Database, email: str) -> Account:
+    """The account of *email*; NoAccount when there is none."""
+    with db.session() as session:
+        return _account(_find(session, email))
 
 
 def list_users(db: Database) -> list[Account]:

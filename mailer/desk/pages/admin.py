@@ -127,11 +127,11 @@ def accounts_reset():  # type: ignore[no-untyped-def]
 @bp.get("/accounts/remove")
 def accounts_remove_form():  # type: ignore[no-untyped-def]
     require_admin()
-    email = request.args.get("email", "")[:320]
-    found = [u for u in accounts.list_users(web().db) if u.email.casefold() == email.strip().casefold()]
-    if not found:
-        return _failed(accounts.NoAccount(f"no desk account {email.strip()[:80]!r}"))
-    return render("account_remove.html", title="Remove an account", section="accounts", account=found[0])
+    try:
+        account = accounts.find_account(web().db, request.args.get("email", "")[:320])
+    except InputError as exc:
+        return _failed(exc)
+    return render("account_remove.html", title="Remove an account", section="accounts", account=account)
 
 
 @bp.post("/accounts/remove")
