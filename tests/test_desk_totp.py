@@ -151,7 +151,8 @@ def test_wrong_codes_count_toward_the_lockout(desk: Desk):
         assert code_step(client, "000000" if code(secret) != "000000" else "999999").status_code == 401
     locked = client.post("/desk/login/code", data={"csrf_token": TOKEN_RE.search(
         client.get("/desk/login").text).group(1), "code": code(secret, 1)})
-    assert locked.status_code in (410, 429)
+    assert locked.status_code == 429 and "15 minutes" in locked.text
+    assert client.get("/desk/login/code").headers["Location"] == "/desk/login"   # the challenge ended
     assert password_step(desk, fresh_client(desk)).status_code == 429     # the password step is locked too
     assert actions(desk).count("login_failed") == 5 and actions(desk)[-1] == "login_locked"
 
