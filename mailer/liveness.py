@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -59,15 +60,36 @@ def running_senders(db: Database, now: datetime | None = None) -> list[str]:
     return sorted(holder for holder in heartbeats if claimant_alive(holder, None, heartbeats, now))
 
 
-def scheduler_alive(db: Database, once_within: timedelta, now: datetime | None = None) -> bool:
-    """True while a scheduler daemon beats its lease, or when `scheduler --once` ran within *once_within*."""
+@dataclass(frozen=True)
+class SchedulerStatus:
+    """What the leases say of the scheduler, for `schedule list` and the desk."""
+
+    alive: bool                  # the daemon beats, or `scheduler --once` ran recently enough
+    daemon_alive: bool
+    holder: str                  # ``host:pid`` of the daemon's lease ("" when it left none)
+    since: datetime | None       # when that daemon took the lock
+    last_seen: datetime | None   # its last heartbeat
+    last_once: datetime | None   # the last `scheduler --once` run
+
+
+def scheduler_status(db: Database, once_within: timedelta, now: datetime | None = None) -> SchedulerStatus:
+    """The scheduler daemon's lease and the last `scheduler --once`, judged as `scheduler_alive` does."""
     now = now or utcnow()
     with db.session() as session:
         daemon = session.get(Lease, SCHEDULER)
         once = session.get(Lease, SCHEDULER_ONCE)
-    if daemon is not None and claimant_alive(daemon.holder, None, {daemon.holder: _utc(daemon.heartbeat_at)}, now):
-        return True
-    return once is not None and now - _utc(once.heartbeat_at) < once_within
+    beat = _utc(daemon.heartbeat_at) if daemon is not None else None
+    daemon_alive = daemon is not None and claimant_alive(daemon.holder, None, {daemon.holder: beat}, now)
+    last_once = _utc(once.heartbeat_at) if once is not None else None
+    return SchedulerStatus(
+        alive=daemon_alive or (last_once is not None and now - last_once < once_within),
+        daemon_alive=daemon_alive, holder=daemon.holder if daemon is not None else "",
+        since=_utc(daemon.acquired_at) if daemon is not None else None, last_seen=beat, last_once=last_once)
+
+
+def scheduler_alive(db: Database, once_within: timedelta, now: datetime | None = None) -> bool:
+    """True while a scheduler daemon beats its lease, or when `scheduler --once` ran within *once_within*."""
+    return scheduler_status(db, once_within, now).alive
 
 
 def claimant_alive(holder: str, last_move: datetime | None, heartbeats: dict[str, datetime],

@@ -118,8 +118,7 @@ def list_command(app: AppContext) -> None:
     """Show every schedule: id, issue, lists, when (its zone and UTC), state, and 'out of date'."""
     from datetime import timedelta
 
-    from mailer.liveness import scheduler_alive
-    from mailer.locking import current_holder
+    from mailer.liveness import scheduler_status
     from mailer.scheduling.plans import list_schedules
 
     views = list_schedules(app.db, app.settings)
@@ -134,12 +133,12 @@ def list_command(app: AppContext) -> None:
         who = f" ({v.audience})" if v.audience else ""
         click.echo(f"{v.id}  {v.issue}  lists={','.join(v.lists)}{who}  {kind} {v.when_local} "
                    f"({v.when_utc})  {state}{reason}")
-    holder = current_holder(app.db)
-    if holder is not None and scheduler_alive(app.db, timedelta(0)):
-        click.echo(f"scheduler: running on {holder.holder} since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
-                   f"last seen {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
+    status = scheduler_status(app.db, timedelta(0))
+    if status.daemon_alive:
+        click.echo(f"scheduler: running on {status.holder} since {status.since:%Y-%m-%d %H:%M:%S} UTC, "
+                   f"last seen {status.last_seen:%Y-%m-%d %H:%M:%S} UTC")
     else:
-        gone = f", last seen on {holder.holder} at {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
+        gone = f", last seen on {status.holder} at {status.last_seen:%Y-%m-%d %H:%M:%S} UTC" if status.holder else ""
         click.echo(f"scheduler: not running{gone} (start `mailer scheduler`)")
 
 

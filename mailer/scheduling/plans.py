@@ -34,6 +34,16 @@ from mailer.sending import ledger
 # gets compose's warnings, so that every command that composes repeats them
 Warn = Callable[[Sequence[str]], None]
 
+
+class NoSuchSchedule(InputError):
+    """No schedule has this id."""
+
+
+class ScheduleState(InputError):
+    """The schedule (or its send) is not in a state that allows the change: finished, running, or
+    of the other kind (a one-off given a cron, a recurring one given a time)."""
+
+
 def _lists(session, composed_lists: tuple[str, ...], given: tuple[str, ...]) -> list[str]:  # type: ignore[no-untyped-def]
     slugs = list(dict.fromkeys(given or composed_lists))
     if not slugs:
@@ -138,33 +148,35 @@ def schedule_digest(db: Database, settings: Settings, folder: str | Path, lists:
 def get_schedule(session, schedule_id: int) -> Schedule:  # type: ignore[no-untyped-def]
     row = session.get(Schedule, schedule_id)
     if row is None:
-        raise InputError(f"no schedule with id {schedule_id} (see `mailer schedule list`)")
+        raise NoSuchSchedule(f"no schedule with id {schedule_id} (see `mailer schedule list`)")
     return row
 
 
 def move(db: Database, settings: Settings, schedule_id: int, at: str | None = None, cron: str | None = None,
-         tz: str | None = None, now: datetime | None = None) -> Schedule:
-    """Change when a scheduled (or missed) one-off runs, or a recurring schedule's cron and zone."""
+         tz: str | None = None, now: datetime | None = None, *, at_field: str = "--at",
+         cron_field: str = "--cron") -> Schedule:
+    """Change when a scheduled (or missed) one-off runs, or a recurring schedule's cron and zone.
+    Errors name *at_field* or *cron_field* (the CLI's options, or the desk's form fields)."""
     now = now or utcnow()
     with db.session() as session:
         row = get_schedule(session, schedule_id)
         if row.status not in (ScheduleStatus.SCHEDULED, ScheduleStatus.MISSED):
-            raise InputError(f"schedule {schedule_id} is {row.status.value}; only scheduled or missed ones move")
+            raise ScheduleState(f"schedule {schedule_id} is {row.status.value}; only scheduled or missed ones move")
         zone = parse_zone(tz or row.timezone)
         if row.kind is ScheduleKind.ONCE:
             if cron or not at:
-                raise InputError(f"schedule {schedule_id} is a one-off: give --at")
-            run_at = parse_when(at, zone, now=now)
-            _future(run_at, zone, now)
+                raise ScheduleState(f"schedule {schedule_id} is a one-off: give --at")
+            run_at = parse_when(at, zone, at_field, now=now)
+            _future(run_at, zone, now, at_field)
             if row.send_id is not None:
                 ledger.transition_send(session, row.send_id, SendStatus.SCHEDULED,
                                        from_status=(SendStatus.SCHEDULED, SendStatus.MISSED))
             row.run_at = row.next_run_at = run_at
         else:
             if at:
-                raise InputError(f"schedule {schedule_id} is recurring: give --cron (and --tz)")
+                raise ScheduleState(f"schedule {schedule_id} is recurring: give --cron (and --tz)")
             expr = " ".join((cron or row.cron).split())
-            first = parse_cron(expr, zone).get_next_fire_time(None, now)
+            first = parse_cron(expr, zone, cron_field).get_next_fire_time(None, now)
             row.cron, row.next_run_at = expr, first.astimezone(timezone.utc) if first else None
         row.timezone, row.status, row.status_reason = zone.key, ScheduleStatus.SCHEDULED, ""
     return row
@@ -175,13 +187,13 @@ def cancel(db: Database, schedule_id: int) -> Schedule:
     with db.session() as session:
         row = get_schedule(session, schedule_id)
         if row.status in (ScheduleStatus.DONE, ScheduleStatus.RUNNING, ScheduleStatus.CANCELLED):
-            raise InputError(f"schedule {schedule_id} is {row.status.value}; nothing to cancel")
+            raise ScheduleState(f"schedule {schedule_id} is {row.status.value}; nothing to cancel")
         if (row.kind is ScheduleKind.ONCE and row.send_id is not None
                 and not ledger.transition_send(session, row.send_id, SendStatus.CANCELLED, "schedule cancelled",
                                                from_status=SendStatus.SCHEDULED)):
             send = session.get(Send, row.send_id)
             if send is not None and send.status is not SendStatus.MISSED:
-                raise InputError(f"schedule {schedule_id}: send {row.send_id} is already {send.status.value}")
+                raise ScheduleState(f"schedule {schedule_id}: send {row.send_id} is already {send.status.value}")
         row.status, row.status_reason = ScheduleStatus.CANCELLED, "cancelled by user"
     return row
 
@@ -191,9 +203,9 @@ def refresh(db: Database, settings: Settings, schedule_id: int, warn: Warn | Non
     with db.session() as session:
         row = get_schedule(session, schedule_id)
         if row.kind is not ScheduleKind.ONCE:
-            raise InputError(f"schedule {schedule_id} is recurring; it composes afresh at each run")
+            raise ScheduleState(f"schedule {schedule_id} is recurring; it composes afresh at each run")
         if row.status not in (ScheduleStatus.SCHEDULED, ScheduleStatus.MISSED):
-            raise InputError(f"schedule {schedule_id} is {row.status.value}; only scheduled or missed ones refresh")
+            raise ScheduleState(f"schedule {schedule_id} is {row.status.value}; only scheduled or missed ones refresh")
         issue_path = row.issue_path
     from mailer.content.compose import compose_issue
 
@@ -204,7 +216,7 @@ def refresh(db: Database, settings: Settings, schedule_id: int, warn: Warn | Non
         row = get_schedule(session, schedule_id)
         old = session.get(Send, row.send_id) if row.send_id else None
         if old is not None and old.status not in (SendStatus.SCHEDULED, SendStatus.MISSED):
-            raise InputError(f"schedule {schedule_id}: send {old.id} is already {old.status.value}")
+            raise ScheduleState(f"schedule {schedule_id}: send {old.id} is already {old.status.value}")
         again, status = False, SendStatus.SCHEDULED
         if old is not None:
             # the new snapshot takes the old one's claim: same generation, held only if it was
@@ -235,6 +247,7 @@ class ScheduleView:
     out_of_date: bool
     send_id: int | None
     audience: str = ""   # who of the lists, in words ("" for all of them)
+    when: datetime | None = None   # the next run (one-off: its time), UTC
 
 
 def current_hash(settings: Settings, issue_path: str) -> str | None:
@@ -271,7 +284,7 @@ def list_schedules(db: Database, settings: Settings, include_finished: bool = Tr
             when_local=when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z") if when else "-",
             when_utc=when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "-",
             cron=row.cron, timezone=row.timezone, status=row.status, reason=row.status_reason,
-            out_of_date=stale, send_id=row.send_id,
+            out_of_date=stale, send_id=row.send_id, when=when,
             audience=Audience.of(row.audience if row.kind is not ScheduleKind.ONCE
                                  else audiences.get(row.send_id)).describe()))
     return views

@@ -76,6 +76,9 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
     if issue_dir:
         files = write_preview(settings, compose_issue(settings, issue_dir))
         pages["issue"] = files.html.resolve().as_uri()
+        from mailer.scheduling.plans import schedule_once
+
+        schedule_once(db, settings, issue_dir, ("news",), "2031-07-01 09:00")   # for the schedule pages
     server = create_server(app, host="127.0.0.1", port=port, threads=2)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
