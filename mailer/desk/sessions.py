@@ -132,6 +132,7 @@ def login(db: Database, email: str, password: str, ip: str) -> Started:
             if user.totp_secret:
                 raw = secrets.token_urlsafe(32)
                 now = utcnow()
+                session.execute(delete(DeskChallenge).where(DeskChallenge.expires_at <= now))   # old, unused ones
                 session.add(DeskChallenge(id_hash=_hash(raw), user_id=user.id, created_at=now,
                                           expires_at=now + CHALLENGE))
                 audit.record(session, "login_password", actor=key, target=key, ip=ip, detail="code due")
@@ -167,9 +168,9 @@ def login_code(db: Database, settings: Settings, raw: str | None, code: str, ip:
     with db.session() as session:
         found = _challenge(session, raw)
         key = found[1].email_key if found else ""
-        locked = bool(found) and _locked(session, key, ip)
-        if locked:
-            session.delete(found[0])   # type: ignore[index]
+        locked = found is not None and _locked(session, key, ip)
+        if locked and found is not None:
+            session.delete(found[0])
     if found is None:
         raise ChallengeGone(CHALLENGE_GONE_TEXT)
     if locked:
