@@ -53,6 +53,7 @@ bench: venv
 	$(BIN)/python bench/schedule_bench.py
 	$(BIN)/python bench/cli_bench.py
 	$(BIN)/python bench/segment_bench.py 200000 --postgres
+	$(BIN)/python bench/desk_bench.py
 
 screenshots: venv
 	$(BIN)/python -m mailer.web.screenshots
