@@ -167,3 +167,52 @@ def test_cli_lists_edit_calls_the_same_function(desk: Desk) -> None:
     none = CliRunner().invoke(cli, ["lists", "edit", "news"], env=env)
     assert none.exit_code == 2 and "give --name" in none.output
     assert "Riverside Weekly" in desk.editor.get("/desk/lists").text
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_copy_button_in_chromium_under_the_desk_csp(settings) -> None:  # type: ignore[no-untyped-def]
+    """The Copy button appears only with the script (allowed by the CSP) and selects the snippet."""
+    from mailer.db import Database
+    from mailer.desk import accounts, sessions
+    from mailer.desk.pages import cookie_name_for
+    from mailer.people.lists import add_list
+    from tests.helpers import chromium, free_port
+    from tests.test_browser import LiveServer
+
+    port = free_port()
+    settings = settings.replace(backend="memory", base_url=f"http://127.0.0.1:{port}", web_port=port)
+    db = Database(settings.resolved_database_url)
+    db.upgrade()
+    with db.session() as session:
+        add_list(session, "news", "Riverside <News>", OptIn.DOUBLE)
+    raw = sessions.set_password_and_login(db, accounts.add_user(db, EDITOR, "editor"), "correct horse battery",
+                                          "127.0.0.1")
+    try:
+        with LiveServer(settings, db), chromium() as browser:
+            for javascript in (True, False):
+                context = browser.new_context(java_script_enabled=javascript, viewport={"width": 390, "height": 844})
+                context.add_cookies([{"name": cookie_name_for(settings.base_url), "value": raw,
+                                      "url": f"{settings.base_url}/desk/"}])
+                page = context.new_page()
+                errors: list[str] = []
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+                        if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+                page.goto(f"{settings.base_url}/desk/lists/news")
+                button = page.locator("button[data-copy=snippet]")
+                if not javascript:
+                    assert not button.is_visible()     # nothing that cannot work is offered
+                    context.close()
+                    continue
+                assert button.is_visible()
+                button.click()
+                page.wait_for_function("document.querySelector('[data-copy-status=snippet]').textContent !== ''")
+                selected = page.evaluate("(() => { const f = document.getElementById('snippet');"
+                                         " return f.value.substring(f.selectionStart, f.selectionEnd); })()")
+                assert selected == f'<a href="{settings.base_url}/subscribe/news">Subscribe to Riverside &lt;News&gt;</a>'
+                assert page.evaluate("document.documentElement.scrollWidth") <= 390
+                assert [e for e in errors if "Failed to load resource" not in e] == []   # no CSP refusal, no 4xx
+                context.close()
+    finally:
+        db.dispose()
