@@ -182,7 +182,8 @@ def test_every_desk_page_but_login_and_links_needs_a_session(web_app: WebApp):
     for rule in web_app.app.url_map.iter_rules():
         if not rule.rule.startswith("/desk") or rule.endpoint in PUBLIC_ENDPOINTS:
             continue
-        path = re.sub(r"<(?:\w+:)?\w+>", "x", rule.rule)
+        path = re.sub(r"<int:\w+>", "1", rule.rule)       # a converter's own kind of value, so the rule matches
+        path = re.sub(r"<(?:\w+:)?\w+>", "x", path)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             answer = web_app.client.open(path, method=method)
             walked += 1

@@ -64,7 +64,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "subscribers": ("store:subscribers_group", "Subscribers: add, import, export, list, show, tag, untag, unsubscribe, "
                                                "erase."),
     "users": ("users:users_group", "Desk accounts: add (prints a one-time link to set a password), list, "
-                                  "disable, reset, remove."),
+                                  "role, disable, enable, reset, remove."),
     "worker": ("send:worker_command", "Send due sends and retries, apply web sign-ups and send their mails "
                                       "until stopped (SIGTERM: park)."),
 }
