@@ -61,15 +61,16 @@ def _future(run_at: datetime, zone: ZoneInfo, now: datetime, field: str = "--at"
 
 def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], at: str,
                   tz: str | None = None, now: datetime | None = None, *, again: bool = False,
-                  warn: Warn | None = None, audience: dict | None = None) -> Schedule:
+                  warn: Warn | None = None, audience: dict | None = None, at_field: str = "--at") -> Schedule:
     """Compose *issue* now (with lint) and plan its send at local time *at* to *audience* of the
     lists (people.segments.Audience as JSON; None for all of them); the snapshot claims the
     lists (AlreadySent when the issue was sent or scheduled to one of them, unless *again*).
-    *warn* gets compose's warnings."""
+    *warn* gets compose's warnings; a bad or past time names *at_field* (the CLI's option or
+    the desk's form field)."""
     zone = parse_zone(tz or settings.schedule_timezone)
     now = now or utcnow()
-    run_at = parse_when(at, zone, now=now)
-    _future(run_at, zone, now)
+    run_at = parse_when(at, zone, at_field, now=now)
+    _future(run_at, zone, now, at_field)
     from mailer.content.compose import compose_issue
 
     composed = compose_issue(settings, issue)

@@ -22,6 +22,7 @@ from mailer.sending.ledger.claims import (
     requeue,
     requeue_failed,
     requeue_unknown,
+    retryable_failed,
 )
 from mailer.sending.ledger.reads import (
     as_utc,
@@ -40,6 +41,6 @@ from mailer.sending.ledger.sends import claim_send, create_send, set_send_status
 __all__ = [
     "AlreadySent", "Row", "Writer", "as_utc", "audience_count", "audience_sample", "claim_batch", "claim_holders", "claim_send",
     "claimed_rows", "counts", "counts_per_list", "create_send", "freeze_audience", "has_due", "mark_unknown", "next_retry_at",
-    "problem_rows", "release", "release_holder", "requeue", "requeue_failed", "requeue_unknown", "sending_sends",
+    "problem_rows", "release", "release_holder", "requeue", "requeue_failed", "requeue_unknown", "retryable_failed", "sending_sends",
     "set_send_status", "suppressed_hashes", "transition_send",
 ]

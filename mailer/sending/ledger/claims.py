@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from mailer.db import Database
 from mailer.models import Delivery, DeliveryStatus, MailingList, Subscriber, Subscription, SubscriptionStatus, utcnow
@@ -215,15 +215,27 @@ def release_holder(conn: Connection, holder: str, send_id: int | None) -> int:
     return conn.execute(update(D).where(*where).values(claimed_by="")).rowcount
 
 
+def _temporary_failed(send_id: int):  # type: ignore[no-untyped-def]
+    """Rows failed after retrying a 4xx (or with no reply) until too old: what --retry-failed queues."""
+    return and_(D.c.send_id == send_id, D.c.status == DeliveryStatus.FAILED.value,
+                or_(D.c.last_code.like("4%"), D.c.last_code == ""))
+
+
+def retryable_failed(conn: Connection, send_id: int) -> int:
+    """How many rows requeue_failed would queue now (deferred ones and temporary failures); writes nothing."""
+    deferred = conn.execute(select(func.count()).select_from(D).where(
+        D.c.send_id == send_id, D.c.status == DeliveryStatus.DEFERRED.value)).scalar() or 0
+    return deferred + (conn.execute(select(func.count()).select_from(D).where(_temporary_failed(send_id)))
+                       .scalar() or 0)
+
+
 def requeue_failed(db: Database, send_id: int) -> int:
     """Temporary failures due now: deferred rows, and rows failed after retrying 4xx until too old."""
     now = utcnow()
     with db.engine.begin() as conn:
         n = conn.execute(update(D).where(D.c.send_id == send_id, D.c.status == DeliveryStatus.DEFERRED.value)
                          .values(next_attempt_at=now, claimed_by="")).rowcount
-        n += conn.execute(update(D).where(
-            D.c.send_id == send_id, D.c.status == DeliveryStatus.FAILED.value,
-            or_(D.c.last_code.like("4%"), D.c.last_code == "")).values(
+        n += conn.execute(update(D).where(_temporary_failed(send_id)).values(
                 status=DeliveryStatus.QUEUED.value, first_attempt_at=None, next_attempt_at=None,
                 claimed_by="", updated_at=now)).rowcount
     return n
