@@ -3,7 +3,7 @@
 This is the only module that reads the environment. Every setting has a
 dotted name (``smtp.host``) used in the TOML file, and an environment name
 (``MAILER_SMTP_HOST``) that overrides it. Secrets (``smtp.password``,
-``secret_keys``, ``hash_key``, ``bounces.password``) are refused in the TOML file: they come from the secrets file
+``secret_keys``, ``hash_key``, ``bounces.password``, ``submissions.password``) are refused in the TOML file: they come from the secrets file
 (``secrets.toml``, written by `mailer init`, read by mailer.secretfile), overridden by the
 environment or by a file named by ``MAILER_<NAME>_FILE``. Each value is
 checked (and domains IDNA-encoded) by mailer.settingrules as it is read.
@@ -23,7 +23,7 @@ from mailer.secretfile import read_secrets
 from mailer.settingrules import check_settings, check_value
 
 CONFIG_FILE = "mailer.toml"
-SECRET_FIELDS = frozenset({"smtp_password", "secret_keys", "hash_key", "bounces_password"})
+SECRET_FIELDS = frozenset({"smtp_password", "secret_keys", "hash_key", "bounces_password", "submissions_password"})
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,21 @@ class Settings:
     bounces_done_folder: str = ""
     # CA certificates to verify the mailbox server with ("": the system's)
     bounces_ca_file: str = ""
+    # reports by mail (`mailer intake`): the mailbox members mail reports to, read like bounces.mailbox
+    submissions_mailbox: str = ""
+    submissions_password: str = ""
+    submissions_poll_minutes: float = 10.0
+    submissions_done_folder: str = ""
+    submissions_ca_file: str = ""
+    # who may submit: these addresses, and the confirmed members of these lists
+    submissions_senders: tuple[str, ...] = ()
+    submissions_members_of: tuple[str, ...] = ()
+    # the digest folder reports are filed for (held in its inbox/held/ until an editor approves)
+    submissions_digest: str = ""
+    # your own mail server's authserv-id: its Authentication-Results must show dkim or dmarc pass
+    submissions_authserv_id: str = ""
+    # answer each filed report with an RFC 3834 auto-reply
+    submissions_reply: bool = True
     dkim_selector: str = ""
     dkim_domain: str = ""
     dkim_private_key_file: str = ""
@@ -172,7 +187,7 @@ SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "root")
 
 def dotted_name(name: str) -> str:
     """``smtp_host`` -> ``smtp.host``: how a setting is spelled in mailer.toml."""
-    for section in ("smtp", "rate", "dkim", "web", "schedule", "bounces"):
+    for section in ("smtp", "rate", "dkim", "web", "schedule", "bounces", "submissions"):
         if name.startswith(section + "_"):
             return f"{section}.{name[len(section) + 1:]}"
     if name.startswith("group_"):

@@ -45,6 +45,7 @@ NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
     "bounce_soft_limit": (1, 1000, True),
     "bounce_soft_window_days": (0, 3650, False),
     "bounces_poll_minutes": (0, 60 * 24 * 7, False),
+    "submissions_poll_minutes": (0, 60 * 24 * 7, False),
     "confirm_max_age_hours": (0, 10 * _YEAR_HOURS, False),
     "schedule_grace_minutes": (0, 60 * 10 * _YEAR_HOURS, True),
     "web_rate_per_ip_per_hour": (0, 10**9, True),
@@ -128,9 +129,9 @@ MAILBOX_SCHEMES = {"imaps": 993, "imap": 143, "pop3s": 995, "pop3": 110}
 
 
 def mailbox(dotted: str, value: str) -> str:
-    """A bounce mailbox: a path, or ``imaps://user@host[:port][/folder]`` (imap, pop3s, pop3 alike).
-
-    The password never goes in the URL: it is a secret (``MAILER_BOUNCES_PASSWORD``).
+    """A mailbox (bounces, submissions): a path, or ``imaps://user@host[:port][/folder]`` (imap,
+    pop3s, pop3 alike). The password never goes in the URL: it is a secret (``MAILER_BOUNCES_PASSWORD``,
+    ``MAILER_SUBMISSIONS_PASSWORD``).
     """
     if "://" not in value:
         return value
@@ -143,8 +144,8 @@ def mailbox(dotted: str, value: str) -> str:
         raise ConfigError(f"setting {dotted!r}: the scheme must be one of {', '.join(MAILBOX_SCHEMES)} "
                           f"(got {parts.scheme!r})")
     if parts.password is not None:
-        raise ConfigError(f"setting {dotted!r}: no password in the URL; set MAILER_BOUNCES_PASSWORD "
-                          "(or MAILER_BOUNCES_PASSWORD_FILE) instead")
+        secret = f"MAILER_{(dotted.split('.')[0] if '.' in dotted else 'bounces').upper()}_PASSWORD"
+        raise ConfigError(f"setting {dotted!r}: no password in the URL; set {secret} (or {secret}_FILE) instead")
     if not parts.hostname or not parts.username or parts.query or parts.fragment:
         raise ConfigError(f"setting {dotted!r}: must be scheme://user@host[:port][/folder], "
                           f"such as imaps://bounces@mail.example.org/INBOX")
@@ -214,6 +215,9 @@ STRING_RULES: dict[str, Callable[[str, str], str]] = {
     "schedule_timezone": time_zone,
     "bounces_mailbox": mailbox,
     "bounces_done_folder": imap_folder,
+    "submissions_mailbox": mailbox,
+    "submissions_done_folder": imap_folder,
+    "submissions_senders": email_address,
 }
 # text that may run over several lines (shown on a page, never in a header)
 MULTILINE = frozenset({"consent_text", "group_address"})

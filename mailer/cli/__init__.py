@@ -38,6 +38,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor:doctor", "Check settings, SPF, DKIM, DMARC, PTR and base_url before a first send; "
                                 "exit 1 on a failure."),
     "init": ("store:init", "Create mailer.toml, secrets.toml with fresh keys (if absent) and the database."),
+    "intake": ("intake:intake_group", "Poll the submission mailbox once and file new reports, held; then list, "
+                                      "show, approve, reject."),
     "keys": ("keys:keys_group", "Compare the keys in force with the database's; `keys accept` makes them "
                                 "its keys."),
     "lists": ("store:lists_group", "Mailing lists; with no subcommand, show them with counts per status."),

@@ -176,9 +176,11 @@ def _insert_preheader(html: str, preheader: str) -> str:
 
 
 def transactional_message(settings: Settings, *, to: str, to_name: str, subject: str, text: str,
-                          html: str | None = None, key: int | str = 0) -> OutgoingMessage:
+                          html: str | None = None, key: int | str = 0,
+                          extra_headers: tuple[tuple[str, str], ...] = ()) -> OutgoingMessage:
     """Opt-in confirmation and similar: no List-Unsubscribe headers (STANDARDS A7), From =
-    settings.transactional_from_email or from_email (I7)."""
+    settings.transactional_from_email or from_email (I7). *extra_headers* (an auto-reply's
+    Auto-Submitted, In-Reply-To...) are cleaned (D1) and signed with the rest."""
     mid = message_id(settings)
     boundary = new_boundary() if html is not None else None
     headers = [
@@ -189,6 +191,7 @@ def transactional_message(settings: Settings, *, to: str, to_name: str, subject:
     ]
     if settings.reply_to:
         headers.append(address_header("Reply-To", "", settings.reply_to))
+    headers += [header_line(name, clean_header(value, 2000)) for name, value in extra_headers if value]
     headers.append(content_headers(boundary))
     text_qp = qp_body(text)
     body = text_qp if boundary is None else multipart(boundary, text_qp, qp_body(html or ""))

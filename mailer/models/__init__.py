@@ -9,6 +9,7 @@
 - signups:  web sign-up intake rows and the confirmation mail queue
 - keys:     the fingerprints of the keys in force (mailer.keyring)
 - desk:     the editor's desk: accounts, set-password links, sessions, its audit log
+- submissions: reports mailed to the submission address (`mailer intake`)
 
 The floor: imports SQLAlchemy only, nothing else of mailer's.
 """
@@ -46,6 +47,7 @@ from mailer.models.sending import (
     SendStatus,
 )
 from mailer.models.signups import IntakeStatus, MailKind, QueuedMail, QueueStatus, SignupIntake
+from mailer.models.submissions import Submission, SubmissionStatus
 
 __all__ = [
     "NAMING", "Base", "UTCDateTime", "enum_type", "link_secrets", "new_link_secret", "new_uid", "sorted_uids", "utcnow",
@@ -56,4 +58,5 @@ __all__ = [
     "Delivery", "DeliveryStatus", "Lease", "Schedule", "ScheduleKind", "ScheduleStatus", "Send",
     "SendList", "SendStatus", "Segment", "SubscriberTag",
     "IntakeStatus", "MailKind", "QueuedMail", "QueueStatus", "SignupIntake",
+    "Submission", "SubmissionStatus",
 ]

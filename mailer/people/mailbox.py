@@ -163,21 +163,23 @@ class Maildir(Mailbox):
             raise MailboxError(f"{file}: cannot move to cur/: {exc.strerror}") from None
 
 
-def open_mailbox(where: str, *, password: str = "", ca_file: str = "", done_folder: str = "") -> Mailbox:
-    """The mailbox at *where*: ``-`` (stdin), a path (Maildir, mbox, folder, file) or a mailbox URL."""
+def open_mailbox(where: str, *, password: str = "", ca_file: str = "", done_folder: str = "",
+                 section: str = "bounces") -> Mailbox:
+    """The mailbox at *where*: ``-`` (stdin), a path (Maildir, mbox, folder, file) or a mailbox URL.
+    *section* (``bounces``, ``submissions``) names the settings its errors point to."""
     if where == "-":
         return Stdin()
     if "://" in where:
         try:
-            check_mailbox("mailbox", where)
+            check_mailbox(f"{section}.mailbox", where)
         except ConfigError as exc:
-            raise MailboxError(str(exc).replace("setting 'mailbox': ", f"{where}: ")) from None
+            raise MailboxError(str(exc).replace(f"setting '{section}.mailbox': ", f"{where}: ")) from None
         from mailer.people.mailremote import Account, Imap, Pop3
 
         account = Account.parse(where)
         if account.scheme.startswith("pop3"):
-            return Pop3(account, password, ca_file)
-        return Imap(account, password, ca_file, done_folder)
+            return Pop3(account, password, ca_file, section)
+        return Imap(account, password, ca_file, done_folder, section)
     path = Path(where).expanduser()
     if path.is_dir():
         return Maildir(path) if (path / "new").is_dir() and (path / "cur").is_dir() else Files(path)

@@ -46,12 +46,12 @@ class Account:
         return where + (f"/{self.folder}" if self.scheme.startswith("imap") else "")
 
 
-def _tls(ca_file: str) -> ssl.SSLContext:
+def _tls(ca_file: str, section: str = "bounces") -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=ca_file or None)
     except (OSError, ssl.SSLError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise MailboxError(f"{ca_file}: cannot load CA certificates (--ca-file, bounces.ca_file): {detail}") from None
+        raise MailboxError(f"{ca_file}: cannot load CA certificates (--ca-file, {section}.ca_file): {detail}") from None
 
 
 def _quote(name: str) -> str:
@@ -66,17 +66,20 @@ def _text(value: object) -> str:
 
 
 class Remote(Mailbox):
-    """What IMAP and POP3 share: the account, the password, TLS, and one-line errors."""
+    """What IMAP and POP3 share: the account, the password, TLS, and one-line errors.
 
-    def __init__(self, account: Account, password: str, ca_file: str) -> None:
+    *section* names the settings the errors point to: ``bounces`` or ``submissions``."""
+
+    def __init__(self, account: Account, password: str, ca_file: str, section: str = "bounces") -> None:
         if not password:
-            raise MailboxError(f"{account.label}: no password: set MAILER_BOUNCES_PASSWORD "
-                               "(or MAILER_BOUNCES_PASSWORD_FILE)")
+            secret = f"MAILER_{section.upper()}_PASSWORD"
+            raise MailboxError(f"{account.label}: no password: set {secret} (or {secret}_FILE)")
         self.account, self.password, self.ca_file, self.label = account, password, ca_file, account.label
+        self.section = section
 
     def fail(self, what: str, exc: BaseException) -> MailboxError:
         if isinstance(exc, ssl.SSLCertVerificationError):
-            detail = f"TLS certificate not trusted ({exc.verify_message}); see bounces.ca_file"
+            detail = f"TLS certificate not trusted ({exc.verify_message}); see {self.section}.ca_file"
         elif isinstance(exc, OSError):
             detail = exc.strerror or str(exc) or type(exc).__name__
         else:
@@ -87,15 +90,16 @@ class Remote(Mailbox):
 class Imap(Remote):
     """An IMAP folder: processed reports are flagged \\Seen, and moved to *done_folder* when given."""
 
-    def __init__(self, account: Account, password: str, ca_file: str, done_folder: str = "") -> None:
-        super().__init__(account, password, ca_file)
+    def __init__(self, account: Account, password: str, ca_file: str, done_folder: str = "",
+                 section: str = "bounces") -> None:
+        super().__init__(account, password, ca_file, section)
         if done_folder == account.folder:
-            raise MailboxError(f"{account.label}: bounces.done_folder must be another folder than the one read")
+            raise MailboxError(f"{account.label}: {section}.done_folder must be another folder than the one read")
         self.done_folder, self.created = done_folder, False
         self.moved: list[str] = []     # copied to done_folder, to expunge (servers without MOVE)
 
     def open(self) -> None:
-        a, context = self.account, _tls(self.ca_file)
+        a, context = self.account, _tls(self.ca_file, self.section)
         try:
             if a.scheme == "imaps":
                 self.conn = imaplib.IMAP4_SSL(a.host, a.port, ssl_context=context, timeout=TIMEOUT)
@@ -195,7 +199,7 @@ class Pop3(Remote):
     """A POP3 mailbox: processed reports are deleted, which the server does at QUIT."""
 
     def open(self) -> None:
-        a, context = self.account, _tls(self.ca_file)
+        a, context = self.account, _tls(self.ca_file, self.section)
         try:
             if a.scheme == "pop3s":
                 self.conn = poplib.POP3_SSL(a.host, a.port, context=context, timeout=TIMEOUT)

@@ -4,7 +4,9 @@ Alongside, a thread applies the web sign-ups waiting in `signup_intake` and
 sends their confirmation mails (`mailer.signups.runner.SignupRunner`, the same
 work the web app's own thread does unless ``web.background_thread = false``),
 and, when ``bounces.mailbox`` is set, another polls it every
-``bounces.poll_minutes`` and applies its reports (mailer.people.bouncebox).
+``bounces.poll_minutes`` and applies its reports (mailer.people.bouncebox); when
+``submissions.mailbox`` is set, a third files the reports mailed to it every
+``submissions.poll_minutes`` (mailer.submissions.poll, held for an editor).
 
 On PostgreSQL any number of workers, on one or several machines, share the
 work: each claims batches of rows with ``FOR UPDATE SKIP LOCKED``. On SQLite
@@ -88,19 +90,60 @@ def bounce_thread(db: Database, settings: Settings, stop: threading.Event, log: 
             thread.join()
 
 
+def poll_intake(db: Database, settings: Settings, log: Log, backend_name: str | None = None) -> None:
+    """File the new reports of `submissions.mailbox` once; a failure is one logged line, never fatal."""
+    from mailer.errors import MailerError
+    from mailer.submissions.poll import intake
+
+    try:
+        tally = intake(db, settings, log=log, backend_name=backend_name)
+    except MailerError as exc:
+        log(f"submission mailbox: {exc}")
+        return
+    except Exception as exc:   # noqa: BLE001  (the thread must live on: say it, retry next time)
+        log(f"submission mailbox: {type(exc).__name__}: {exc}")
+        return
+    if tally.filed or tally.refused:
+        log(f"submission mailbox: {tally.line()}")
+
+
+@contextmanager
+def intake_thread(db: Database, settings: Settings, stop: threading.Event, log: Log, start: bool,
+                  backend_name: str | None = None) -> Iterator[None]:
+    """Poll the submission mailbox every `submissions.poll_minutes` while the block runs (if *start* and set)."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not (stop.is_set() or done.is_set()):
+            poll_intake(db, settings, log, backend_name)
+            done.wait(settings.submissions_poll_minutes * 60)
+
+    thread = threading.Thread(target=loop, name="submission-mailbox", daemon=True) if (
+        start and settings.submissions_mailbox) else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if thread is not None:
+            thread.join()
+
+
 def run_worker(db: Database, settings: Settings, *, backend_name: str | None = None, poll: float = 5.0,
                until_idle: bool = False, stop: threading.Event | None = None,
                log: Log = lambda line: None) -> list[SendSummary]:
     """Send what is due, sleep *poll* seconds, repeat; return when *stop* is set (or idle, if asked).
 
-    Web sign-ups and the bounce mailbox are handled by threads meanwhile, or, with *until_idle*,
+    Web sign-ups, the bounce and the submission mailboxes are handled by threads meanwhile, or, with *until_idle*,
     once at the end.
     """
     stop = stop or threading.Event()
     done: list[SendSummary] = []
     require_public_links(settings.base_url, load_backend(settings, backend_name).name)
     with worker_lock(db), sign_up_thread(db, settings, backend_name, poll, start=not until_idle), \
-            bounce_thread(db, settings, stop, log, start=not until_idle):
+            bounce_thread(db, settings, stop, log, start=not until_idle), \
+            intake_thread(db, settings, stop, log, not until_idle, backend_name):
         log(f"worker {holder_id()} started on {db.dialect}")
         while not stop.is_set():
             ids = recovery.due_sends(db)
@@ -133,6 +176,8 @@ def run_worker(db: Database, settings: Settings, *, backend_name: str | None = N
                         f"{mails.retried} to retry, {mails.failed} failed")
                 if settings.bounces_mailbox:
                     poll_bounces(db, settings, log)
+                if settings.submissions_mailbox:
+                    poll_intake(db, settings, log, backend_name)
                 break
             stop.wait(poll)
         log("worker stopped")
