@@ -247,3 +247,84 @@ def test_unknown_issue_list_or_send_and_posts_without_token(sending: Desk) -> No
     assert rows(desk, Send) == [] and audit_rows(desk) == []
     with desk.web.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+# --- in Chromium: axe-core on every sending page and state, progress.js under the desk's CSP, 390 px ---
+
+@pytest.fixture
+def live_sending(settings):  # type: ignore[no-untyped-def]
+    """A live server (SQLite, memory backend) with an issue, 3 readers of news, and a logged-in page."""
+    from mailer.db import Database
+    from mailer.desk import accounts
+    from mailer.models import OptIn
+    from mailer.people.directory import add_list
+    from tests.helpers import free_port
+    from tests.test_browser import LiveServer
+
+    port = free_port()
+    settings = settings.replace(backend="memory", base_url=f"http://127.0.0.1:{port}", web_port=port,
+                                schedule_timezone=ZONE)
+    db = Database(settings.resolved_database_url)
+    db.upgrade()
+    add_list(db, "news", "Riverside News", OptIn.SINGLE, "Our weekly news")
+    add_subscribers(db, "news", 3, settings=settings)
+    make_issue(settings.root, SLUG, {"a.md": "# A report\n\nText."}, subject="December news")
+    MemoryBackend.reset()
+    with LiveServer(settings, db) as server:
+        yield settings, db, server, accounts.add_user(db, "sam@example.org", "editor")
+    MemoryBackend.reset()
+    db.dispose()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_sending_pages_in_chromium(live_sending, scheme: str) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    from tests.helpers import chromium
+    from tests.test_desk_a11y import serious, set_password
+
+    settings, db, _server, secret = live_sending
+    base = settings.base_url
+    MemoryBackend.outcomes["user1@example.net"] = (DeliveryOutcome.UNKNOWN, 0, "no reply after the data")
+    found: dict[str, list[str]] = {}
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.emulate_media(color_scheme=scheme)
+
+        def check(name: str) -> None:
+            import os
+            if os.environ.get("SHOTS"):
+                page.screenshot(path=f"/tmp/shot-{scheme}-{name.replace(' ', '_')}.png", full_page=True)
+            found[name] = serious(page)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (name, width)
+
+        set_password(page, base, secret)
+        page.goto(base + SEND)
+        check("send")
+        page.fill("#at", "2020-01-01T09:00")
+        page.click("text=Schedule >> nth=-1")
+        assert "is in the past" in page.inner_text("#schedule-error")
+        check("send (past time)")
+        page.goto(base + SEND)
+        page.click("text=Count the audience…")
+        assert "In all 3 people" in page.inner_text("main")
+        check("confirm")
+        page.click("text=Send to 3 people")
+        page.wait_for_url(f"{base}/desk/sends/*")
+        send_id = int(page.url.split("/")[-1].split("?")[0])
+        assert page.inner_text('[data-count="queued"]') == "3"
+        check("progress")
+        run_worker(db, settings, backend_name="memory", until_idle=True)
+        # progress.js, allowed by the CSP, polls the JSON and updates the figures without a reload
+        expect(page.locator('[data-count="sent"]')).to_have_text("2", timeout=20_000)
+        assert page.inner_text('[data-count="unknown"]') == "1" and page.inner_text('[data-field="status"]') == "done"
+        page.goto(f"{base}/desk/sends/{send_id}/report")
+        assert "no reply after the data" in page.inner_text("main")
+        check("report")
+        page.click("text=Retry unknown (1)…")
+        check("retry unknown")
+    bad = {name: lines for name, lines in found.items() if lines}
+    assert not bad, (scheme, bad)

@@ -17,9 +17,9 @@ from mailer.errors import InputError, MailerError
 from mailer.web.guard import client_ip
 from mailer.web.pages import web
 
-NOTICES = {"started": "The send has started: `mailer worker` delivers it. This page shows how far it got.",
-           "failed": "The failed rows were queued again: `mailer worker` retries them now.",
-           "unknown": "The unknown rows were queued again: `mailer worker` sends them now."}
+NOTICES = {"started": "The send has started: the mailer worker delivers it. This page shows how far it got.",
+           "failed": "The failed rows were queued again: the mailer worker retries them now.",
+           "unknown": "The unknown rows were queued again: the mailer worker sends them now."}
 MAX_LISTS = 50
 
 
