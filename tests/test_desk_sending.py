@@ -90,7 +90,7 @@ def test_a_test_send_writes_one_message_to_the_editor_and_touches_no_ledger(send
     desk = sending
     use_backend(desk, "file")
     done = desk.post(desk.editor, f"{SEND}/test", form_page=SEND)
-    assert done.status_code == 303 and done.headers["Location"].startswith(f"{SEND}?done=test")
+    assert done.status_code == 303 and done.headers["Location"] == f"{SEND}?done=test"
     files = sorted(Path(desk.web.settings.path(desk.web.settings.outbox_dir)).glob("*.eml"))
     assert len(files) == 1
     msg = email.message_from_bytes(files[0].read_bytes())
@@ -203,7 +203,11 @@ def test_schedule_in_the_future_makes_a_schedule_at_the_utc_instant_of_the_group
     assert done.headers["Location"] == f"/desk/schedules/{row.id}"
     assert row.run_at.replace(tzinfo=timezone.utc) == datetime(2031, 7, 1, 8, 0, tzinfo=timezone.utc)   # BST
     assert row.timezone == ZONE and row.list_slugs == ["news"]
-    assert [s.status for s in rows(desk, Send)] == [SendStatus.SCHEDULED]
+    [send] = rows(desk, Send)
+    assert send.status is SendStatus.SCHEDULED
+    assert "It is scheduled" in desk.editor.get(f"/desk/sends/{send.id}").text
+    busy = desk.post(desk.editor, f"{SEND}/now", form_page=SEND)        # its snapshot holds the list
+    assert busy.status_code == 409 and len(rows(desk, Send)) == 1
     assert audit_rows(desk) == [("send_schedule", EDITOR, f"issue {SLUG}",
                                  f"schedule {row.id} at=2031-07-01T09:00 ({ZONE})")]
 
