@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.desk.issues import issue_folders
-from mailer.errors import InputError, MailerError
+from mailer.errors import ComposeError, InputError, MailerError
 from mailer.models import SendStatus
 from mailer.people.lists import get_list
 from mailer.sending import campaign, ledger
@@ -173,16 +173,9 @@ def schedule(db: Database, settings: Settings, slug: str, at: str, chosen: Seque
     _check_lists(db, lists)
     try:
         row = schedule_once(db, settings, folder, lists, at.strip(), settings.schedule_timezone,
-                            warn=warnings.extend, at_field=AT_FIELD)
-    except AlreadySent:
-        raise
-    except MailerError as exc:        # the time and the lists name their field; the rest is compose's
-        text = str(exc)
-        if text.startswith(f"{AT_FIELD}:"):
-            raise
-        if text.startswith("--list:"):
-            raise InputError(f"{LISTS_FIELD}: choose at least one list (issue.toml names none)") from None
-        raise ComposeFailed(text) from None
+                            warn=warnings.extend, at_field=AT_FIELD, lists_field=LISTS_FIELD)
+    except ComposeError as exc:       # the time and the lists name their field; compose its file
+        raise ComposeFailed(str(exc)) from None
     return row.id, warnings
 
 

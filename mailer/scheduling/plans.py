@@ -44,10 +44,11 @@ class ScheduleState(InputError):
     of the other kind (a one-off given a cron, a recurring one given a time)."""
 
 
-def _lists(session, composed_lists: tuple[str, ...], given: tuple[str, ...]) -> list[str]:  # type: ignore[no-untyped-def]
+def _lists(session, composed_lists: tuple[str, ...], given: tuple[str, ...],  # type: ignore[no-untyped-def]
+           field: str = "--list") -> list[str]:
     slugs = list(dict.fromkeys(given or composed_lists))
     if not slugs:
-        raise InputError("--list: name at least one list (or set 'lists' in issue.toml)")
+        raise InputError(f"{field}: name at least one list (or set 'lists' in issue.toml)")
     for slug in slugs:
         get_list(session, slug)
     return slugs
@@ -61,12 +62,13 @@ def _future(run_at: datetime, zone: ZoneInfo, now: datetime, field: str = "--at"
 
 def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tuple[str, ...], at: str,
                   tz: str | None = None, now: datetime | None = None, *, again: bool = False,
-                  warn: Warn | None = None, audience: dict | None = None, at_field: str = "--at") -> Schedule:
+                  warn: Warn | None = None, audience: dict | None = None, at_field: str = "--at",
+                  lists_field: str = "--list") -> Schedule:
     """Compose *issue* now (with lint) and plan its send at local time *at* to *audience* of the
     lists (people.segments.Audience as JSON; None for all of them); the snapshot claims the
     lists (AlreadySent when the issue was sent or scheduled to one of them, unless *again*).
-    *warn* gets compose's warnings; a bad or past time names *at_field* (the CLI's option or
-    the desk's form field)."""
+    *warn* gets compose's warnings; a bad or past time names *at_field*, no list *lists_field*
+    (the CLI's options, or the desk's form fields)."""
     zone = parse_zone(tz or settings.schedule_timezone)
     now = now or utcnow()
     run_at = parse_when(at, zone, at_field, now=now)
@@ -77,7 +79,7 @@ def schedule_once(db: Database, settings: Settings, issue: str | Path, lists: tu
     if warn is not None:
         warn(composed.warnings)
     with db.session() as session:
-        slugs = _lists(session, composed.lists, lists)
+        slugs = _lists(session, composed.lists, lists, lists_field)
         ledger.once.check_recurring(session, composed.slug, slugs, again=again)
         send = ledger.create_send(session, composed, slugs, status=SendStatus.SCHEDULED, again=again,
                                   audience=audience)
