@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailer.config import Settings
 from mailer.db import Database
@@ -122,25 +122,50 @@ def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "report"
 
 
+def _claim(db: Database, submission_id: int, status: SubmissionStatus, actor: str, reason: str = "") -> bool:
+    """Move a held row to *status* by compare-and-set: False when another editor decided first."""
+    with db.session() as session:
+        done = session.execute(
+            update(Submission).where(Submission.id == submission_id, Submission.status == SubmissionStatus.HELD)
+            .values(status=status, decided_at=utcnow(), decided_by=actor[:320], reason=reason))
+        return bool(done.rowcount)
+
+
+def _release(db: Database, submission_id: int) -> None:
+    """Back to held (the files could not be moved): nothing was approved."""
+    with db.session() as session:
+        session.execute(update(Submission).where(Submission.id == submission_id)
+                        .values(status=SubmissionStatus.HELD, decided_at=None, decided_by=""))
+
+
 def approve(db: Database, settings: Settings, submission_id: int, actor: str = "cli") -> tuple[list[str], list[str]]:
-    """Move a held submission's reports into its digest's inbox; return (the inbox file names, notes)."""
+    """Move a held submission's reports into its digest's inbox; return (the inbox file names, notes).
+
+    The row is claimed first (held -> approved, once: the CLI and the desk may race), then each
+    report is renamed in; if that fails the row goes back to held with the files that are left."""
     held = get(db, submission_id)
     folder = _require_held(held)
+    if not _claim(db, submission_id, SubmissionStatus.APPROVED, actor):
+        raise InputError(f"submission #{held.id} was decided by someone else a moment ago")
     inbox = Path(held.digest) / INBOX
-    notes = _link_images(settings, held, folder)
-    moved = []
-    for number, name in enumerate(held.reports, 1):
-        suffix = name.rsplit(".", 1)[-1]
-        base = f"{held.received_at:%Y%m%d-%H%M}-{_slug(held.title)}-{held.id}" + (f"-{number}" if len(held.reports) > 1 else "")
-        target, n = inbox / f"{base}.{suffix}", 1
-        while target.exists():
-            target, n = inbox / f"{base}-{n}.{suffix}", n + 1
-        os.rename(folder / name, target)      # whole or not at all: the digest never sees half a file
-        moved.append(target.name)
+    moved: list[str] = []
+    try:
+        notes = _link_images(settings, held, folder)
+        for number, name in enumerate(held.reports, 1):
+            suffix = name.rsplit(".", 1)[-1]
+            base = f"{held.received_at:%Y%m%d-%H%M}-{_slug(held.title)}-{held.id}" + (
+                f"-{number}" if len(held.reports) > 1 else "")
+            target, n = inbox / f"{base}.{suffix}", 1
+            while target.exists():
+                target, n = inbox / f"{base}-{n}.{suffix}", n + 1
+            os.rename(folder / name, target)      # whole or not at all: the digest never sees half a file
+            moved.append(target.name)
+    except OSError as exc:
+        _release(db, submission_id)
+        raise InputError(f"submission #{held.id}: cannot move its reports into {inbox}: {exc.strerror or exc}"
+                         + (f" ({', '.join(moved)} already moved)" if moved else "")) from None
     with db.session() as session:
-        row = session.get(Submission, submission_id)
-        assert row is not None
-        row.status, row.decided_at, row.decided_by, row.folder = SubmissionStatus.APPROVED, utcnow(), actor, ""
+        session.execute(update(Submission).where(Submission.id == submission_id).values(folder=""))
     shutil.rmtree(folder, ignore_errors=True)
     return moved, notes
 
@@ -150,11 +175,10 @@ def reject(db: Database, submission_id: int, reason: str = "", actor: str = "cli
     held = get(db, submission_id)
     if held.status != SubmissionStatus.HELD.value:
         raise InputError(f"submission #{held.id} is {held.status}, not held")
+    if not _claim(db, submission_id, SubmissionStatus.REJECTED, actor, " ".join(reason.split())[:1000]):
+        raise InputError(f"submission #{held.id} was decided by someone else a moment ago")
     with db.session() as session:
-        row = session.get(Submission, submission_id)
-        assert row is not None
-        row.status, row.decided_at, row.decided_by = SubmissionStatus.REJECTED, utcnow(), actor
-        row.reason, row.folder = " ".join(reason.split())[:1000], ""
+        session.execute(update(Submission).where(Submission.id == submission_id).values(folder=""))
     if held.folder is not None:
         shutil.rmtree(held.folder, ignore_errors=True)
     return held
