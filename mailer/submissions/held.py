@@ -29,6 +29,15 @@ from mailer.scheduling.digest import INBOX
 from mailer.submissions.convert import Converted
 
 HELD = "held"
+REASON_MAX = 1000
+
+
+class NoSuchSubmission(InputError):
+    """No submission has that ID."""
+
+
+class NotHeld(InputError):
+    """The submission was approved or rejected already (or its folder is gone)."""
 
 
 @dataclass(frozen=True)
@@ -106,15 +115,15 @@ def get(db: Database, submission_id: int) -> Held:
     with db.session() as session:
         row = session.get(Submission, submission_id)
         if row is None:
-            raise InputError(f"no submission #{submission_id} (`mailer intake list` shows the held ones)")
+            raise NoSuchSubmission(f"no submission #{submission_id} (`mailer intake list` shows the held ones)")
         return _held(row)
 
 
 def _require_held(held: Held) -> Path:
     if held.status != SubmissionStatus.HELD.value or held.folder is None:
-        raise InputError(f"submission #{held.id} is {held.status}, not held")
+        raise NotHeld(f"submission #{held.id} is {held.status}, not held")
     if not held.folder.is_dir():
-        raise InputError(f"submission #{held.id}: its folder {held.folder} is missing")
+        raise NotHeld(f"submission #{held.id}: its folder {held.folder} is missing")
     return held.folder
 
 
@@ -146,7 +155,7 @@ def approve(db: Database, settings: Settings, submission_id: int, actor: str = "
     held = get(db, submission_id)
     folder = _require_held(held)
     if not _claim(db, submission_id, SubmissionStatus.APPROVED, actor):
-        raise InputError(f"submission #{held.id} was decided by someone else a moment ago")
+        raise NotHeld(f"submission #{held.id} was decided by someone else a moment ago")
     inbox = Path(held.digest) / INBOX
     moved: list[str] = []
     try:
@@ -174,9 +183,11 @@ def reject(db: Database, submission_id: int, reason: str = "", actor: str = "cli
     """Refuse a held submission: its files are deleted, the row keeps who, when and why."""
     held = get(db, submission_id)
     if held.status != SubmissionStatus.HELD.value:
-        raise InputError(f"submission #{held.id} is {held.status}, not held")
-    if not _claim(db, submission_id, SubmissionStatus.REJECTED, actor, " ".join(reason.split())[:1000]):
-        raise InputError(f"submission #{held.id} was decided by someone else a moment ago")
+        raise NotHeld(f"submission #{held.id} is {held.status}, not held")
+    if len(reason) > REASON_MAX:
+        raise InputError(f"reason: at most {REASON_MAX} characters")
+    if not _claim(db, submission_id, SubmissionStatus.REJECTED, actor, " ".join(reason.split())):
+        raise NotHeld(f"submission #{held.id} was decided by someone else a moment ago")
     with db.session() as session:
         session.execute(update(Submission).where(Submission.id == submission_id).values(folder=""))
     if held.folder is not None:

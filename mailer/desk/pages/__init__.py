@@ -115,4 +115,4 @@ def _load_login() -> Response | None:
     return None
 
 
-from mailer.desk.pages import account, admin, auth, issues, lists, schedules, sending  # noqa: E402,F401  (their routes join bp)
+from mailer.desk.pages import account, admin, auth, intake, issues, lists, schedules, sending  # noqa: E402,F401  (their routes join bp)
