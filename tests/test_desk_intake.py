@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sqlalchemy import select
 
 from mailer.models import DeskAudit, Submission, SubmissionStatus
@@ -92,3 +94,48 @@ def test_bad_input_is_one_message_with_the_right_status_and_nothing_changes(desk
     assert desk.post(desk.admin, f"/desk/intake/{sid}/reject", form_page="/desk/intake").status_code == 409
     assert len(digest.inbox_files(folder)) == 1
     assert audit_rows(desk) == [("intake_approve", EDITOR, f"submission {sid}")]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_intake_page_in_chromium(settings, tmp_path, scheme: str) -> None:  # type: ignore[no-untyped-def]
+    """axe-core finds nothing serious, 390 px wide (a long unbroken line too), approve and reject by keyboard."""
+    from mailer.db import Database
+    from mailer.desk import accounts
+    from tests.helpers import chromium, free_port
+    from tests.test_browser import LiveServer
+    from tests.test_desk_a11y import serious, set_password
+
+    port = free_port()
+    settings = settings.replace(backend="memory", base_url=f"http://127.0.0.1:{port}", web_port=port)
+    db = Database(settings.resolved_database_url)
+    db.upgrade()
+    box = tmp_path / "mails"
+    box.mkdir()
+    (box / "1.eml").write_bytes(mail(subject="A long one", text="x" * 300 + "\n\nThe march went well.",
+                                     attachments=(("tool.exe", b"MZ", "application/octet-stream"),)))
+    (box / "2.eml").write_bytes(mail(subject="Another", text="Second report."))
+    folder = settings.root / "issues" / "weekly"
+    (folder / "inbox").mkdir(parents=True)
+    (folder / "issue.toml").write_text('subject = "Weekly, {date}"\n', encoding="utf-8")
+    intake(db, settings.replace(submissions_mailbox=str(box), submissions_senders=(JO,), submissions_digest="weekly",
+                                submissions_reply=False))
+    try:
+        with LiveServer(settings, db), chromium() as browser:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.emulate_media(color_scheme=scheme)
+            set_password(page, settings.base_url, accounts.add_user(db, "sam@example.org", "editor"))
+            page.goto(f"{settings.base_url}/desk/intake")
+            assert serious(page) == [] and page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.focus("#reason-2")
+            page.keyboard.type("a duplicate")
+            page.keyboard.press("Enter")                           # the reject form, from the keyboard
+            page.wait_for_url("**/desk/intake?done=rejected")
+            page.get_by_role("button", name="Approve #1").focus()
+            page.keyboard.press("Enter")
+            page.wait_for_url("**/desk/intake?done=approved")
+            assert "The report was approved" in page.inner_text("main") and serious(page) == []
+            assert len(digest.inbox_files(folder)) == 1
+    finally:
+        db.dispose()
