@@ -250,6 +250,7 @@ def test_attachments_kept_by_kind_and_content_others_dropped_pop3(server, accoun
         ("Minutes.docx", docx(["Committee minutes", "We elected a new treasurer."]),
          "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
         ("banner.png", png(), "image/png"),
+        ("banner.png", png(20, 20), "image/png"),          # the same name twice: both kept
         ("setup.exe", b"MZ\x90\x00" + b"\x00" * 100, "application/octet-stream"),
         ("photo.jpg", b"this is not a JPEG", "image/jpeg"),
     )
@@ -260,7 +261,7 @@ def test_attachments_kept_by_kind_and_content_others_dropped_pop3(server, accoun
     assert result.exit_code == 0, result.output
     assert "1 filed" in result.output and "dropped setup.exe, photo.jpg" in result.output
     [(folder, files)] = held_files(weekly).items()
-    assert files == ["01-march.md", "02-Minutes.md", "banner.png"]
+    assert files == ["01-march.md", "02-Minutes.md", "banner-2.png", "banner.png"]
     held = weekly / "inbox" / "held" / folder
     assert read_report(held / "01-march.md").title == "The march"
     minutes = read_report(held / "02-Minutes.md")
@@ -271,7 +272,7 @@ def test_attachments_kept_by_kind_and_content_others_dropped_pop3(server, accoun
     assert shown.exit_code == 0, shown.output
     assert "dropped: setup.exe: not accepted" in shown.output
     assert "dropped: photo.jpg: not accepted" in shown.output and "not an image" in shown.output
-    assert "image: banner.png" in shown.output and "Hi, two reports attached." in shown.output
+    assert "image: banner.png" in shown.output and "image: banner-2.png" in shown.output and "Hi, two reports attached." in shown.output
     assert "--- 02-Minutes.md" in shown.output and "We elected a new treasurer." in shown.output
     pop = poplib.POP3_SSL("127.0.0.1", server.pop3s_port, context=ssl.create_default_context(cafile=str(server.ca_file)))
     pop.user(account.name)
@@ -281,12 +282,12 @@ def test_attachments_kept_by_kind_and_content_others_dropped_pop3(server, accoun
 
     approved = run(environ, "intake", "approve", str(row.id))
     assert approved.exit_code == 0, approved.output
-    assert "1 image(s) linked" in approved.output
+    assert "2 image(s) linked" in approved.output
     names = [p.name for p in digest.inbox_files(weekly)]
     assert len(names) == 2 and all(n.endswith(".md") for n in names)
     first = (weekly / "inbox" / sorted(names)[0]).read_text(encoding="utf-8")
     assert "](<https://news.example.org/media/" + folder + "/" in first
-    assert len(list((project / "media" / folder).glob("*-banner.png"))) == 1
+    assert len(list((project / "media" / folder).glob("*-banner*.png"))) == 2
     assert "2 report(s)" in preview(environ).output
 
 

@@ -144,7 +144,10 @@ def _attachment(out: Converted, part: Message, name: str, documents: list[tuple[
         kind = image_kind(data)
         if kind and len(data) <= IMAGE_BYTES:
             stem = name.rsplit(".", 1)[0] if "." in name else name
-            out.images.append((f"{stem}.{FORMATS[kind]}", data))
+            taken, unique, n = {i for i, _ in out.images}, f"{stem}.{FORMATS[kind]}", 2
+            while unique in taken:        # two photo.jpg attachments: photo.jpg, photo-2.jpg
+                unique, n = f"{stem}-{n}.{FORMATS[kind]}", n + 1
+            out.images.append((unique, data))
         elif kind:
             out.dropped.append((name, f"an image of {len(data) / 1e6:.1f} MB (mail needs images under 5 MB)"))
         else:

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -128,7 +129,9 @@ def _require_held(held: Held) -> Path:
 
 
 def _slug(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "report"
+    """The title in a file name: ASCII letters and digits ("Día 3" -> "dia-3"), or "report"."""
+    plain = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:40].strip("-") or "report"
 
 
 def _claim(db: Database, submission_id: int, status: SubmissionStatus, actor: str, reason: str = "") -> bool:

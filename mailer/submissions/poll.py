@@ -126,9 +126,13 @@ def take(db: Database, settings: Settings, digest: Path, box: Mailbox, letter: L
         log(f"{letter.name}: refused{f' ({sender})' if sender else ''}: {reason}")
         return
     folder = write_held(digest, converted)
-    new_id = _record(db, Submission(key=letter.key, status=SubmissionStatus.HELD, sender=sender[:320],
-                                    title=converted.title[:300], digest=str(digest), folder=folder,
-                                    details=details_of(converted)))
+    try:
+        new_id = _record(db, Submission(key=letter.key, status=SubmissionStatus.HELD, sender=sender[:320],
+                                        title=converted.title[:300], digest=str(digest), folder=folder,
+                                        details=details_of(converted)))
+    except BaseException:        # the database failed: no record, so no files either (the next poll retries)
+        shutil.rmtree(held_dir(digest) / folder, ignore_errors=True)
+        raise
     if new_id is None:
         shutil.rmtree(held_dir(digest) / folder, ignore_errors=True)
         tally.already += 1
