@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.models.base import Base, UTCDateTime, enum_type as _enum, new_link_secret, new_uid, utcnow
@@ -86,6 +86,18 @@ class Subscriber(Base):
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
     )
+
+
+# The desk's subscriber search (mailer.people.search): prefix matches on the address key and on
+# the lower-cased name, in code point order, each read from an index. SQLite compares text in
+# that (binary) order already, and its unique index on email_key serves the address. PostgreSQL
+# gets both as expressions in the "C" collation (migration 0015: `(lower(name) COLLATE "C")`),
+# the one in which LIKE 'ana%' can use an index and in which the search's order and its pages'
+# keys agree, whatever the database's own collation; reflection does not show an index's
+# collation, so the schema comparison sees the expressions below. It leaves expression indexes
+# aside on SQLite.
+Index("ix_subscriber_name_prefix", func.lower(Subscriber.name))
+Index("ix_subscriber_email_key_prefix", func.lower(Subscriber.email_key))
 
 
 class Subscription(Base):

@@ -152,3 +152,40 @@ def _row(line: int, fields: list[str], width: int, email_col: int, name_col: int
         if value:
             attributes[name] = value
     return Row(line, fields[email_col], fields[name_col] if name_col is not None else "", attributes)
+
+
+@dataclass
+class Sniffed:
+    """What an import will make of a CSV: its columns and how each is used, and its first rows."""
+
+    delimiter: str
+    columns: list[str]                 # the header's names, lower-cased, as the import reads them
+    email_column: int
+    name_column: int | None
+    rows: list[Row]
+
+
+def sniff(path: Path, f: io.BufferedReader, limit: int = 5,
+          on_header: Callable[[str], None] | None = None) -> Sniffed:
+    """The header and the first *limit* rows of the CSV open as binary *f*, read as `read_rows` reads
+    them (the desk's import preview); InputError as the import would raise it."""
+    header: list[str] = []
+
+    def seen(line: str) -> None:
+        header.append(line)
+        if on_header is not None:
+            on_header(line)
+
+    rows: list[Row] = []
+    reader = read_rows(path, f, seen)
+    try:
+        for row in reader:
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    finally:
+        reader.close()
+    delimiter, names = _header(path, header[0])
+    email_col = next(i for i, n in enumerate(names) if n in EMAIL_HEADERS)
+    name_col = next((i for i, n in enumerate(names) if n in NAME_HEADERS), None)
+    return Sniffed(delimiter, names, email_col, name_col, rows)

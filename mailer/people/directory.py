@@ -75,18 +75,25 @@ def set_welcome(db: Database, settings: Settings, slug: str, issue_dir: str | No
 
 
 def add_subscriber(db: Database, settings: Settings, email: str, name: str, list_slug: str,
-                   confirmed: bool, welcome: bool = False) -> tuple[str, Outcome]:
+                   confirmed: bool, welcome: bool = False, *, actor: str = "cli",
+                   send_opt_in: bool = False) -> tuple[str, Outcome]:
     """Subscribe *email* to *list_slug* on the admin's word; the normalised address and the outcome.
-    With *welcome*, a confirmed subscription gets the list's welcome mail."""
+    With *welcome*, a confirmed subscription gets the list's welcome mail; with *send_opt_in*, a
+    pending one the confirmation mail (the sign-up form's), queued in the same transaction."""
     from mailer.people.lists import get_list
-    from mailer.people.subscriptions import ConsentInfo, clean_name, normalize_email, subscribe
+    from mailer.people.subscriptions import ConsentInfo, Outcome, clean_name, normalize_email, subscribe
 
     address = normalize_email(email)
     with db.session() as session:
         mlist = get_list(session, list_slug)
-        _, outcome = subscribe(session, settings, mlist, address, name=clean_name(name), confirmed=confirmed,
-                               consent=ConsentInfo(ConsentSource.ADMIN, form_id="cli"), actor="cli",
-                               welcome=welcome)
+        sub, outcome = subscribe(session, settings, mlist, address, name=clean_name(name), confirmed=confirmed,
+                                 consent=ConsentInfo(ConsentSource.ADMIN, form_id=actor[:100]), actor=actor[:50],
+                                 welcome=welcome)
+        if send_opt_in and sub is not None and outcome in (Outcome.CREATED_PENDING, Outcome.NOW_PENDING,
+                                                           Outcome.ALREADY_PENDING):
+            from mailer.signups.confirmations import enqueue_confirmation
+
+            enqueue_confirmation(session, sub.subscriber, mlist)
     return address.email, outcome
 
 
@@ -123,14 +130,15 @@ def person(db: Database, settings: Settings, email: str) -> dict[str, Any]:
         return person_data(session, settings, _subscriber(session, email))
 
 
-def unsubscribe_person(db: Database, settings: Settings, email: str, list_slug: str | None) -> int:
+def unsubscribe_person(db: Database, settings: Settings, email: str, list_slug: str | None, *,
+                       actor: str = "cli") -> int:
     """Unsubscribe on their behalf (from one list or all) and suppress; the subscriptions changed."""
     from mailer.people.lists import get_list
     from mailer.people.subscriptions import unsubscribe
 
     with db.session() as session:
         mlist = get_list(session, list_slug) if list_slug else None
-        return unsubscribe(session, settings, _subscriber(session, email), mlist, Reason.ADMIN, actor="cli")
+        return unsubscribe(session, settings, _subscriber(session, email), mlist, Reason.ADMIN, actor=actor[:50])
 
 
 def erase(db: Database, settings: Settings, email: str, confirm: Callable[[str], None]) -> None:

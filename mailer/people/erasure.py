@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.mail.preview import forget_previews
-from mailer.models import (AuditEvent, Consent, Delivery, ErasedLink, Subscriber, Suppression,
+from mailer.models import (AuditEvent, Consent, Delivery, DeskAudit, ErasedLink, Subscriber, Suppression,
                            SuppressionReason, utcnow)
 from mailer.people.subscriptions import GLOBAL, email_hash
 
@@ -16,7 +16,8 @@ def erase_person(session: Session, settings: Settings, subscriber: Subscriber) -
     """Erase *subscriber*; return the hash kept in the suppression list.
 
     Deletes the subscriber (subscriptions and bounces cascade), their consent
-    rows and the details of their audit events; clears the address frozen in
+    rows and the details of their audit events; takes their address out of the desk's audit log
+    (the subscriber acted on, and any detail naming them); clears the address frozen in
     deliveries; removes the clear-text address from suppressions; and adds a
     global ERASED suppression holding only the hash, so that a later import
     or admin add of the address is refused (STANDARDS B8). Their link secret stays, under
@@ -29,6 +30,7 @@ def erase_person(session: Session, settings: Settings, subscriber: Subscriber) -
     session.execute(update(AuditEvent).where(AuditEvent.subscriber_id == sid)
                     .values(detail="", actor="", subscriber_id=None))
     session.execute(update(Delivery).where(Delivery.subscriber_id == sid).values(email=None, last_reply=""))
+    _scrub_desk_audit(session, subscriber)
     session.execute(update(Suppression).where(Suppression.email_hash == digest).values(email=None, detail=""))
     session.merge(ErasedLink(uid=subscriber.uid, link_secret=subscriber.link_secret))
     session.delete(subscriber)
@@ -43,3 +45,16 @@ def erase_person(session: Session, settings: Settings, subscriber: Subscriber) -
     session.flush()
     forget_previews(settings, subscriber.email)
     return digest
+
+
+ERASED = "(erased)"
+
+
+def _scrub_desk_audit(session: Session, subscriber: Subscriber) -> None:
+    """Replace the person's address in the desk's audit log (target and detail) by ERASED."""
+    for address in dict.fromkeys((subscriber.email, subscriber.email_key)):
+        session.execute(update(DeskAudit).where(DeskAudit.target == address[:320]).values(target=ERASED)
+                        .execution_options(synchronize_session=False))
+        session.execute(update(DeskAudit).where(DeskAudit.detail.contains(address, autoescape=True))
+                        .values(detail=func.replace(DeskAudit.detail, address, ERASED))
+                        .execution_options(synchronize_session=False))

@@ -35,6 +35,9 @@ def _safe(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+safe_cell = _safe   # for the other CSV files people download (the desk's rejected rows)
+
+
 def export_rows(session: Session, list_slug: str | None = None,
                 status: SubscriptionStatus | None = None) -> Iterator[list[str]]:
     """The header, then one row per subscription (of *list_slug*), or per subscriber without one."""

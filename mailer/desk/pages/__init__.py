@@ -11,6 +11,7 @@ with Path=/ and would send the desk's cookie to every public page.
 
 - auth:   login, the set-password link, logout
 - issues: the issue list
+- subscribers, subscriber_import: search, one person, add, unsubscribe, erase, export; the CSV import
 
 Every module adds its routes to `bp`; scripts are static files (templates/desk/js/NAME.js at
 /desk/js/NAME.js, served to anyone: they hold no data) and every page works without them; JSON routes end in `.json` (401 without a session).
@@ -115,4 +116,4 @@ def _load_login() -> Response | None:
     return None
 
 
-from mailer.desk.pages import account, admin, auth, intake, issues, lists, schedules, sending  # noqa: E402,F401  (their routes join bp)
+from mailer.desk.pages import account, admin, auth, intake, issues, lists, schedules, sending, subscribers  # noqa: E402,F401  (their routes join bp)
