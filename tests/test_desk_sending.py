@@ -195,6 +195,26 @@ def test_retry_unknown_asks_first_and_says_they_may_have_arrived(sending: Desk) 
     assert audit_rows(desk)[-1] == ("send_retry_unknown", EDITOR, f"send {send_id}", "1 row(s) queued")
 
 
+def test_a_paused_send_continues_from_its_page(sending: Desk) -> None:
+    desk = sending
+    MemoryBackend.outcomes["user0@example.net"] = (DeliveryOutcome.POLICY, 554, "5.7.1 message refused as spam")
+    send_id = start(desk)
+    work(desk)
+    assert rows(desk, Send)[0].status is SendStatus.PAUSED
+    page = desk.editor.get(f"/desk/sends/{send_id}")
+    assert "The send is paused" in page.text and "5.7.1 message refused as spam" in html.unescape(page.text)
+    MemoryBackend.outcomes.clear()
+    done = desk.post(desk.editor, f"/desk/sends/{send_id}/resume", form_page=f"/desk/sends/{send_id}")
+    assert done.status_code == 303 and done.headers["Location"] == f"/desk/sends/{send_id}?done=resumed"
+    assert rows(desk, Send)[0].status is SendStatus.SENDING
+    work(desk)
+    assert rows(desk, Send)[0].status is SendStatus.DONE
+    assert {m.recipient for m in MemoryBackend.outbox} >= {"user1@example.net", "user2@example.net"}
+    again = desk.post(desk.editor, f"/desk/sends/{send_id}/resume", form_page=f"/desk/sends/{send_id}")
+    assert again.status_code == 409 and "only a paused send is continued" in again.text
+    assert audit_rows(desk)[-1] == ("send_resume", EDITOR, f"send {send_id}", "")
+
+
 def test_schedule_in_the_future_makes_a_schedule_at_the_utc_instant_of_the_group_zone(sending: Desk) -> None:
     desk = sending
     done = desk.post(desk.editor, f"{SEND}/schedule", {"at": "2031-07-01T09:00", "list": ["news"]}, form_page=SEND)

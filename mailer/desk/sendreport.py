@@ -134,6 +134,21 @@ def retry(db: Database, send_id: int, unknown: bool) -> int:
     return resumed.retried
 
 
+def resume(db: Database, send_id: int) -> int:
+    """`mailer send ISSUE --resume` for a paused send: hand it back to the worker; the rows found in
+    flight from a dead process (marked unknown, not resent). NothingToRetry unless it is the newest
+    send of its issue and paused."""
+    send = _send(db, send_id)
+    if send.status is not SendStatus.PAUSED:
+        raise NothingToRetry(f"send #{send_id} is {send.status.value}: only a paused send is continued")
+    if not _newest(db, send):
+        raise NothingToRetry(f"send #{send_id} is not the newest send of {send.issue_slug}")
+    try:
+        return campaign.take_over(db, send.issue_slug).unknown
+    except InputError as exc:
+        raise NothingToRetry(str(exc)) from None
+
+
 def local(when: datetime | None, settings: Settings) -> str:
     """*when* in the group's zone, as the schedules page shows times."""
     from mailer.desk.schedules import group_zone, local as shown

@@ -19,7 +19,8 @@ from mailer.web.pages import web
 
 NOTICES = {"started": "The send has started: the mailer worker delivers it. This page shows how far it got.",
            "failed": "The failed rows were queued again: the mailer worker retries them now.",
-           "unknown": "The unknown rows were queued again: the mailer worker sends them now."}
+           "unknown": "The unknown rows were queued again: the mailer worker sends them now.",
+           "resumed": "The send continues: the mailer worker sends the rest."}
 MAX_LISTS = 50
 
 
@@ -137,7 +138,7 @@ def send_progress(send_id: int):  # type: ignore[no-untyped-def]
     context = _progress_context(send_id)
     if context is None:
         return message("No such send", f"There is no send with id {send_id}.", 404)
-    return render("send_progress.html", title=f"Send #{send_id}", section="issues",
+    return render("send_progress.html", title=f"Send #{send_id}", section="issues", error="",
                   notice=NOTICES.get(request.args.get("done", ""), ""), **context)
 
 
@@ -191,3 +192,17 @@ def send_retry(send_id: int):  # type: ignore[no-untyped-def]
         return _report_page(send_id, 409, error=_sentence(exc))
     _audit(f"send_retry_{what}", f"send {send_id}", f"{queued} row(s) queued")
     return redirect(f"/desk/sends/{send_id}?done={what}", 303)
+
+
+@bp.post("/sends/<int:send_id>/resume")
+def send_resume(send_id: int):  # type: ignore[no-untyped-def]
+    try:
+        unknown = sendreport.resume(web().db, send_id)
+    except sendreport.NoSuchSend as exc:
+        return message("No such send", _sentence(exc), 404)
+    except InputError as exc:
+        context = _progress_context(send_id)
+        return render("send_progress.html", 409, title=f"Send #{send_id}", section="issues",
+                      error=_sentence(exc), notice="", **(context or {}))
+    _audit("send_resume", f"send {send_id}", f"{unknown} row(s) found in flight, marked unknown" if unknown else "")
+    return redirect(f"/desk/sends/{send_id}?done=resumed", 303)
