@@ -100,6 +100,15 @@ def test_a_test_send_writes_one_message_to_the_editor_and_touches_no_ledger(send
     assert audit_rows(desk) == [("send_test", EDITOR, f"issue {SLUG}", f"to={EDITOR}")]
 
 
+def test_a_test_the_server_refuses_says_its_reply_and_records_nothing(sending: Desk) -> None:
+    desk = sending
+    MemoryBackend.outcomes[EDITOR] = (DeliveryOutcome.PERMANENT, 550, "5.1.1 no such mailbox")
+    refused = desk.post(desk.editor, f"{SEND}/test", form_page=SEND)
+    assert refused.status_code == 502
+    assert f"The test to {EDITOR} was not sent: 550 5.1.1 no such mailbox." in html.unescape(refused.text)
+    assert MemoryBackend.outbox == [] and rows(desk, Send) == [] and audit_rows(desk) == []
+
+
 def test_confirmation_counts_equal_the_rows_frozen_and_the_worker_delivers_once(sending: Desk) -> None:
     desk = sending
     ask = desk.editor.get(f"{SEND}/now?list=news&list=bulletin")
