@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import shutil
 from datetime import date
 from pathlib import Path
@@ -14,7 +13,8 @@ import click
 from mailer.cli import AppContext, pass_app
 from mailer.cli.output import LazyConsole, print_table, print_warnings
 from mailer.content.compose import ComposedIssue, compose_issue
-from mailer.errors import InputError, MailerError
+from mailer.content.folders import create_issue_folder, slug_problem, slugify
+from mailer.errors import InputError
 from mailer.content.lint import html_part_size
 from mailer.shipped import EXAMPLE_ISSUE
 
@@ -82,11 +82,6 @@ def preview(app: AppContext, issue_dir: str, serve: bool, host: str, port: int, 
     server.serve_forever()
 
 
-def slugify(title: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-    return slug[:60].strip("-") or "issue"
-
-
 SCAFFOLD_TOML = """\
 # See the README ("Issue folders") for every key.
 subject = {subject}
@@ -131,20 +126,10 @@ def new_issue(app: AppContext, title: str, slug: str | None, example: bool) -> N
         raise InputError("TITLE: must be one line of text")
     settings = app.settings
     slug = slug or f"{date.today():%Y-%m}-{slugify(title)}"
-    if slugify(slug) != slug.lower():
-        raise InputError(f"--slug {slug!r}: use lower-case letters, digits and dashes")
-    target = settings.path(settings.issues_dir) / slug
-    if target.exists():
-        raise InputError(f"{target}: already exists")
-    staging = target.parent / f".{slug}.{secrets.token_hex(4)}.new"   # all or nothing: renamed when whole
-    try:
-        staging.mkdir(parents=True)
-        _fill(staging, title, example)
-        staging.rename(target)
-    except OSError as exc:
-        raise MailerError(f"{target}: cannot create the issue folder: {exc.strerror}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    problem = slug_problem(slug)
+    if problem:
+        raise InputError(f"--slug {slug!r}: {problem}")
+    target = create_issue_folder(settings, slug, lambda staging: _fill(staging, title, example))
     reports = ", ".join(f"reports/{p.name}" for p in sorted((target / "reports").iterdir()))
     console.print(f"created {target}/ with issue.toml and {reports}")
     console.print(f"next: edit them, then `mailer preview {target}`")

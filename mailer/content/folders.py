@@ -8,13 +8,17 @@ composer. Also the one home of the template search path, shared with content.tem
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
+import shutil
 import tomllib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 from mailer.config import Settings
-from mailer.errors import ComposeError
+from mailer.errors import ComposeError, InputError, MailerError
 from mailer.headers import has_header_trick
 from mailer.shipped import TEMPLATES
 
@@ -50,6 +54,39 @@ def find_issue(settings: Settings, issue: str | Path) -> Path:
             raise ComposeError(f"{candidate / ISSUE_FILE}: missing (every issue folder needs one; "
                                "see `mailer new-issue`)")
     raise ComposeError(f"{issue}: no such issue folder")
+
+
+def slugify(title: str) -> str:
+    """A folder name from a title: lower-case letters, digits and dashes, at most 60 characters."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return slug[:60].strip("-") or "issue"
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why *slug* cannot name an issue folder (None when it can); the rule of `mailer new-issue --slug`."""
+    if not slug or slugify(slug) != slug.lower():
+        return "use lower-case letters, digits and dashes"
+    return None
+
+
+def create_issue_folder(settings: Settings, slug: str, fill: Callable[[Path], None]) -> Path:
+    """issues_dir/<slug>, made whole or not at all: *fill* writes into a staging folder that is then
+    renamed. InputError when the folder exists already; MailerError when the disk refuses."""
+    target = settings.path(settings.issues_dir) / slug
+    if target.exists():
+        raise InputError(f"{target}: already exists")
+    staging = target.parent / f".{slug}.{secrets.token_hex(4)}.new"
+    try:
+        staging.mkdir(parents=True)
+        fill(staging)
+        if target.exists():     # made meanwhile by someone else
+            raise InputError(f"{target}: already exists")
+        staging.rename(target)
+    except OSError as exc:
+        raise MailerError(f"{target}: cannot create the issue folder: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def read_spec(folder: Path) -> IssueSpec:

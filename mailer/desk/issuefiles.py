@@ -1,0 +1,251 @@
+"""An issue's reports and images as the desk adds, orders and removes them.
+
+Reports are files in reports/, as the CLI reads them: pasted plain text becomes a .txt file (the
+report reader makes paragraphs, lists and a title of it), pasted formatting and .docx files become
+Markdown (.md, through mailer.desk.richtext), an uploaded .md or .txt is kept as it is. A title
+typed on the form goes into front matter. Each new report is read back with the composer's own
+reader before it counts: one that would not compose is removed again and its error shown. Their
+order is issue.toml's `reports` list, which the desk writes out in full.
+
+Images go into images/ after Pillow has recognised them as JPEG, PNG, GIF or WebP (an SVG is
+refused: it can carry script, and most mail clients do not show it); reports use them as
+`![what it shows](images/NAME)`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailer.config import Settings
+from mailer.content.folders import read_spec, slugify
+from mailer.content.images import FORMATS, MAX_BYTES
+from mailer.content.reports import read_report
+from mailer.desk.issues import IssueFieldError, folder_lock, update_toml, write_atomic
+from mailer.desk.richtext import RichTextError, docx_to_markdown, html_to_markdown
+from mailer.errors import ComposeError, InputError, MailerError
+
+REPORT_UPLOAD_MAX = 10_000_000     # a .docx with photos in it; the images themselves are dropped
+PASTE_MAX = 2_000_000              # characters of pasted text or HTML
+UPLOAD_KINDS = (".md", ".txt", ".docx")
+IMAGE_SUFFIXES = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "GIF": (".gif",), "WEBP": (".webp",)}
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class NoSuchFile(InputError):
+    """No report or image by that name in this issue (404)."""
+
+
+class FileExists(InputError):
+    """A file by that name is there already (409)."""
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    name: str
+    title: str
+    words: int
+    problem: str = ""
+
+
+def report_names(folder: Path) -> list[str]:
+    """The reports in the order issue.toml gives (or the folder's, when it gives none)."""
+    return [p.name for p in read_spec(folder).reports]
+
+
+def report_rows(folder: Path, language: str) -> list[ReportRow]:
+    """Each report with its title and word count, or what is wrong with it."""
+    rows = []
+    for name in report_names(folder):
+        try:
+            report = read_report(folder / "reports" / name, folder, language)
+        except ComposeError as exc:
+            rows.append(ReportRow(name, "", 0, str(exc).replace(str(folder) + "/", "")))
+            continue
+        rows.append(ReportRow(name, report.title, report.words))
+    return rows
+
+
+def image_names(folder: Path) -> list[str]:
+    images = folder / "images"
+    if not images.is_dir():
+        return []
+    return sorted(p.name for p in images.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def upload_name(filename: str, field: str) -> tuple[str, str]:
+    """An uploaded file's name as (stem, suffix), made safe; a name with a path in it is refused."""
+    name = filename.strip()
+    if not name:
+        raise IssueFieldError(field, f"{field}: choose a file")
+    if "/" in name or "\\" in name or ".." in name or "\0" in name:
+        raise IssueFieldError(field, f"{field}: the name {name[:80]!r} has a path in it; upload the file "
+                                     "under a plain name")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        raise IssueFieldError(field, f"{field}: the name {name[:80]!r} has no extension")
+    safe = _SAFE.sub("-", stem).strip("-.")[:60] or "file"
+    return safe, "." + suffix.lower()
+
+
+def _title_lines(title: str) -> str:
+    title = title.strip()
+    if not title:
+        return ""
+    if re.search(r"[\x00-\x1f\x7f]", title) or len(title) > 200:
+        raise IssueFieldError("title", "title: one line of at most 200 characters")
+    return f'---\ntitle: "{title}"\n---\n\n'
+
+
+def _report_text(title: str, body: str) -> str:
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    if not title.strip() and body.lstrip("\n")[:3] in ("---", "+++"):
+        body = "\n" + body                # not front matter: a line of dashes the author wrote
+    return _title_lines(title) + body.strip("\n") + "\n"
+
+
+def _new_name(folder: Path, title: str, suffix: str) -> str:
+    """NN-title.suffix, numbered after the last report, unused in reports/."""
+    numbers = [int(m.group(1)) for p in (folder / "reports").glob("*") if (m := re.match(r"(\d+)-", p.name))]
+    number = max(numbers, default=0) + 1
+    stem = slugify(title)[:40].strip("-") if title.strip() else "report"
+    while True:
+        name = f"{number:02d}-{stem}{suffix}"
+        if not (folder / "reports" / name).exists():
+            return name
+        number += 1
+
+
+def _add(folder: Path, title: str, text: str, suffix: str, language: str) -> str:
+    """Write a new report and append it to the order; read it back as compose would, or undo."""
+    with folder_lock(folder):
+        names = report_names(folder)
+        (folder / "reports").mkdir(exist_ok=True)
+        name = _new_name(folder, title, suffix)
+        path = folder / "reports" / name
+        write_atomic(path, text)
+        try:
+            report = read_report(path, folder, language)
+            if report.words == 0:
+                raise ComposeError(f"{name}: the report is empty")
+            update_toml(folder, {"reports": [*names, name]})
+        except (MailerError, OSError) as exc:
+            path.unlink(missing_ok=True)
+            field = "text" if isinstance(exc, ComposeError) else ""
+            raise IssueFieldError(field, str(exc).replace(str(path), name)) from None
+    return name
+
+
+def add_pasted(folder: Path, title: str, text: str, html: str, language: str) -> str:
+    """A report from the paste form: its HTML (when the script caught any) as Markdown, else its text."""
+    if len(text) > PASTE_MAX or len(html) > PASTE_MAX:
+        raise IssueFieldError("text", f"text: at most {PASTE_MAX:,} characters")
+    if html.strip():
+        try:
+            markdown = html_to_markdown(html)
+        except RichTextError as exc:
+            raise IssueFieldError("text", f"text: {exc}") from None
+        if markdown.strip():
+            return _add(folder, title, _report_text(title, markdown), ".md", language)
+    if not text.strip():
+        raise IssueFieldError("text", "text: paste the report's text")
+    return _add(folder, title, _report_text(title, text), ".txt", language)
+
+
+def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language: str) -> str:
+    """A report from an uploaded .md, .txt or .docx, whose content must be what its name says."""
+    stem, suffix = upload_name(filename, "file")
+    if suffix not in UPLOAD_KINDS:
+        raise IssueFieldError("file", f"file: {suffix} is not a report; upload .md, .txt or .docx")
+    if len(data) > REPORT_UPLOAD_MAX:
+        raise IssueFieldError("file", f"file: at most {REPORT_UPLOAD_MAX // 1_000_000} MB")
+    hint = title.strip() or stem.replace("-", " ")      # the new file's name
+    if suffix == ".docx":
+        try:
+            markdown = docx_to_markdown(data)
+        except RichTextError as exc:
+            raise IssueFieldError("file", f"file {filename[:80]!r}: {exc}") from None
+        if not markdown.strip():
+            raise IssueFieldError("file", f"file {filename[:80]!r}: the document has no text")
+        return _add(folder, hint, _report_text(title, markdown), ".md", language)
+    if data.startswith(b"PK\x03\x04") or b"\0" in data[:8192]:
+        raise IssueFieldError("file", f"file {filename[:80]!r}: not a text file; a {suffix} report is text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IssueFieldError("file", f"file {filename[:80]!r}: not UTF-8 text; save it as UTF-8") from None
+    own_front_matter = text[:3] in ("---", "+++")
+    body = text.replace("\r\n", "\n") if own_front_matter or not title.strip() else _report_text(title, text)
+    return _add(folder, hint, body, suffix, language)
+
+
+def move_report(folder: Path, name: str, step: int) -> None:
+    """Move report *name* one place up (-1) or down (+1); at either end it stays."""
+    with folder_lock(folder):
+        names = report_names(folder)
+        if name not in names:
+            raise NoSuchFile(f"no report {name[:80]!r} in this issue")
+        i = names.index(name)
+        j = max(0, min(len(names) - 1, i + step))
+        names[i], names[j] = names[j], names[i]
+        update_toml(folder, {"reports": names})
+
+
+def remove_report(folder: Path, name: str) -> None:
+    """Take report *name* out of the order and delete its file."""
+    with folder_lock(folder):
+        names = report_names(folder)
+        if name not in names:
+            raise NoSuchFile(f"no report {name[:80]!r} in this issue")
+        update_toml(folder, {"reports": [n for n in names if n != name]})
+        (folder / "reports" / name).unlink(missing_ok=True)
+
+
+def add_image(settings: Settings, folder: Path, filename: str, data: bytes) -> str:
+    """Save an uploaded image into images/ under a safe name, once Pillow has recognised it."""
+    from PIL import Image, UnidentifiedImageError
+
+    stem, suffix = upload_name(filename, "image")
+    if len(data) > MAX_BYTES:
+        raise IssueFieldError("image", f"image: at most {MAX_BYTES // 1_000_000} MB (aim for 200 KB)")
+    head = data[:512].lstrip().lower()
+    if suffix == ".svg" or head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head:
+        raise IssueFieldError("image", "image: SVG is refused (it can carry script, and most mail clients do not "
+                                       "show it); export it as PNG")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = img.format or ""
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise IssueFieldError("image", f"image {filename[:80]!r}: not a JPEG, PNG, GIF or WebP image") from None
+    if kind not in FORMATS:
+        raise IssueFieldError("image", f"image {filename[:80]!r} is {kind}; use JPEG, PNG, GIF or WebP")
+    if suffix not in IMAGE_SUFFIXES[kind]:
+        raise IssueFieldError("image", f"image {filename[:80]!r}: its content is {kind}, not {suffix}; rename it "
+                                       f"{stem}{IMAGE_SUFFIXES[kind][0]}")
+    name = f"{stem}{suffix}"
+    target = folder / "images" / name
+    with folder_lock(folder):
+        if target.exists():
+            raise FileExists(f"image: images/{name} exists already; rename the file to upload it too")
+        target.parent.mkdir(exist_ok=True)
+        fd_path = target.with_name(f".{name}.part")
+        fd_path.write_bytes(data)
+        fd_path.replace(target)
+    return name
+
+
+def image_path(folder: Path, name: str) -> Path:
+    """images/<name> of the issue; NoSuchFile for anything else."""
+    if name not in image_names(folder):
+        raise NoSuchFile(f"no image {name[:80]!r} in this issue")
+    return folder / "images" / name
+
+
+def image_type(name: str) -> str:
+    """The MIME type of an image in images/, by its (checked) extension."""
+    suffix = name.rpartition(".")[2].lower()
+    return {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
+            "webp": "image/webp"}.get(suffix, "application/octet-stream")

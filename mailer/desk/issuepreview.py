@@ -1,0 +1,102 @@
+"""The desk's compose check and preview of one issue: what `mailer compose` says and what
+`mailer preview` shows, served to frames on the issue page.
+
+The issue is composed by mailer.content.compose (warnings and lint included) and rendered for a
+sample reader by mailer.mail.preview, as the CLI does; the variants are those of the CLI's
+preview page (named and nameless reader, dark mode, without <style>, the text part). The issue's
+own images point at the desk's image route rather than the public media folder, so nothing is
+published by looking. A few results are kept in memory, keyed by the issue's content hash.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from email import message_from_bytes, policy
+from pathlib import Path
+from urllib.parse import quote
+
+from mailer.config import Settings
+from mailer.content.compose import compose_issue
+from mailer.content.folders import content_hash
+from mailer.content.images import media_url
+from mailer.errors import MailerError
+from mailer.mail.preview import SAMPLE, render_sample
+from mailer.mail.previewpage import dark_copy, without_style
+from mailer.settingrules import local_links_warning
+
+VARIANTS = ("named", "nameless", "dark", "nostyle", "text", "nameless-text")
+KEEP = 8
+
+
+class PreviewError(MailerError):
+    """The issue does not compose: one line that says why."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    subject: str
+    warnings: tuple[str, ...]
+    reader: str                     # the sample reader's name
+    parts: dict[str, str]           # variant -> HTML or text
+
+
+_cache: OrderedDict[tuple[str, str, str], Preview] = OrderedDict()
+_lock = threading.Lock()
+
+
+def one_line(exc: Exception, folder: Path) -> str:
+    """An error as one line, paths relative to the issue folder."""
+    lines = [line.replace(str(folder) + "/", "").replace(str(folder), folder.name)
+             for line in str(exc).splitlines() if line.strip()] or ["it does not compose"]
+    more = len(lines) - 1
+    return lines[0] + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _parts(data: bytes) -> dict[str, str]:
+    message = message_from_bytes(data, policy=policy.default)
+    return {p.get_content_type(): p.get_content() for p in message.walk() if not p.is_multipart()}
+
+
+def _build(settings: Settings, folder: Path) -> Preview:
+    try:
+        issue = compose_issue(settings, folder)
+        reader = replace(SAMPLE, list_slug=issue.lists[0] if issue.lists else SAMPLE.list_slug)
+        named = _parts(render_sample(settings, issue, reader))
+        nameless = _parts(render_sample(settings, issue, replace(reader, name="")))
+    except MailerError as exc:
+        raise PreviewError(one_line(exc, folder)) from None
+    html = named.get("text/html", "")
+    nameless_html = nameless.get("text/html", "")
+    for image in issue.images:       # the issue's images/ files, from the desk rather than /media
+        if image.source.parent == (folder / "images").resolve():
+            local = f"/desk/issues/{quote(folder.name)}/images/{quote(image.source.name)}"
+            public = media_url(settings, folder.name, image.name)
+            html, nameless_html = html.replace(public, local), nameless_html.replace(public, local)
+    parts = {"named": html, "nameless": nameless_html, "dark": dark_copy(html), "nostyle": without_style(html),
+             "text": named.get("text/plain", ""), "nameless-text": nameless.get("text/plain", "")}
+    warnings = [w.replace(str(folder) + "/", "") for w in issue.warnings]
+    local = local_links_warning(settings.base_url)
+    if local:
+        warnings.append(local)
+    return Preview(issue.subject, tuple(warnings), reader.name, parts)
+
+
+def issue_preview(settings: Settings, folder: Path) -> Preview:
+    """The composed issue's warnings and preview parts; PreviewError (one line) when it does not compose."""
+    try:
+        key = (str(folder), settings.base_url, content_hash(settings, folder))
+    except (MailerError, OSError) as exc:
+        raise PreviewError(one_line(exc, folder)) from None
+    with _lock:
+        found = _cache.get(key)
+        if found is not None:
+            _cache.move_to_end(key)
+            return found
+    preview = _build(settings, folder)
+    with _lock:
+        _cache[key] = preview
+        while len(_cache) > KEEP:
+            _cache.popitem(last=False)
+    return preview
