@@ -359,7 +359,7 @@ def test_preview_frames_and_the_compose_check(desk: Desk) -> None:
     frame = desk.editor.get("/desk/issues/example/preview/named")
     assert frame.status_code == 200 and frame.mimetype == "text/html"
     csp = frame.headers["Content-Security-Policy"]
-    assert csp.startswith("sandbox;") and "frame-ancestors 'self'" in csp and "script-src" not in csp
+    assert csp.startswith("default-src 'none';") and "frame-ancestors 'self'" in csp and "script-src" not in csp
     assert "X-Frame-Options" not in frame.headers
     assert "Sam" in frame.text and "Branch meeting, 18 November" in frame.text
     nameless = desk.editor.get("/desk/issues/example/preview/nameless")
