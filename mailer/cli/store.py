@@ -200,11 +200,25 @@ def subscribers_export(app, list_slug: str | None, status: str | None, output: P
 @click.option("--list", "list_slug", help="Only this list.")
 @click.option("--status", type=STATUS, help="Only subscriptions with this status.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many rows.")
+@click.option("--search", "query", help="Only subscribers whose address or name begins with this (the desk's search).")
 @pass_app
-def subscribers_list(app, list_slug: str | None, status: str | None, limit: int) -> None:  # type: ignore[no-untyped-def]
-    """List subscriptions as a table."""
+def subscribers_list(app, list_slug: str | None, status: str | None, limit: int,  # type: ignore[no-untyped-def]
+                     query: str | None) -> None:
+    """List subscriptions as a table (with --search, one row per subscriber and their lists)."""
     wanted = SubscriptionStatus(status) if status else None
     from rich.table import Table
+
+    if query is not None:
+        found = directory.find_subscribers(app.db, query, list_slug, wanted, limit)
+        table = Table("email", "name", "lists", "since")
+        for person in found.rows:
+            table.add_row(person.email, person.name, ", ".join(f"{slug}: {st.value}" for slug, st in
+                                                               person.subscriptions), person.created_at.date().isoformat())
+        out.print(table)
+        out.print(f"{len(found.rows)} shown" + (f" (--limit {limit})" if found.next_after else "")
+                  + (f"; more than {len(found.rows)} names begin so: only the first in name order were searched"
+                     if found.names_capped else ""))
+        return
 
     table = Table("email", "name", "list", "status", "since")
     rows = directory.subscription_rows(app.db, list_slug, wanted, limit)

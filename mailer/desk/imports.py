@@ -31,7 +31,7 @@ from mailer.people.exporting import safe_cell
 from mailer.people.importformats import detect
 from mailer.people.importing import ImportReport, import_csv
 
-UPLOAD_MAX = 10 * 1024 * 1024          # about 200,000 rows; a larger file is for `mailer subscribers import`
+UPLOAD_MAX = 5 * 1024 * 1024           # ~100,000 rows, imported in the request; a larger file: the CLI
 KEEP_S = 3600
 PREVIEW_ROWS = 5
 TOKEN = re.compile(r"[A-Za-z0-9_-]{32}\Z")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mailer.config import Settings
     from mailer.db import Database
     from mailer.mail.message import Recipient
+    from mailer.people.search import Results as SearchResults
     from mailer.people.subscriptions import Outcome
 
 
@@ -120,6 +121,15 @@ def subscription_rows(db: Database, list_slug: str | None, status: SubscriptionS
                 break
             found.append(list(row))
     return found
+
+
+def find_subscribers(db: Database, q: str, list_slug: str | None, status: SubscriptionStatus | None,
+                     limit: int, after: str = "") -> SearchResults:
+    """Subscribers whose address or name begins with *q*, in address order (mailer.people.search)."""
+    from mailer.people.search import search
+
+    with db.session() as session:
+        return search(session, q, list_slug or "", status, after, limit)
 
 
 def person(db: Database, settings: Settings, email: str) -> dict[str, Any]:
