@@ -436,6 +436,26 @@ def test_issue_page_fits_a_phone_with_the_preview(settings) -> None:  # type: ig
             assert max(widths) <= 390
             frame_text = page.frame_locator("iframe[title='Preview: desktop, named reader']").locator("body").inner_text()
             assert "Branch meeting" in frame_text
+            # rich paste: the clipboard's HTML goes with the form, and the report keeps its formatting
+            page.evaluate("""() => {
+                const box = document.getElementById('paste-text');
+                const data = new DataTransfer();
+                data.setData('text/html', '<p><b>Bold</b> and <i>italic</i>, <a href="https://example.org/">a link</a>.</p>'
+                             + '<ul><li>one</li><li>two</li></ul><script>alert(1)</' + 'script>');
+                data.setData('text/plain', 'Bold and italic, a link.');
+                box.focus();
+                box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+                box.value = 'Bold and italic, a link.\\n\\none\\ntwo';
+                box.dispatchEvent(new InputEvent('input', {inputType: 'insertFromPaste', bubbles: true}));
+            }""")
+            assert "Formatting kept" in page.inner_text("[data-paste-status]")
+            page.fill("#paste-title", "Pasted from Docs")
+            page.click("text=Add the report")
+            page.wait_for_url("**/desk/issues/example?done=report*")
+            report = settings.root / "issues" / "example" / "reports" / "04-pasted-from-docs.md"
+            assert report.read_text(encoding="utf-8") == (
+                '---\ntitle: "Pasted from Docs"\n---\n\n**Bold** and *italic*, [a link](https://example.org/).\n\n'
+                "- one\n- two\n")
             assert [e for e in errors if "Content Security Policy" in e] == []
             context.close()
     finally:
