@@ -57,15 +57,31 @@ def report_names(folder: Path) -> list[str]:
 
 def report_rows(folder: Path, language: str) -> list[ReportRow]:
     """Each report with its title and word count, or what is wrong with it."""
-    rows = []
-    for name in report_names(folder):
-        try:
-            report = read_report(folder / "reports" / name, folder, language)
-        except ComposeError as exc:
-            rows.append(ReportRow(name, "", 0, str(exc).replace(str(folder) + "/", "")))
-            continue
-        rows.append(ReportRow(name, report.title, report.words))
-    return rows
+    return [_row(folder, name, language) for name in report_names(folder)]
+
+
+_rows: dict[tuple[str, str, int, int], ReportRow] = {}   # (path, language, mtime, size): read once
+
+
+def _row(folder: Path, name: str, language: str) -> ReportRow:
+    path = folder / "reports" / name
+    try:
+        stat = path.stat()
+        key = (str(path), language, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _rows:
+        return _rows[key]
+    try:
+        report = read_report(path, folder, language)
+        row = ReportRow(name, report.title, report.words)
+    except ComposeError as exc:
+        row = ReportRow(name, "", 0, str(exc).replace(str(folder) + "/", ""))
+    if key is not None and not path.is_symlink():
+        if len(_rows) > 500:
+            _rows.clear()
+        _rows[key] = row
+    return row
 
 
 def image_names(folder: Path) -> list[str]:

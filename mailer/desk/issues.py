@@ -102,6 +102,14 @@ def list_issues(settings: Settings, db: Database) -> list[IssueRow]:
     return rows
 
 
+def list_choices(db: Database) -> list[tuple[str, str]]:
+    """Every list as (slug, name), by name: what an issue can go to (no counting of subscribers)."""
+    from mailer.people.lists import all_lists
+
+    with db.session() as session:
+        return [(m.slug, m.name) for m in all_lists(session)]
+
+
 def issue_folder(settings: Settings, slug: str) -> Path:
     """issues_dir/<slug> when it holds an issue.toml; NoSuchIssue for anything else (a path, `..`)."""
     folder = settings.path(settings.issues_dir) / slug

@@ -7,7 +7,6 @@ from flask import Response, abort, g, redirect, request, send_file
 
 from mailer.desk import audit, issuefiles, sessions
 from mailer.desk import issues as desk_issues
-from mailer.desk import lists as desk_lists
 from mailer.desk.issuepreview import VARIANTS, PreviewError, issue_preview
 from mailer.desk.pages import bp, cookie_name, message, render
 from mailer.errors import InputError
@@ -109,7 +108,7 @@ def issue_page(slug: str, status: int = 200, *, error: str = "", field: str = ""
         except PreviewError as exc:
             compose_error = str(exc)
     return render("issue.html", status, title=f"Issue {slug}", section="issues", issue=issue, spec=spec,
-                  reports=reports, images=issuefiles.image_names(issue.folder), lists=desk_lists.summaries(ctx.db),
+                  reports=reports, images=issuefiles.image_names(issue.folder), lists=desk_issues.list_choices(ctx.db),
                   chosen=chosen, values=values, error=error, error_field=field, form=form,
                   preview=preview, compose_error=compose_error, notice=NOTICES.get(request.args.get("done", "")))
 
@@ -130,7 +129,7 @@ def issue_show(slug: str):  # type: ignore[no-untyped-def]
 def issue_edit(slug: str):  # type: ignore[no-untyped-def]
     ctx = web()
     values = {k: request.form.get(k, "")[:desk_issues.INTRO_MAX + 1] for k in FIELDS}
-    known = {s.slug for s in desk_lists.summaries(ctx.db)}
+    known = {slug for slug, _ in desk_issues.list_choices(ctx.db)}
     try:
         desk_issues.edit_issue(ctx.settings, ctx.db, slug, values["subject"], values["preheader"], values["intro"],
                                request.form.getlist("lists"), known)
