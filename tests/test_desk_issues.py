@@ -355,6 +355,23 @@ def test_image_upload_is_checked_by_content(desk: Desk) -> None:
     assert desk.editor.get(f"/desk/issues/{SLUG}/images/..%2F..%2Fissue.toml").status_code == 404
 
 
+def test_remove_an_image_after_a_confirmation(desk: Desk) -> None:
+    new_issue(desk)
+    upload(desk, "a.png", png(), "image", "images")
+    confirm = desk.editor.get(f"/desk/issues/{SLUG}/images/a.png/remove")
+    assert confirm.status_code == 200 and "Remove the image" in confirm.text
+    assert (folder(desk) / "images" / "a.png").exists()
+    assert post(desk, f"/desk/issues/{SLUG}/images/a.png/remove").status_code == 303
+    assert not (folder(desk) / "images" / "a.png").exists()
+    assert post(desk, f"/desk/issues/{SLUG}/images/a.png/remove").status_code == 404
+    assert desk.editor.get(f"/desk/issues/{SLUG}/images/a.png/remove").status_code == 404
+    assert audit_rows(desk)[-1] == ("image_remove", EDITOR, f"{SLUG}/images/a.png")
+    upload(desk, "b.png", png(), "image", "images")
+    mark_sent(desk, SLUG)
+    assert post(desk, f"/desk/issues/{SLUG}/images/b.png/remove").status_code == 409
+    assert (folder(desk) / "images" / "b.png").exists()
+
+
 def test_preview_frames_and_the_compose_check(desk: Desk) -> None:
     frame = desk.editor.get("/desk/issues/example/preview/named")
     assert frame.status_code == 200 and frame.mimetype == "text/html"

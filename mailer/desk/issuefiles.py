@@ -253,6 +253,12 @@ def add_image(settings: Settings, folder: Path, filename: str, data: bytes) -> s
     return name
 
 
+def remove_image(folder: Path, name: str) -> None:
+    """Delete images/<name> (a report that still shows it then fails the compose check, naming it)."""
+    with folder_lock(folder):
+        image_path(folder, name).unlink()
+
+
 def image_path(folder: Path, name: str) -> Path:
     """images/<name> of the issue; NoSuchFile for anything else."""
     if name not in image_names(folder):

@@ -15,7 +15,7 @@ from mailer.web.pages import web
 
 NOTICES = {"created": "The issue was created. Add its reports below.", "saved": "Your changes were saved.",
            "report": "The report was added.", "moved": "The order was changed.", "removed": "The report was removed.",
-           "image": "The image was added."}
+           "image": "The image was added.", "image_removed": "The image was removed."}
 FIELDS = ("subject", "preheader", "intro")
 SLACK = 256 * 1024        # the form's other fields around an upload
 # endpoint -> (largest body, what the message names)
@@ -196,7 +196,8 @@ def report_remove_form(slug: str, name: str):  # type: ignore[no-untyped-def]
         return message("No such issue", _sentence(exc), 404)
     if row is None:
         return message("No such report", f"There is no report {name[:80]!r} in this issue.", 404)
-    return render("issue_remove.html", title=f"Remove {name}?", section="issues", slug=slug, row=row)
+    return render("issue_remove.html", title=f"Remove {name}?", section="issues", slug=slug, what="report",
+                  label=row.title or row.name, name=row.name)
 
 
 @bp.post("/issues/<slug>/reports/<name>/remove")
@@ -238,6 +239,32 @@ def image_file(slug: str, name: str):  # type: ignore[no-untyped-def]
     response = send_file(path, mimetype=issuefiles.image_type(name), max_age=0)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+@bp.get("/issues/<slug>/images/<name>/remove")
+def image_remove_form(slug: str, name: str):  # type: ignore[no-untyped-def]
+    try:
+        issuefiles.image_path(desk_issues.issue_folder(web().settings, slug), name)
+    except desk_issues.NoSuchIssue as exc:
+        return message("No such issue", _sentence(exc), 404)
+    except InputError as exc:
+        return message("No such image", _sentence(exc), 404)
+    return render("issue_remove.html", title=f"Remove {name}?", section="issues", slug=slug, what="image",
+                  label=name, name=name)
+
+
+@bp.post("/issues/<slug>/images/<name>/remove")
+def image_remove(slug: str, name: str):  # type: ignore[no-untyped-def]
+    ctx = web()
+    try:
+        folder = desk_issues.editable_folder(ctx.settings, ctx.db, slug)
+        issuefiles.remove_image(folder, name)
+    except InputError as exc:
+        if isinstance(exc, issuefiles.NoSuchFile):
+            return message("No such image", _sentence(exc), 404)
+        return _refused(slug, exc, "image")
+    audit.log(ctx.db, "image_remove", target=f"{slug}/images/{name}", **_actor())
+    return redirect(f"/desk/issues/{slug}?done=image_removed#images", 303)
 
 
 @bp.get("/issues/<slug>/preview")
