@@ -230,13 +230,13 @@ def test_pasted_text_becomes_a_txt_report_and_pasted_html_a_markdown_one(desk: D
             '<script>alert(1)</script><p onclick="x()">End <a href="javascript:alert(1)">here</a>.</p></b>')
     assert paste(desk, "Strike is on, see the site.", html=html, title='Rally: "today"').status_code == 303
     names = toml(desk)["reports"]
-    assert names == ["01-report.txt", "02-rally-today.md"]
+    assert names == ["01-picket-news.txt", "02-rally-today.md"]
     assert (folder(desk) / "reports" / names[0]).read_text() == "Picket news\n\nWe were there at five.\nBring tea.\n"
     assert (folder(desk) / "reports" / names[1]).read_text() == (
         '---\ntitle: "Rally: "today""\n---\n\n**Strike** is *on*, see [the site](https://example.org/x).\n\n'
         "- one\n- two\n\nEnd here.\n")
     page = words_of(desk.editor.get(f"/desk/issues/{SLUG}"))
-    assert "Picket news 01-report.txt" in page and 'Rally: “today” 02-rally-today.md' in page
+    assert "Picket news 01-picket-news.txt" in page and 'Rally: “today” 02-rally-today.md' in page
 
 
 def test_an_empty_paste_is_422(desk: Desk) -> None:
@@ -353,6 +353,29 @@ def test_image_upload_is_checked_by_content(desk: Desk) -> None:
     assert sorted(p.name for p in (folder(desk) / "images").iterdir() if not p.name.startswith(".")) == \
         ["My-photo.png"]
     assert desk.editor.get(f"/desk/issues/{SLUG}/images/..%2F..%2Fissue.toml").status_code == 404
+
+
+def test_report_files_dropped_into_the_folder_can_be_included(desk: Desk) -> None:
+    new_issue(desk)
+    paste(desk, "First\n\nThe first report, pasted.")
+    (folder(desk) / "reports" / "by hand.md").write_text("# By hand\n\nWritten in an editor.\n", encoding="utf-8")
+    page = desk.editor.get(f"/desk/issues/{SLUG}")
+    assert "In the folder but not in the issue: by hand.md." in words_of(page)
+    assert post(desk, f"/desk/issues/{SLUG}/reports/include").status_code == 303
+    assert toml(desk)["reports"] == ["01-first.txt", "by hand.md"]
+    page = desk.editor.get(f"/desk/issues/{SLUG}")
+    assert "In the folder but not" not in page.text
+    assert 'action="/desk/issues/2026-12-desk/reports/by%20hand.md/move"' in page.text
+    assert post(desk, f"/desk/issues/{SLUG}/reports/by%20hand.md/move", {"direction": "up"}).status_code == 303
+    assert toml(desk)["reports"] == ["by hand.md", "01-first.txt"]
+
+
+def test_a_scheduled_issue_can_change_and_says_to_refresh(desk: Desk) -> None:
+    mark_sent(desk, "example", SendStatus.SCHEDULED)
+    page = desk.editor.get("/desk/issues/example")
+    assert "This issue is scheduled." in words_of(page) and 'href="/desk/schedules"' in page.text
+    assert post(desk, "/desk/issues/example", {"subject": "Changed", "lists": ["news"]}).status_code == 303
+    assert toml(desk, "example")["subject"] == "Changed"
 
 
 def test_remove_an_image_after_a_confirmation(desk: Desk) -> None:

@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailer.config import Settings
 from mailer.content.folders import read_spec, slugify
 from mailer.content.images import FORMATS, MAX_BYTES
 from mailer.content.reports import read_report
@@ -82,6 +81,25 @@ def _row(folder: Path, name: str, language: str) -> ReportRow:
             _rows.clear()
         _rows[key] = row
     return row
+
+
+def unlisted_reports(folder: Path) -> list[str]:
+    """Report files in reports/ that issue.toml's `reports` leaves out (dropped in by hand, say)."""
+    listed = set(report_names(folder))
+    reports = folder / "reports"
+    if not reports.is_dir():
+        return []
+    return sorted(p.name for p in reports.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() in (".md", ".markdown", ".txt", ".text") and p.name not in listed)
+
+
+def include_reports(folder: Path) -> list[str]:
+    """Append the unlisted report files to the order; the names added."""
+    with folder_lock(folder):
+        extra = unlisted_reports(folder)
+        if extra:
+            update_toml(folder, {"reports": [*report_names(folder), *extra]})
+    return extra
 
 
 def image_names(folder: Path) -> list[str]:
@@ -164,10 +182,16 @@ def add_pasted(folder: Path, title: str, text: str, html: str, language: str) ->
         except RichTextError as exc:
             raise IssueFieldError("text", f"text: {exc}") from None
         if markdown.strip():
-            return _add(folder, title, _report_text(title, markdown), ".md", language)
+            return _add(folder, title or _first_line(markdown), _report_text(title, markdown), ".md", language)
     if not text.strip():
         raise IssueFieldError("text", "text: paste the report's text")
-    return _add(folder, title, _report_text(title, text), ".txt", language)
+    return _add(folder, title or _first_line(text), _report_text(title, text), ".txt", language)
+
+
+def _first_line(text: str) -> str:
+    """The first words of a report, for its file name."""
+    line = next((x for x in text.splitlines() if x.strip()), "")
+    return " ".join(line.split()[:6])
 
 
 def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language: str) -> str:
@@ -219,7 +243,7 @@ def remove_report(folder: Path, name: str) -> None:
         (folder / "reports" / name).unlink(missing_ok=True)
 
 
-def add_image(settings: Settings, folder: Path, filename: str, data: bytes) -> str:
+def add_image(folder: Path, filename: str, data: bytes) -> str:
     """Save an uploaded image into images/ under a safe name, once Pillow has recognised it."""
     from PIL import Image, UnidentifiedImageError
 

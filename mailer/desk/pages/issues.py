@@ -101,6 +101,7 @@ def issue_page(slug: str, status: int = 200, *, error: str = "", field: str = ""
         values = {"subject": spec.subject, "preheader": spec.preheader, "intro": spec.intro} if spec else {}
     chosen = set(request.form.getlist("lists")) if form == "fields" else set(spec.lists if spec else ())
     reports = issuefiles.report_rows(issue.folder, ctx.settings.language) if spec else []
+    unlisted = issuefiles.unlisted_reports(issue.folder) if spec else []
     preview, compose_error = None, ""
     if spec:
         try:
@@ -108,7 +109,7 @@ def issue_page(slug: str, status: int = 200, *, error: str = "", field: str = ""
         except PreviewError as exc:
             compose_error = str(exc)
     return render("issue.html", status, title=f"Issue {slug}", section="issues", issue=issue, spec=spec,
-                  reports=reports, images=issuefiles.image_names(issue.folder), lists=desk_issues.list_choices(ctx.db),
+                  reports=reports, unlisted=unlisted, images=issuefiles.image_names(issue.folder), lists=desk_issues.list_choices(ctx.db),
                   chosen=chosen, values=values, error=error, error_field=field, form=form,
                   preview=preview, compose_error=compose_error, notice=NOTICES.get(request.args.get("done", "")))
 
@@ -171,6 +172,19 @@ def report_upload(slug: str):  # type: ignore[no-untyped-def]
     return redirect(f"/desk/issues/{slug}?done=report#reports", 303)
 
 
+@bp.post("/issues/<slug>/reports/include")
+def report_include(slug: str):  # type: ignore[no-untyped-def]
+    ctx = web()
+    try:
+        names = issuefiles.include_reports(desk_issues.editable_folder(ctx.settings, ctx.db, slug))
+    except InputError as exc:
+        return _refused(slug, exc, "reports")
+    if names:
+        audit.log(ctx.db, "report_add", target=f"{slug}/{names[0]}", detail=f"included {', '.join(names)[:300]}",
+                  **_actor())
+    return redirect(f"/desk/issues/{slug}?done=report#reports", 303)
+
+
 @bp.post("/issues/<slug>/reports/<name>/move")
 def report_move(slug: str, name: str):  # type: ignore[no-untyped-def]
     ctx = web()
@@ -223,7 +237,7 @@ def image_upload(slug: str):  # type: ignore[no-untyped-def]
         if upload is None or not upload.filename:
             raise desk_issues.IssueFieldError("image", "image: choose a JPEG, PNG, GIF or WebP file")
         data = upload.stream.read(issuefiles.MAX_BYTES + 1)
-        name = issuefiles.add_image(ctx.settings, folder, upload.filename, data)
+        name = issuefiles.add_image(folder, upload.filename, data)
     except InputError as exc:
         return _refused(slug, exc, "image")
     audit.log(ctx.db, "image_add", target=f"{slug}/images/{name}", **_actor())
