@@ -372,7 +372,7 @@ def main() -> None:
               f"wrk 2 threads x {args.connections} connections; open loop: {rate} (fixed schedule); {shape}")
         print(f"  reference (bare WSGI hello under waitress): closed {ref_rps:8.0f} req/s   p99 {ref_p99:6.1f} ms"
               f" | {rate}: p50 {ref_open.p50:6.1f} ms   p99 {ref_open.p99:6.1f} ms   max {ref_open.worst:6.1f} ms")
-        print(f"  sign-up POST (validate, CSRF, rate limits, one intake row):")
+        print("  sign-up POST (validate, CSRF, rate limits, one intake row):")
         print(f"    closed loop: {rps:8.0f} req/s   p99 {p99:6.1f} ms   non-2xx {non2xx}")
         print(f"    {rate}: p50 {signup_open.p50:6.1f} ms   p99 {signup_open.p99:6.1f} ms   max "
               f"{signup_open.worst:6.1f} ms   non-2xx {signup_open.non2xx}   ({signup_open.sent} requests; "

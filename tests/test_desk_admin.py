@@ -53,8 +53,7 @@ def test_add_shows_the_link_once_and_it_sets_a_password(desk: Desk):
     assert bad.status_code == 422 and 'value="not an address"' in bad.text
     role = admin_post(desk, "/desk/accounts/add", {"email": "lee@example.org", "role": "chief"})
     assert role.status_code == 422 and "not a role" in role.text
-    with desk.web.db.session() as session:
-        rows = [(r.actor, r.action, r.target) for r in audit.entries(desk.web.db, action="user_add")[0]]
+    rows = [(r.actor, r.action, r.target) for r in audit.entries(desk.web.db, action="user_add")[0]]
     assert (ADMIN, "user_add", "kim@example.org") in rows
 
 

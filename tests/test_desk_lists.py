@@ -108,7 +108,7 @@ def test_an_unknown_list_is_404(desk: Desk) -> None:
 
 def test_script_in_a_list_name_renders_as_text(desk: Desk) -> None:
     evil = "<script>alert(1)</script>"
-    assert create(desk, slug="evil", name=evil, description=f"<img src=x onerror=alert(2)>").status_code == 303
+    assert create(desk, slug="evil", name=evil, description="<img src=x onerror=alert(2)>").status_code == 303
     for path in ("/desk/lists", "/desk/lists/evil"):
         page = desk.editor.get(path).text
         assert evil not in page and "<img src=x" not in page
