@@ -500,3 +500,26 @@ def test_issue_page_fits_a_phone_with_the_preview(settings) -> None:  # type: ig
             context.close()
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize(("pasted", "markdown"), [
+    # Google Docs: bold and italics as styles, the whole inside a <b style="font-weight:normal">
+    ('<b style="font-weight:normal;" id="docs-internal-guid-x"><p dir="ltr"><span style="font-weight:700">Rally</span>'
+     '<span style="font-weight:400"> on </span><span style="font-style:italic">Saturday</span></p></b>',
+     "**Rally** on *Saturday*\n"),
+    # Word: MsoNormal paragraphs, list paragraphs with their bullet in an mso-list:Ignore span
+    ('<p class=MsoNormal><b>Agenda</b><o:p></o:p></p><p class=MsoListParagraph><span style="mso-list:Ignore">·'
+     '<span>&nbsp;&nbsp;</span></span>Minutes</p><p class=MsoListParagraph><span style="mso-list:Ignore">·</span>'
+     'Treasurer</p>', "**Agenda**\n\n- Minutes\n- Treasurer\n"),
+    ('<ol><li>First</li><li>Second <a href="https://example.org/a b">link</a></li></ol>',
+     "1. First\n2. Second [link](https://example.org/a%20b)\n"),
+    ('<p>5 * 3 = 15 &lt;script&gt; _x_ #tag</p><p>1. not a list</p><p>Wow!<a href="https://x.org">here</a></p>',
+     "5 \\* 3 = 15 \\<script\\> \\_x\\_ \\#tag\n\n1\\. not a list\n\nWow\\![here](https://x.org)\n"),
+    ('<style>p{color:red}</style><script>alert(1)</script><p style="color:red" onclick="x()">Kept'
+     '<img src="https://x.org/i.png"> <iframe src="https://x.org"></iframe><a href="javascript:alert(1)">text</a>'
+     '</p><table><tr><td>a</td><td>b</td></tr></table>', "Kept text\n\na b\n"),
+])
+def test_pasted_html_keeps_paragraphs_bold_italics_links_and_lists_only(pasted: str, markdown: str) -> None:
+    from mailer.desk.richtext import html_to_markdown
+
+    assert html_to_markdown(pasted) == markdown

@@ -30,7 +30,7 @@ DOCX_MAX_RATIO = 100               # uncompressed / compressed, per member
 _BOLD = re.compile(r"font-weight\s*:\s*(bold|[6-9]00)", re.I)
 _ITALIC = re.compile(r"font-style\s*:\s*italic", re.I)
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
-_LINE_START = re.compile(r"^(\s*)([-+=]|\d+[.)])(\s)")
+_LINE_START = re.compile(r"^([ \t]*)(?:([-+=])|(\d+)([.)]))([ \t]|$)", re.M)
 
 
 class RichTextError(ValueError):
@@ -124,7 +124,8 @@ def _wrap(inner: str, mark: str) -> str:
 
 def _line(text: str) -> str:
     text = re.sub(r"[ \t\r\n]+", " ", text.replace("  \n", "\0")).strip().replace("\0", "  \n")
-    return _LINE_START.sub(r"\1\\\2\3", text)
+    # a line that would start a list or a heading underline: its marker escaped ("1\." and "\-")
+    return _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}{m[5]}" if m[2] else f"{m[1]}{m[3]}\\{m[4]}{m[5]}", text)
 
 
 def _blocks(el: lxml.html.HtmlElement, out: list[str], depth: int = 0) -> None:
@@ -193,6 +194,7 @@ def html_to_markdown(html: str) -> str:
     _blocks(root, out)
     # consecutive bullet lines from Word's list paragraphs form one list
     text = "\n\n".join(b for b in out if b.strip())
+    text = re.sub(r"(?<!\\)!\[", r"\\![", text)      # "Wow![a link]" is not an image
     return re.sub(r"(?m)^(- .*)\n\n(?=- )", r"\1\n", text).strip() + "\n"
 
 
