@@ -10,7 +10,7 @@ name takes the `__Secure-` prefix there, not `__Host-`, which browsers accept on
 with Path=/ and would send the desk's cookie to every public page.
 
 - auth:   login, the set-password link, logout
-- issues: the issue list
+- issues, issuemedia: the issue list; one issue's page, reports, images and preview
 - subscribers, subscriber_import: search, one person, add, unsubscribe, erase, export; the CSV import
 
 Every module adds its routes to `bp`; scripts are static files (templates/desk/js/NAME.js at
@@ -116,4 +116,4 @@ def _load_login() -> Response | None:
     return None
 
 
-from mailer.desk.pages import account, admin, auth, intake, issues, lists, schedules, sending, subscribers  # noqa: E402,F401  (their routes join bp)
+from mailer.desk.pages import account, admin, auth, intake, issuemedia, issues, lists, schedules, sending, subscribers  # noqa: E402,F401  (their routes join bp)

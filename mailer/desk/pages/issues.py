@@ -1,13 +1,13 @@
-"""The desk's issue pages: the issue list, a new issue, one issue's fields, reports and images,
-and its compose check with the preview frames."""
+"""The desk's issue pages: the issue list, a new issue, one issue's page (fields, reports, images,
+compose check and preview frames) and its reports. Images and the preview frames: pages.issuemedia."""
 
 from __future__ import annotations
 
-from flask import Response, abort, g, redirect, request, send_file
+from flask import Response, g, redirect, request
 
 from mailer.desk import audit, issuefiles, sessions
 from mailer.desk import issues as desk_issues
-from mailer.desk.issuepreview import VARIANTS, PreviewError, issue_preview
+from mailer.desk.issuepreview import PreviewError, issue_preview
 from mailer.desk.pages import bp, cookie_name, message, render
 from mailer.errors import InputError
 from mailer.web.guard import client_ip
@@ -24,10 +24,7 @@ LIMITS = {
     "desk.report_upload": (issuefiles.REPORT_UPLOAD_MAX + SLACK, "file: at most 10 MB"),
     "desk.image_upload": (issuefiles.MAX_BYTES + SLACK, "image: at most 5 MB (aim for 200 KB)"),
 }
-# a frame's own CSP: no script (default-src 'none'), mail HTML's inline styles; the <iframe> element on
-# the issue page adds the sandbox itself (a `sandbox` directive here would also stop the a11y crawl's axe)
-FRAME_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
-             "form-action 'none'; base-uri 'none'")
+
 
 
 @bp.before_app_request
@@ -44,7 +41,7 @@ def _upload_limits() -> Response | tuple[str, int] | None:
     return None
 
 
-def _sentence(exc: Exception) -> str:
+def sentence(exc: Exception) -> str:
     text = str(exc)
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
@@ -57,7 +54,7 @@ def _status_of(exc: InputError) -> int:
     return 422
 
 
-def _actor() -> dict[str, str]:
+def actor() -> dict[str, str]:
     return {"actor": g.desk_login.email, "ip": client_ip(request)}
 
 
@@ -80,11 +77,11 @@ def issue_create():  # type: ignore[no-untyped-def]
     try:
         desk_issues.create_issue(ctx.settings, values["slug"], values["date"], values["subject"])
     except desk_issues.IssueFieldError as exc:
-        return _index(422, _sentence(exc), exc.field, values)
+        return _index(422, sentence(exc), exc.field, values)
     except desk_issues.IssueExists as exc:
-        return _index(409, _sentence(exc), "slug", values)
+        return _index(409, sentence(exc), "slug", values)
     slug = values["slug"].strip()
-    audit.log(ctx.db, "issue_create", target=slug, detail=f"subject={values['subject'].strip()[:200]}", **_actor())
+    audit.log(ctx.db, "issue_create", target=slug, detail=f"subject={values['subject'].strip()[:200]}", **actor())
     return redirect(f"/desk/issues/{slug}?done=created", 303)
 
 
@@ -95,7 +92,7 @@ def issue_page(slug: str, status: int = 200, *, error: str = "", field: str = ""
     try:
         issue = desk_issues.issue_detail(ctx.settings, ctx.db, slug)
     except desk_issues.NoSuchIssue as exc:
-        return message("No such issue", _sentence(exc), 404)
+        return message("No such issue", sentence(exc), 404)
     spec = issue.spec
     if values is None:
         values = {"subject": spec.subject, "preheader": spec.preheader, "intro": spec.intro} if spec else {}
@@ -114,11 +111,11 @@ def issue_page(slug: str, status: int = 200, *, error: str = "", field: str = ""
                   preview=preview, compose_error=compose_error, notice=NOTICES.get(request.args.get("done", "")))
 
 
-def _refused(slug: str, exc: InputError, form: str, values: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def refused(slug: str, exc: InputError, form: str, values: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     if isinstance(exc, desk_issues.NoSuchIssue):
-        return message("No such issue", _sentence(exc), 404)
+        return message("No such issue", sentence(exc), 404)
     field = getattr(exc, "field", "")
-    return issue_page(slug, _status_of(exc), error=_sentence(exc), field=field, form=form, values=values)
+    return issue_page(slug, _status_of(exc), error=sentence(exc), field=field, form=form, values=values)
 
 
 @bp.get("/issues/<slug>")
@@ -135,9 +132,9 @@ def issue_edit(slug: str):  # type: ignore[no-untyped-def]
         desk_issues.edit_issue(ctx.settings, ctx.db, slug, values["subject"], values["preheader"], values["intro"],
                                request.form.getlist("lists"), known)
     except InputError as exc:
-        return _refused(slug, exc, "fields", values)
+        return refused(slug, exc, "fields", values)
     audit.log(ctx.db, "issue_edit", target=slug, detail=f"subject={values['subject'].strip()[:200]} "
-              f"lists={','.join(sorted(set(request.form.getlist('lists'))))}", **_actor())
+              f"lists={','.join(sorted(set(request.form.getlist('lists'))))}", **actor())
     return redirect(f"/desk/issues/{slug}?done=saved", 303)
 
 
@@ -150,8 +147,8 @@ def report_paste(slug: str):  # type: ignore[no-untyped-def]
         name = issuefiles.add_pasted(folder, title, request.form.get("text", ""), request.form.get("html", ""),
                                      ctx.settings.language)
     except InputError as exc:
-        return _refused(slug, exc, "paste", {"title": title, "text": request.form.get("text", "")})
-    audit.log(ctx.db, "report_add", target=f"{slug}/{name}", detail="pasted", **_actor())
+        return refused(slug, exc, "paste", {"title": title, "text": request.form.get("text", "")})
+    audit.log(ctx.db, "report_add", target=f"{slug}/{name}", detail="pasted", **actor())
     return redirect(f"/desk/issues/{slug}?done=report#reports", 303)
 
 
@@ -167,8 +164,8 @@ def report_upload(slug: str):  # type: ignore[no-untyped-def]
         data = upload.stream.read(issuefiles.REPORT_UPLOAD_MAX + 1)
         name = issuefiles.add_uploaded(folder, title, upload.filename, data, ctx.settings.language)
     except InputError as exc:
-        return _refused(slug, exc, "upload", {"upload_title": title})
-    audit.log(ctx.db, "report_add", target=f"{slug}/{name}", detail=f"uploaded {upload.filename[:200]}", **_actor())
+        return refused(slug, exc, "upload", {"upload_title": title})
+    audit.log(ctx.db, "report_add", target=f"{slug}/{name}", detail=f"uploaded {upload.filename[:200]}", **actor())
     return redirect(f"/desk/issues/{slug}?done=report#reports", 303)
 
 
@@ -178,10 +175,10 @@ def report_include(slug: str):  # type: ignore[no-untyped-def]
     try:
         names = issuefiles.include_reports(desk_issues.editable_folder(ctx.settings, ctx.db, slug))
     except InputError as exc:
-        return _refused(slug, exc, "reports")
+        return refused(slug, exc, "reports")
     if names:
         audit.log(ctx.db, "report_add", target=f"{slug}/{names[0]}", detail=f"included {', '.join(names)[:300]}",
-                  **_actor())
+                  **actor())
     return redirect(f"/desk/issues/{slug}?done=report#reports", 303)
 
 
@@ -195,8 +192,8 @@ def report_move(slug: str, name: str):  # type: ignore[no-untyped-def]
             raise desk_issues.IssueFieldError("direction", "direction: up or down")
         issuefiles.move_report(folder, name, step)
     except InputError as exc:
-        return _refused(slug, exc, "reports")
-    audit.log(ctx.db, "report_move", target=f"{slug}/{name}", detail=request.form.get("direction", ""), **_actor())
+        return refused(slug, exc, "reports")
+    audit.log(ctx.db, "report_move", target=f"{slug}/{name}", detail=request.form.get("direction", ""), **actor())
     return redirect(f"/desk/issues/{slug}?done=moved#reports", 303)
 
 
@@ -207,7 +204,7 @@ def report_remove_form(slug: str, name: str):  # type: ignore[no-untyped-def]
         folder = desk_issues.issue_folder(ctx.settings, slug)
         row = next((r for r in issuefiles.report_rows(folder, ctx.settings.language) if r.name == name), None)
     except InputError as exc:
-        return message("No such issue", _sentence(exc), 404)
+        return message("No such issue", sentence(exc), 404)
     if row is None:
         return message("No such report", f"There is no report {name[:80]!r} in this issue.", 404)
     return render("issue_remove.html", title=f"Remove {name}?", section="issues", slug=slug, what="report",
@@ -222,94 +219,7 @@ def report_remove(slug: str, name: str):  # type: ignore[no-untyped-def]
         issuefiles.remove_report(folder, name)
     except InputError as exc:
         if isinstance(exc, issuefiles.NoSuchFile):
-            return message("No such report", _sentence(exc), 404)
-        return _refused(slug, exc, "reports")
-    audit.log(ctx.db, "report_remove", target=f"{slug}/{name}", **_actor())
+            return message("No such report", sentence(exc), 404)
+        return refused(slug, exc, "reports")
+    audit.log(ctx.db, "report_remove", target=f"{slug}/{name}", **actor())
     return redirect(f"/desk/issues/{slug}?done=removed#reports", 303)
-
-
-@bp.post("/issues/<slug>/images")
-def image_upload(slug: str):  # type: ignore[no-untyped-def]
-    ctx = web()
-    upload = request.files.get("image")
-    try:
-        folder = desk_issues.editable_folder(ctx.settings, ctx.db, slug)
-        if upload is None or not upload.filename:
-            raise desk_issues.IssueFieldError("image", "image: choose a JPEG, PNG, GIF or WebP file")
-        data = upload.stream.read(issuefiles.MAX_BYTES + 1)
-        name = issuefiles.add_image(folder, upload.filename, data)
-    except InputError as exc:
-        return _refused(slug, exc, "image")
-    audit.log(ctx.db, "image_add", target=f"{slug}/images/{name}", **_actor())
-    return redirect(f"/desk/issues/{slug}?done=image#images", 303)
-
-
-@bp.get("/issues/<slug>/images/<name>")
-def image_file(slug: str, name: str):  # type: ignore[no-untyped-def]
-    try:
-        path = issuefiles.image_path(desk_issues.issue_folder(web().settings, slug), name)
-    except InputError:
-        abort(404)
-    response = send_file(path, mimetype=issuefiles.image_type(name), max_age=0)
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
-
-
-@bp.get("/issues/<slug>/images/<name>/remove")
-def image_remove_form(slug: str, name: str):  # type: ignore[no-untyped-def]
-    try:
-        issuefiles.image_path(desk_issues.issue_folder(web().settings, slug), name)
-    except desk_issues.NoSuchIssue as exc:
-        return message("No such issue", _sentence(exc), 404)
-    except InputError as exc:
-        return message("No such image", _sentence(exc), 404)
-    return render("issue_remove.html", title=f"Remove {name}?", section="issues", slug=slug, what="image",
-                  label=name, name=name)
-
-
-@bp.post("/issues/<slug>/images/<name>/remove")
-def image_remove(slug: str, name: str):  # type: ignore[no-untyped-def]
-    ctx = web()
-    try:
-        folder = desk_issues.editable_folder(ctx.settings, ctx.db, slug)
-        issuefiles.remove_image(folder, name)
-    except InputError as exc:
-        if isinstance(exc, issuefiles.NoSuchFile):
-            return message("No such image", _sentence(exc), 404)
-        return _refused(slug, exc, "image")
-    audit.log(ctx.db, "image_remove", target=f"{slug}/images/{name}", **_actor())
-    return redirect(f"/desk/issues/{slug}?done=image_removed#images", 303)
-
-
-@bp.get("/issues/<slug>/preview")
-def issue_preview_page(slug: str):  # type: ignore[no-untyped-def]
-    ctx = web()
-    try:
-        folder = desk_issues.issue_folder(ctx.settings, slug)
-        preview = issue_preview(ctx.settings, folder)
-    except desk_issues.NoSuchIssue as exc:
-        return message("No such issue", _sentence(exc), 404)
-    except PreviewError as exc:
-        return render("issue_preview.html", 422, title=f"Preview of {slug}", section="issues", slug=slug,
-                      preview=None, compose_error=str(exc))
-    return render("issue_preview.html", title=f"Preview of {slug}", section="issues", slug=slug, preview=preview,
-                  compose_error="")
-
-
-@bp.get("/issues/<slug>/preview/<variant>")
-def issue_preview_frame(slug: str, variant: str):  # type: ignore[no-untyped-def]
-    ctx = web()
-    if variant not in VARIANTS:
-        abort(404)
-    try:
-        preview = issue_preview(ctx.settings, desk_issues.issue_folder(ctx.settings, slug))
-    except desk_issues.NoSuchIssue:
-        abort(404)
-    except PreviewError as exc:
-        response = Response(f"This issue does not compose: {exc}\n", 422, mimetype="text/plain")
-    else:
-        text = variant.endswith("text")
-        response = Response(preview.parts[variant], mimetype="text/plain" if text else "text/html")
-    g.frame_origins = ("'self'",)          # framed by the issue page only
-    response.headers["Content-Security-Policy"] = FRAME_CSP
-    return response

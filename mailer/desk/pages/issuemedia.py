@@ -1,0 +1,106 @@
+"""The desk's routes for an issue's images (upload, the file itself, removal) and its preview (a page,
+and the frames the issue page shows)."""
+
+from __future__ import annotations
+
+from flask import Response, abort, g, redirect, request, send_file
+
+from mailer.desk import audit, issuefiles
+from mailer.desk import issues as desk_issues
+from mailer.desk.issuepreview import VARIANTS, PreviewError, issue_preview
+from mailer.desk.pages import bp, message, render
+from mailer.desk.pages.issues import actor, refused, sentence
+from mailer.errors import InputError
+from mailer.web.pages import web
+
+# a frame's own CSP: no script (default-src 'none'), mail HTML's inline styles; the <iframe> element on
+# the issue page adds the sandbox itself (a `sandbox` directive here would also stop the a11y crawl's axe)
+FRAME_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
+             "form-action 'none'; base-uri 'none'")
+
+
+@bp.post("/issues/<slug>/images")
+def image_upload(slug: str):  # type: ignore[no-untyped-def]
+    ctx = web()
+    upload = request.files.get("image")
+    try:
+        folder = desk_issues.editable_folder(ctx.settings, ctx.db, slug)
+        if upload is None or not upload.filename:
+            raise desk_issues.IssueFieldError("image", "image: choose a JPEG, PNG, GIF or WebP file")
+        data = upload.stream.read(issuefiles.MAX_BYTES + 1)
+        name = issuefiles.add_image(folder, upload.filename, data)
+    except InputError as exc:
+        return refused(slug, exc, "image")
+    audit.log(ctx.db, "image_add", target=f"{slug}/images/{name}", **actor())
+    return redirect(f"/desk/issues/{slug}?done=image#images", 303)
+
+
+@bp.get("/issues/<slug>/images/<name>")
+def image_file(slug: str, name: str):  # type: ignore[no-untyped-def]
+    try:
+        path = issuefiles.image_path(desk_issues.issue_folder(web().settings, slug), name)
+    except InputError:
+        abort(404)
+    response = send_file(path, mimetype=issuefiles.image_type(name), max_age=0)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@bp.get("/issues/<slug>/images/<name>/remove")
+def image_remove_form(slug: str, name: str):  # type: ignore[no-untyped-def]
+    try:
+        issuefiles.image_path(desk_issues.issue_folder(web().settings, slug), name)
+    except desk_issues.NoSuchIssue as exc:
+        return message("No such issue", sentence(exc), 404)
+    except InputError as exc:
+        return message("No such image", sentence(exc), 404)
+    return render("issue_remove.html", title=f"Remove {name}?", section="issues", slug=slug, what="image",
+                  label=name, name=name)
+
+
+@bp.post("/issues/<slug>/images/<name>/remove")
+def image_remove(slug: str, name: str):  # type: ignore[no-untyped-def]
+    ctx = web()
+    try:
+        folder = desk_issues.editable_folder(ctx.settings, ctx.db, slug)
+        issuefiles.remove_image(folder, name)
+    except InputError as exc:
+        if isinstance(exc, issuefiles.NoSuchFile):
+            return message("No such image", sentence(exc), 404)
+        return refused(slug, exc, "image")
+    audit.log(ctx.db, "image_remove", target=f"{slug}/images/{name}", **actor())
+    return redirect(f"/desk/issues/{slug}?done=image_removed#images", 303)
+
+
+@bp.get("/issues/<slug>/preview")
+def issue_preview_page(slug: str):  # type: ignore[no-untyped-def]
+    ctx = web()
+    try:
+        folder = desk_issues.issue_folder(ctx.settings, slug)
+        preview = issue_preview(ctx.settings, folder)
+    except desk_issues.NoSuchIssue as exc:
+        return message("No such issue", sentence(exc), 404)
+    except PreviewError as exc:
+        return render("issue_preview.html", 422, title=f"Preview of {slug}", section="issues", slug=slug,
+                      preview=None, compose_error=str(exc))
+    return render("issue_preview.html", title=f"Preview of {slug}", section="issues", slug=slug, preview=preview,
+                  compose_error="")
+
+
+@bp.get("/issues/<slug>/preview/<variant>")
+def issue_preview_frame(slug: str, variant: str):  # type: ignore[no-untyped-def]
+    ctx = web()
+    if variant not in VARIANTS:
+        abort(404)
+    try:
+        preview = issue_preview(ctx.settings, desk_issues.issue_folder(ctx.settings, slug))
+    except desk_issues.NoSuchIssue:
+        abort(404)
+    except PreviewError as exc:
+        response = Response(f"This issue does not compose: {exc}\n", 422, mimetype="text/plain")
+    else:
+        text = variant.endswith("text")
+        response = Response(preview.parts[variant], mimetype="text/plain" if text else "text/html")
+    g.frame_origins = ("'self'",)          # framed by the issue page only
+    response.headers["Content-Security-Policy"] = FRAME_CSP
+    return response
