@@ -132,10 +132,18 @@ def test_create_an_issue_then_the_cli_composes_what_the_desk_made(desk: Desk) ->
     assert upload(desk, "Photo 1.png", png(), "image", "images").status_code == 303
     assert upload(desk, "photo.md", b"# With a photo\n\n![Red square](images/Photo-1.png)\n\nA red square.\n"
                   ).status_code == 303
+    assert paste(desk, "Rally today.", html='<p><b>Rally</b> <i>today</i>, <a href="https://example.org/">details</a>.'
+                                            '</p><ul><li>Bring a flag.</li></ul>').status_code == 303
+    word = '<w:p><w:r><w:t>A Word report, converted.</w:t></w:r></w:p>'
+    assert upload(desk, "from word.docx", docx(word), title="From Word").status_code == 303
     env = {**TEST_ENV, "MAILER_ROOT": str(desk.web.settings.root), "MAILER_DATABASE_URL": desk.web.db.url}
     result = CliRunner().invoke(cli, ["compose", SLUG], env=env)
     assert result.exit_code == 0, result.output
-    assert f"{SLUG} composes" in result.output and "Our first report" in result.output
+    assert f"{SLUG} composes (4 reports)" in result.output and "Our first report" in result.output
+    assert "From Word" in result.output and toml(desk)["reports"] == [
+        "01-our-first-report.txt", "02-photo.md", "03-rally-today-details.md", "04-from-word.md"]
+    preview = desk.editor.get(f"/desk/issues/{SLUG}/preview/named").text
+    assert "<strong>Rally</strong>" in preview and f'src="/desk/issues/{SLUG}/images/Photo-1.png"' in preview
     assert [a for a, _, _ in audit_rows(desk)][:4] == ["issue_create", "issue_edit", "report_add", "image_add"]
     assert all(actor == EDITOR for _, actor, _ in audit_rows(desk))
 

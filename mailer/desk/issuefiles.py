@@ -191,6 +191,7 @@ def add_pasted(folder: Path, title: str, text: str, html: str, language: str) ->
 def _first_line(text: str) -> str:
     """The first words of a report, for its file name."""
     line = next((x for x in text.splitlines() if x.strip()), "")
+    line = re.sub(r"\]\([^)]*\)", "]", line)          # a Markdown link's text, not its address
     return " ".join(line.split()[:6])
 
 
