@@ -424,6 +424,22 @@ def test_preview_frames_and_the_compose_check(desk: Desk) -> None:
     assert desk.editor.get("/desk/issues/example/preview").status_code == 200
 
 
+def test_preview_json_changes_with_the_files(desk: Desk) -> None:
+    first = desk.editor.get("/desk/issues/example/preview.json").json
+    assert first["error"] == "" and len(first["version"]) == 64 and isinstance(first["warnings"], list)
+    assert f'data-version="{first["version"]}"' in desk.editor.get("/desk/issues/example").text
+    assert desk.editor.get("/desk/issues/example/preview.json").json == first           # nothing changed
+    report = folder(desk, "example") / "reports" / "03-whats-on.md"
+    report.write_text(report.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+    second = desk.editor.get("/desk/issues/example/preview.json").json
+    assert second["version"] != first["version"] and second["error"] == ""
+    report.write_text("# What's on\n\n[bad](javascript:alert(1)).\n", encoding="utf-8")
+    third = desk.editor.get("/desk/issues/example/preview.json").json
+    assert third["version"] not in ("", second["version"]) and third["error"].startswith("03-whats-on.md: a link to")
+    assert desk.editor.get("/desk/issues/nope/preview.json").status_code == 404
+    assert desk.web.app.test_client().get("/desk/issues/example/preview.json").status_code == 401
+
+
 def test_an_issue_that_does_not_compose_shows_one_line(desk: Desk) -> None:
     make_issue(desk.web.settings.root, "2026-12-broken", {"a.md": "# A\n\n[click](javascript:alert(1)) and "
                                                           "[here](ftp://x.org)."}, subject="Broken")
@@ -504,6 +520,15 @@ def test_issue_page_fits_a_phone_with_the_preview(settings) -> None:  # type: ig
             assert report.read_text(encoding="utf-8") == (
                 '---\ntitle: "Pasted from Docs"\n---\n\n**Bold** and *italic*, [a link](https://example.org/).\n\n'
                 "- one\n- two\n")
+            # the live preview: a report changed on disk reloads the frames, the page stays
+            page.fill("#paste-title", "Typed, not yet saved")
+            report = settings.root / "issues" / "example" / "reports" / "01-branch-meeting.md"
+            report.write_text(report.read_text(encoding="utf-8").replace("Forty-two members", "Ninety-nine members"),
+                              encoding="utf-8")
+            page.locator("[data-live-status]", has_text="Preview updated").wait_for()
+            frame = page.frame_locator("iframe[title='Preview: desktop, named reader']").locator("body")
+            frame.locator("text=Ninety-nine members").wait_for()
+            assert page.input_value("#paste-title") == "Typed, not yet saved"
             assert [e for e in errors if "Content Security Policy" in e] == []
             context.close()
     finally:

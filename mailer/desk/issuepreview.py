@@ -40,6 +40,7 @@ class Preview:
     warnings: tuple[str, ...]
     reader: str                     # the sample reader's name
     parts: dict[str, str]           # variant -> HTML or text
+    version: str = ""               # the issue's content hash: changes with any of its files
 
 
 _cache: OrderedDict[tuple[str, str, str], Preview] = OrderedDict()
@@ -94,9 +95,26 @@ def issue_preview(settings: Settings, folder: Path) -> Preview:
         if found is not None:
             _cache.move_to_end(key)
             return found
-    preview = _build(settings, folder)
+    preview = replace(_build(settings, folder), version=key[2])
     with _lock:
         _cache[key] = preview
         while len(_cache) > KEEP:
             _cache.popitem(last=False)
     return preview
+
+
+def current_version(settings: Settings, folder: Path) -> str:
+    """The issue's content hash ('' when its issue.toml cannot be read)."""
+    try:
+        return content_hash(settings, folder)
+    except (MailerError, OSError):
+        return ""
+
+
+def preview_state(settings: Settings, folder: Path) -> dict[str, object]:
+    """What the live preview script polls: the issue's version, its warnings, or its error."""
+    try:
+        preview = issue_preview(settings, folder)
+    except PreviewError as exc:
+        return {"version": current_version(settings, folder), "error": str(exc), "warnings": []}
+    return {"version": preview.version, "error": "", "warnings": list(preview.warnings)}

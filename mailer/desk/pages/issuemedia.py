@@ -7,7 +7,7 @@ from flask import Response, abort, g, redirect, request, send_file
 
 from mailer.desk import audit, issuefiles
 from mailer.desk import issues as desk_issues
-from mailer.desk.issuepreview import VARIANTS, PreviewError, issue_preview
+from mailer.desk.issuepreview import VARIANTS, PreviewError, current_version, issue_preview, preview_state
 from mailer.desk.pages import bp, message, render
 from mailer.desk.pages.issues import actor, refused, sentence
 from mailer.errors import InputError
@@ -72,6 +72,17 @@ def image_remove(slug: str, name: str):  # type: ignore[no-untyped-def]
     return redirect(f"/desk/issues/{slug}?done=image_removed#images", 303)
 
 
+@bp.get("/issues/<slug>/preview.json")
+def issue_preview_state(slug: str):  # type: ignore[no-untyped-def]
+    """Polled by /desk/js/preview.js: the frames reload when the version changes."""
+    ctx = web()
+    try:
+        folder = desk_issues.issue_folder(ctx.settings, slug)
+    except desk_issues.NoSuchIssue:
+        return {"error": "no such issue"}, 404
+    return preview_state(ctx.settings, folder)
+
+
 @bp.get("/issues/<slug>/preview")
 def issue_preview_page(slug: str):  # type: ignore[no-untyped-def]
     ctx = web()
@@ -82,9 +93,9 @@ def issue_preview_page(slug: str):  # type: ignore[no-untyped-def]
         return message("No such issue", sentence(exc), 404)
     except PreviewError as exc:
         return render("issue_preview.html", 422, title=f"Preview of {slug}", section="issues", slug=slug,
-                      preview=None, compose_error=str(exc))
+                      preview=None, compose_error=str(exc), version=current_version(ctx.settings, folder))
     return render("issue_preview.html", title=f"Preview of {slug}", section="issues", slug=slug, preview=preview,
-                  compose_error="")
+                  compose_error="", version=preview.version)
 
 
 @bp.get("/issues/<slug>/preview/<variant>")

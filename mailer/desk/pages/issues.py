@@ -7,7 +7,7 @@ from flask import Response, g, redirect, request
 
 from mailer.desk import audit, issuefiles, sessions
 from mailer.desk import issues as desk_issues
-from mailer.desk.issuepreview import PreviewError, issue_preview
+from mailer.desk.issuepreview import PreviewError, current_version, issue_preview
 from mailer.desk.pages import bp, cookie_name, message, render
 from mailer.errors import InputError
 from mailer.web.guard import client_ip
@@ -99,16 +99,17 @@ def issue_page(slug: str, status: int = 200, *, error: str = "", field: str = ""
     chosen = set(request.form.getlist("lists")) if form == "fields" else set(spec.lists if spec else ())
     reports = issuefiles.report_rows(issue.folder, ctx.settings.language) if spec else []
     unlisted = issuefiles.unlisted_reports(issue.folder) if spec else []
-    preview, compose_error = None, ""
+    preview, compose_error, version = None, "", ""
     if spec:
         try:
             preview = issue_preview(ctx.settings, issue.folder)
+            version = preview.version
         except PreviewError as exc:
-            compose_error = str(exc)
+            compose_error, version = str(exc), current_version(ctx.settings, issue.folder)
     return render("issue.html", status, title=f"Issue {slug}", section="issues", issue=issue, spec=spec,
                   reports=reports, unlisted=unlisted, images=issuefiles.image_names(issue.folder), lists=desk_issues.list_choices(ctx.db),
                   chosen=chosen, values=values, error=error, error_field=field, form=form,
-                  preview=preview, compose_error=compose_error, notice=NOTICES.get(request.args.get("done", "")))
+                  preview=preview, compose_error=compose_error, version=version, notice=NOTICES.get(request.args.get("done", "")))
 
 
 def refused(slug: str, exc: InputError, form: str, values: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
