@@ -361,6 +361,8 @@ def test_image_upload_is_checked_by_content(desk: Desk) -> None:
     assert sorted(p.name for p in (folder(desk) / "images").iterdir() if not p.name.startswith(".")) == \
         ["My-photo.png"]
     assert desk.editor.get(f"/desk/issues/{SLUG}/images/..%2F..%2Fissue.toml").status_code == 404
+    (folder(desk) / "images" / "link.png").symlink_to(desk.web.settings.root / "templates" / "web" / "site.css")
+    assert desk.editor.get(f"/desk/issues/{SLUG}/images/link.png").status_code == 404
 
 
 def test_report_files_dropped_into_the_folder_can_be_included(desk: Desk) -> None:

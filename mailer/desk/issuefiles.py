@@ -286,9 +286,10 @@ def remove_image(folder: Path, name: str) -> None:
 
 def image_path(folder: Path, name: str) -> Path:
     """images/<name> of the issue; NoSuchFile for anything else."""
-    if name not in image_names(folder):
-        raise NoSuchFile(f"no image {name[:80]!r} in this issue")
-    return folder / "images" / name
+    path = folder / "images" / name
+    if name not in image_names(folder) or not path.resolve().is_relative_to(folder.resolve()):
+        raise NoSuchFile(f"no image {name[:80]!r} in this issue")     # a symbolic link out is not ours
+    return path
 
 
 def image_type(name: str) -> str:
