@@ -279,6 +279,8 @@ def test_upload_md_txt_and_docx_reports(desk: Desk) -> None:
     ("latin1.md", "caf\xe9".encode("latin-1"), "not UTF-8"),
     ("../../etc/evil.md", b"# Evil\n\nText.", "has a path in it"),
     ("report.pdf", b"%PDF-1.4", ".pdf is not a report"),
+    ("open.md", b"---\ntitle: never closed\n\nText.\n", "file: 01-open.md:1: front matter opened with '---' is never"),
+    ("empty.md", b"---\ntitle: Only a title\n---\n", "file: 01-empty.md: the report is empty"),
 ])
 def test_a_bad_report_upload_is_422_and_writes_nothing(desk: Desk, name: str, data, words: str) -> None:  # type: ignore[no-untyped-def]
     new_issue(desk)

@@ -152,7 +152,7 @@ def _new_name(folder: Path, title: str, suffix: str) -> str:
         number += 1
 
 
-def _add(folder: Path, title: str, text: str, suffix: str, language: str) -> str:
+def _add(folder: Path, title: str, text: str, suffix: str, language: str, field: str = "text") -> str:
     """Write a new report and append it to the order; read it back as compose would, or undo."""
     with folder_lock(folder):
         names = report_names(folder)
@@ -167,8 +167,8 @@ def _add(folder: Path, title: str, text: str, suffix: str, language: str) -> str
             update_toml(folder, {"reports": [*names, name]})
         except (MailerError, OSError) as exc:
             path.unlink(missing_ok=True)
-            field = "text" if isinstance(exc, ComposeError) else ""
-            raise IssueFieldError(field, str(exc).replace(str(path), name)) from None
+            raise IssueFieldError(field if isinstance(exc, ComposeError) else "",
+                                  f"{field}: {str(exc).replace(str(path), name)}") from None
     return name
 
 
@@ -210,7 +210,7 @@ def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language:
             raise IssueFieldError("file", f"file {filename[:80]!r}: {exc}") from None
         if not markdown.strip():
             raise IssueFieldError("file", f"file {filename[:80]!r}: the document has no text")
-        return _add(folder, hint, _report_text(title, markdown), ".md", language)
+        return _add(folder, hint, _report_text(title, markdown), ".md", language, "file")
     if data.startswith(b"PK\x03\x04") or b"\0" in data[:8192]:
         raise IssueFieldError("file", f"file {filename[:80]!r}: not a text file; a {suffix} report is text")
     try:
@@ -219,7 +219,7 @@ def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language:
         raise IssueFieldError("file", f"file {filename[:80]!r}: not UTF-8 text; save it as UTF-8") from None
     own_front_matter = text[:3] in ("---", "+++")
     body = text.replace("\r\n", "\n") if own_front_matter or not title.strip() else _report_text(title, text)
-    return _add(folder, hint, body, suffix, language)
+    return _add(folder, hint, body, suffix, language, "file")
 
 
 def move_report(folder: Path, name: str, step: int) -> None:
