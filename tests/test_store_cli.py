@@ -17,7 +17,7 @@ from mailer.bootstrap import config_template
 from mailer.cli import cli
 from mailer.config import SECRET_FIELDS, Settings, load_settings
 from mailer.models import (Base, BounceEvent, BounceKind, Delivery, DeliveryStatus, Subscriber, Send,
-                           Suppression, SuppressionReason)
+                           Submission, SubmissionStatus, Suppression, SuppressionReason)
 from tests.conftest import REPO
 from tests.helpers import TEST_ENV
 
@@ -188,6 +188,8 @@ def test_erase_leaves_no_personal_data_in_any_table_and_refuses_reimport_B8(run,
         s.add(Delivery(send_id=send.id, subscriber_id=zelie.id, email=zelie.email, status=DeliveryStatus.SENT,
                        last_reply="250 ok <zelie.q@example.org>"))
         s.add(BounceEvent(subscriber_id=zelie.id, kind=BounceKind.SOFT, diagnostic="zelie.q@example.org full"))
+        s.add(Submission(key="<r1@example.org>", status=SubmissionStatus.REFUSED, sender="Zelie.Q@example.org",
+                         details='{"note": "zelie.q@example.org is not an allowed sender"}'))   # a report by mail
     ok(run("subscribers", "unsubscribe", "zelie.q@example.org"))
     with db.session() as s:
         assert "suppression.email" in text_columns_holding(s, ["zelie.q@example.org"])
