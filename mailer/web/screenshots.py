@@ -102,6 +102,12 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
                                 page.context.add_cookies([cookies["code"]])
                             page.emulate_media(color_scheme=scheme)
                             page.goto(url)
+                            if page.locator("iframe").count():
+                                # framed previews paint only inside the viewport: make it the page's height
+                                height = page.evaluate("document.documentElement.scrollHeight")
+                                page.set_viewport_size({"width": width, "height": min(height, 16000)})
+                                page.wait_for_load_state("networkidle")
+                                page.wait_for_timeout(500)
                             if not style:
                                 page.evaluate(REMOVE_STYLE)
                             path = out / f"{name}-{label}{suffix}.png"
@@ -141,28 +147,38 @@ def _desk_cookies(settings, db: Database) -> dict[str, dict[str, str]]:  # type:
             "code": {"name": f"{name}-code", "value": challenge, "url": f"{settings.base_url}/desk/login/"}}
 
 
+DOWNLOADS = (".csv", ".json")     # files, not pages: a browser downloads them
+
+
 def _desk_pages(browser, app, base_url: str, cookie: dict[str, str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Screenshot name -> path of every desk page an admin reaches by GET: the URL map's routes without
     variables, and for each route with variables the first link to it on those pages."""
     rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/desk") and "GET" in (r.methods or set())
              and r.endpoint not in DESK_SKIP]
-    plain = {r.rule: r.endpoint for r in rules if "<" not in r.rule}
+    plain = {r.rule: r.endpoint for r in rules if "<" not in r.rule and not r.rule.endswith(DOWNLOADS)}
     adapter = app.url_map.bind("localhost")
     found: dict[str, str] = {}        # endpoint -> the first link to it
     refused: set[str] = set()         # plain routes that need a query (a 4xx without one)
     page = browser.new_page()
     page.context.add_cookies([cookie])
+    def collect() -> None:
+        for href in page.eval_on_selector_all("a[href^='/desk/']", "els => els.map(e => e.getAttribute('href'))"):
+            try:
+                endpoint, _ = adapter.match(href.split("?")[0].split("#")[0], method="GET")
+            except Exception:        # not a desk page (a POST-only path)
+                continue
+            if endpoint not in DESK_SKIP and not href.split("?")[0].endswith(DOWNLOADS):
+                found.setdefault(endpoint, href)
+
     for path in plain:
         response = page.goto(base_url + path)
         if response is None or response.status >= 400:
             refused.add(path)
-        for href in page.eval_on_selector_all("a[href^='/desk/']", "els => els.map(e => e.getAttribute('href'))"):
-            try:
-                endpoint, _ = adapter.match(href.split("?")[0].split("#")[0], method="GET")
-            except Exception:        # not a desk page (a download, a POST-only path)
-                continue
-            if endpoint not in DESK_SKIP:
-                found.setdefault(endpoint, href)
+        collect()
+    for href in list(found.values()):     # one step further: the pages of an issue, a send, a person
+        response = page.goto(base_url + href)
+        if response is not None and response.status < 400:
+            collect()
     page.close()
     names = {}
     for path, endpoint in plain.items():
