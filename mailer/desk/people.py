@@ -65,6 +65,11 @@ def actor_of(email: str) -> str:
     return f"desk:{email}"[:50]
 
 
+def list_names(db: Database) -> dict[str, str]:
+    """slug -> name of every list, by name (without the counts, which read every subscription)."""
+    return {slug: name for slug, name, _ in directory.public_lists(db)}
+
+
 def status_of(value: str) -> SubscriptionStatus | None:
     """The status a filter names ('' for any); FieldError for anything else."""
     if not value:

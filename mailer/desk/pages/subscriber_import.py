@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Response, abort, g, request, send_file
 
 from mailer.desk import audit, imports, sessions
-from mailer.desk import lists as desk_lists
+from mailer.desk import people as desk_people
 from mailer.desk.pages import bp, cookie_name, message, render
 from mailer.errors import InputError
 from mailer.web.guard import client_ip
@@ -38,7 +38,7 @@ def _sentence(exc: Exception) -> str:
 
 def _form(status: int = 200, error: str = "", field: str = "", values: dict | None = None):  # type: ignore[no-untyped-def,type-arg]
     return render("import.html", status, title="Import subscribers", section="subscribers",
-                  lists=[(s.slug, s.name) for s in desk_lists.summaries(web().db)], error=error, error_field=field,
+                  lists=list(desk_people.list_names(web().db).items()), error=error, error_field=field,
                   values=values or {}, max_mb=imports.UPLOAD_MAX // (1024 * 1024))
 
 
@@ -51,7 +51,8 @@ def import_form():  # type: ignore[no-untyped-def]
 def import_upload():  # type: ignore[no-untyped-def]
     ctx = web()
     values = {"list": request.form.get("list", "")[:64], "confirmed": request.form.get("confirmed") == "yes"}
-    if desk_lists.find_summary(ctx.db, values["list"]) is None:
+    names = desk_people.list_names(ctx.db)
+    if values["list"] not in names:
         return _form(422, "List: choose the list to import into.", "list", values)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
@@ -67,7 +68,7 @@ def import_upload():  # type: ignore[no-untyped-def]
         imports.discard(kept)
         return _form(422, _sentence(exc), "file", values)
     return render("import_preview.html", title="Check the import", section="subscribers", upload=kept,
-                  preview=preview, list_name=desk_lists.find_summary(ctx.db, kept.list_slug).name)  # type: ignore[union-attr]
+                  preview=preview, list_name=names[kept.list_slug])
 
 
 @bp.post("/subscribers/import/<token>")

@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from flask import Response, abort, g, redirect, request
 
 from mailer.desk import audit
-from mailer.desk import lists as desk_lists
 from mailer.desk import people as desk_people
 from mailer.desk.pages import bp, message, render
 from mailer.errors import InputError
@@ -34,7 +33,7 @@ def _log(action: str, target: str, detail: str = "") -> None:
 
 
 def _lists() -> list[tuple[str, str]]:
-    return [(s.slug, s.name) for s in desk_lists.summaries(web().db)]
+    return list(desk_people.list_names(web().db).items())
 
 
 def _filters() -> dict[str, str]:
