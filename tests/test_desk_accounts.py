@@ -242,6 +242,19 @@ def test_the_issue_list_shows_each_folder_subject_and_status_escaped(web_app: We
     assert re.search(r"example.*?status-draft", page.text, re.S)
 
 
+def test_the_issue_list_follows_issue_toml_edited_by_hand(web_app: WebApp, run):
+    folder = make_issue(web_app.settings.root, "2026-12-news", {}, subject="First subject")
+    set_password(web_app, add_user(run))
+    assert "First subject" in web_app.client.get("/desk/").text
+    toml = folder / "issue.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("First subject", "Other subject"), encoding="utf-8")
+    assert "Other subject" in web_app.client.get("/desk/").text            # same size, rewritten in place
+    toml.write_text("subject = [\n", encoding="utf-8")
+    assert "invalid TOML" in web_app.client.get("/desk/").text
+    toml.write_text('subject = "Mended"\ndate = "2026-12-01"\nlists = ["news"]\n', encoding="utf-8")
+    assert "Mended" in web_app.client.get("/desk/").text
+
+
 def test_users_list_reset_remove_and_bad_input(web_app: WebApp, run):
     add_user(run, "admin@example.org", "admin")
     listed = run("users", "list")
