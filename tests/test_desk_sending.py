@@ -337,6 +337,10 @@ def test_sending_pages_in_chromium(live_sending, scheme: str) -> None:  # type: 
         set_password(page, base, secret)
         page.goto(base + SEND)
         check("send")
+        for summary in page.locator("details.audience summary").all():     # who on the lists: open both
+            summary.click()
+        assert page.is_visible("#now-tags") and page.is_visible("#schedule-exclude-segment")
+        check("send (audience open)")
         page.fill("#at", "2020-01-01T09:00")
         page.click("text=Schedule >> nth=-1")
         assert "is in the past" in page.inner_text("#schedule-error")

@@ -206,7 +206,9 @@ def send_command(app, issue_dir: Path, lists: tuple[str, ...], yes: bool, dry_ru
         campaign.check_not_sent(db, composed.slug, targets, again)
         if not _confirmed(yes, f"Send {composed.subject!r} to {total} subscriber(s) of {', '.join(targets)}{which}?"):
             raise MailerError("not sent")
-        send_id = campaign.start(db, composed, targets, again=again, audience=audience)
+        # the count asked about is the count sent to (--yes asked nobody: no count to hold it to)
+        send_id = campaign.start_confirmed(db, composed, targets, again=again, audience=audience,
+                                           expected=None if yes else total)
     try:
         with stop_on_signals() as stop:
             summary = _progress_run(app, send_id, backend, stop)

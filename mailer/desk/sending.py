@@ -10,6 +10,7 @@ May import sending, scheduling, content, people and the floor; no Flask.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -27,7 +28,11 @@ if TYPE_CHECKING:
 
 # the form fields, as the desk's messages name them
 LISTS_FIELD, AT_FIELD = "lists", "date and time"
+TAGS_FIELD, SEGMENT_FIELD = "only people tagged", "only people in segment"
+EXCLUDE_LISTS_FIELD, EXCLUDE_SEGMENT_FIELD = "leave out the people on", "leave out segment"
 AlreadySent = ledger.AlreadySent
+AudienceChanged = campaign.AudienceChanged
+MAX_TAGS = 20
 
 
 class NoSuchIssue(InputError):
@@ -50,6 +55,37 @@ class ListChoice:
 
 
 @dataclass(frozen=True)
+class AudienceForm:
+    """Who on the chosen lists, as the send form asks: `send --tag/--segment/--exclude-*`."""
+
+    tags: str = ""                       # space- or comma-separated: anyone with one of them
+    segment: str = ""
+    exclude_lists: tuple[str, ...] = ()
+    exclude_segment: str = ""
+
+    def resolved(self, db: Database) -> dict | None:
+        """The audience JSON a send stores (None: everyone on the lists); InputError naming the field."""
+        from mailer.people import tagging
+        from mailer.people.segments import check_tag
+
+        raw = [t for t in re.split(r"[\s,]+", self.tags) if t]
+        if len(raw) > MAX_TAGS:
+            raise InputError(f"{TAGS_FIELD}: at most {MAX_TAGS} tags")
+        tags = [check_tag(t, f"{TAGS_FIELD}: tag") for t in raw]
+        excluded = tuple(dict.fromkeys(self.exclude_lists))
+        _check_lists(db, excluded, EXCLUDE_LISTS_FIELD)
+        chosen = tagging.audience(db, tags=tags, segment=self.segment or None, exclude_lists=excluded,
+                                  exclude_segment=self.exclude_segment or None,
+                                  fields=(f"{SEGMENT_FIELD}:", f"{EXCLUDE_SEGMENT_FIELD}:"))
+        return chosen.as_json() if chosen is not None else None
+
+    def query(self) -> list[tuple[str, str]]:
+        """The form's fields again (for the confirmation's links and hidden fields)."""
+        pairs = [("tags", self.tags), ("segment", self.segment), ("exclude_segment", self.exclude_segment)]
+        return [(k, v) for k, v in pairs if v] + [("exclude_list", slug) for slug in self.exclude_lists]
+
+
+@dataclass(frozen=True)
 class Confirmation:
     """What `mailer send` shows before its question: the audience per list, and their total."""
 
@@ -60,6 +96,7 @@ class Confirmation:
     total: int                        # distinct recipients (one copy each, also on two lists)
     warnings: tuple[str, ...]         # compose's
     refused: str                      # why it cannot be sent to these lists ("" when it can)
+    audience: str = ""                # who of the lists, in words ("" for everyone on them)
 
 
 def issue_folder(settings: Settings, slug: str) -> Path:
@@ -89,13 +126,20 @@ def list_choices(db: Database, issue_lists: Sequence[str], chosen: Sequence[str]
     return [ListChoice(s.slug, s.name, s.slug in marked) for s in summaries(db)]
 
 
-def _check_lists(db: Database, slugs: Sequence[str]) -> None:
+def _check_lists(db: Database, slugs: Sequence[str], field: str = LISTS_FIELD) -> None:
     with db.session() as session:
         for slug in slugs:
             try:
                 get_list(session, slug)
             except InputError:
-                raise InputError(f"{LISTS_FIELD}: there is no list {slug!r}") from None
+                raise InputError(f"{field}: there is no list {slug!r}") from None
+
+
+def segment_names(db: Database) -> list[str]:
+    """The saved segments a send may be limited to or leave out."""
+    from mailer.people.tagging import segment_names as names
+
+    return names(db)
 
 
 def _targets(db: Database, composed: ComposedIssue, chosen: Sequence[str]) -> list[str]:
@@ -123,41 +167,50 @@ def test_send(db: Database, settings: Settings, slug: str, to: str) -> str:
     return settings.dev_redirect or to
 
 
-def confirmation(db: Database, settings: Settings, slug: str, chosen: Sequence[str] = ()) -> Confirmation:
-    """The counts `mailer send` asks about, for the chosen lists (ledger.audience_count)."""
+def confirmation(db: Database, settings: Settings, slug: str, chosen: Sequence[str] = (),
+                 who: AudienceForm = AudienceForm()) -> Confirmation:
+    """The counts `mailer send` asks about, for the chosen lists and audience (ledger.audience_count)."""
+    from mailer.people.tagging import Audience
+
     composed = compose(settings, slug)
     targets = _targets(db, composed, chosen)
+    audience = who.resolved(db)
+    limited = Audience.of(audience) if audience else None
     with db.session() as session:
-        total, per_list = ledger.audience_count(session, targets)
+        total, per_list = ledger.audience_count(session, targets, limited)
     refused = ""
     try:
         campaign.check_not_sent(db, composed.slug, targets, again=False)
     except AlreadySent as exc:
         refused = str(exc)
     return Confirmation(composed.slug, composed.subject, tuple(targets), per_list, total,
-                        tuple(composed.warnings), refused)
+                        tuple(composed.warnings), refused, limited.describe() if limited else "")
 
 
-def send_now(db: Database, settings: Settings, slug: str, chosen: Sequence[str] = ()) -> int:
-    """Start the send of the issue to the chosen lists (campaign.start, the one rule of every send) and
-    freeze its audience; its id. AlreadySent (nothing written) when it went or goes to one of them."""
+def send_now(db: Database, settings: Settings, slug: str, chosen: Sequence[str] = (),
+             who: AudienceForm = AudienceForm(), expected: int | None = None) -> int:
+    """Start the send of the issue to the chosen lists and audience (campaign.start_confirmed, the path
+    of `mailer send`) and freeze its audience; its id. AlreadySent when it went or goes to one of
+    them, AudienceChanged when *expected* (the count confirmed) is no longer the count: nothing written."""
     from mailer.backends import load_backend
     from mailer.settingrules import require_public_links
 
     composed = compose(settings, slug)
     targets = _targets(db, composed, chosen)
+    audience = who.resolved(db)
     require_public_links(settings.base_url, load_backend(settings).name)
-    with db.session() as session:
-        total, _ = ledger.audience_count(session, targets)
-    if total == 0:
-        raise InputError(f"{LISTS_FIELD}: no confirmed subscribers in {', '.join(targets)}: nothing to send")
-    campaign.check_not_sent(db, composed.slug, targets, again=False)
-    send_id = campaign.start(db, composed, targets)
+    try:
+        send_id = campaign.start_confirmed(db, composed, targets, audience=audience, expected=expected)
+    except (AlreadySent, AudienceChanged):
+        raise
+    except InputError as exc:      # nobody would get it: the lists (and audience) chosen
+        raise InputError(f"{LISTS_FIELD}: {exc}") from None
     ledger.freeze_audience(db, send_id)     # the rows are the audience confirmed now, not at the worker's turn
     return send_id
 
 
-def schedule(db: Database, settings: Settings, slug: str, at: str, chosen: Sequence[str] = ()) -> tuple[int, list[str]]:
+def schedule(db: Database, settings: Settings, slug: str, at: str, chosen: Sequence[str] = (),
+             who: AudienceForm = AudienceForm()) -> tuple[int, list[str]]:
     """`mailer schedule ISSUE --at`: *at* (a datetime-local value) read in the group's zone; the
     schedule's id and compose's warnings. A past or unreadable time names the field; nothing made."""
     from mailer.backends import load_backend
@@ -171,9 +224,10 @@ def schedule(db: Database, settings: Settings, slug: str, at: str, chosen: Seque
     warnings: list[str] = []
     lists = tuple(dict.fromkeys(chosen))
     _check_lists(db, lists)
+    audience = who.resolved(db)
     try:
         row = schedule_once(db, settings, folder, lists, at.strip(), settings.schedule_timezone,
-                            warn=warnings.extend, at_field=AT_FIELD, lists_field=LISTS_FIELD)
+                            warn=warnings.extend, audience=audience, at_field=AT_FIELD, lists_field=LISTS_FIELD)
     except ComposeError as exc:       # the time and the lists name their field; compose its file
         raise ComposeFailed(str(exc)) from None
     return row.id, warnings

@@ -92,6 +92,12 @@ def segments(db: Database) -> list[SegmentView]:
     return [SegmentView(name, expr, count_of(db, expr)) for name, expr in rows]
 
 
+def segment_names(db: Database) -> list[str]:
+    """The saved segments' names, without counting them (for choosing one)."""
+    with db.session() as session:
+        return list(session.scalars(select(Segment.name).order_by(Segment.name)))
+
+
 def count_of(db: Database, expression: str) -> int:
     """Subscribers (any status) an expression selects; InputError when it does not parse."""
     clause = condition(expression)
@@ -106,16 +112,18 @@ def sample_of(db: Database, expression: str, limit: int = 10) -> list[str]:
 
 
 def audience(db: Database, *, tags: Sequence[str] = (), segment: str | None = None,
-             exclude_lists: Sequence[str] = (), exclude_segment: str | None = None) -> Audience | None:
+             exclude_lists: Sequence[str] = (), exclude_segment: str | None = None,
+             fields: tuple[str, str] = ("--segment", "--exclude-segment")) -> Audience | None:
     """The Audience a send's options ask for (None: the lists' confirmed subscribers, all of them).
-    Segments are stored by their expression, so editing a segment later changes no send."""
+    Segments are stored by their expression, so editing a segment later changes no send. An
+    unknown segment's message names *fields* (the CLI's options, or the desk's form fields)."""
     if not (tags or segment or exclude_lists or exclude_segment):
         return None
     with db.session() as session:
         for slug in exclude_lists:
             get_list(session, slug)
-        return Audience(tuple(dict.fromkeys(check_tag(t) for t in tags)), _expression(session, segment, "--segment"),
-                        tuple(dict.fromkeys(exclude_lists)), _expression(session, exclude_segment, "--exclude-segment"))
+        return Audience(tuple(dict.fromkeys(check_tag(t) for t in tags)), _expression(session, segment, fields[0]),
+                        tuple(dict.fromkeys(exclude_lists)), _expression(session, exclude_segment, fields[1]))
 
 
 def _expression(session, name: str | None, option: str) -> str:  # type: ignore[no-untyped-def]

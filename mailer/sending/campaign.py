@@ -40,6 +40,35 @@ def check_not_sent(db: Database, issue_slug: str, list_slugs: Sequence[str], aga
         ledger.once.check(session, issue_slug, list_slugs, again=again)
 
 
+class AudienceChanged(InputError):
+    """The audience is no longer the count the sender confirmed (sign-ups, unsubscribes or a segment
+    edited meanwhile): ask again."""
+
+    def __init__(self, total: int, expected: int) -> None:
+        super().__init__(f"the audience changed since it was counted: {total:,} now, {expected:,} then; "
+                         "count it again before sending")
+        self.total = total
+
+
+def start_confirmed(db: Database, composed: ComposedIssue, list_slugs: Sequence[str], *, again: bool = False,
+                    audience: dict | None = None, expected: int | None = None) -> int:
+    """Start a send once its question was answered: the path of `mailer send` and of the desk.
+    InputError (nothing written) when nobody would get it, AudienceChanged when *expected* (the
+    count shown) is no longer the count, AlreadySent as `start`; else `start`'s id."""
+    from mailer.people.tagging import Audience
+
+    who = Audience.of(audience) if audience else None
+    with db.session() as session:
+        total, _ = ledger.audience_count(session, list_slugs, who)
+    if total == 0:
+        which = f" ({who.describe()})" if who else ""
+        raise InputError(f"no confirmed subscribers in {', '.join(list_slugs)}{which}: nothing to send")
+    if expected is not None and total != expected:
+        raise AudienceChanged(total, expected)
+    check_not_sent(db, composed.slug, list_slugs, again)
+    return start(db, composed, list_slugs, again=again, audience=audience)
+
+
 def start(db: Database, composed: ComposedIssue, list_slugs: Sequence[str], *, again: bool = False,
           audience: dict | None = None) -> int:
     """Create the send, claiming its lists, and start it (status sending) in one transaction; its id.

@@ -35,6 +35,15 @@ def _chosen() -> list[str]:
     return [s.strip()[:100] for s in source.getlist("list")[:MAX_LISTS] if s.strip()]
 
 
+def _who() -> desk_sending.AudienceForm:
+    """Who on the lists the form (or the query string) chose: tags, a segment, exclusions."""
+    source = request.form if request.method == "POST" else request.args
+    return desk_sending.AudienceForm(
+        tags=source.get("tags", "")[:2000], segment=source.get("segment", "").strip()[:100],
+        exclude_lists=tuple(s.strip()[:100] for s in source.getlist("exclude_list")[:MAX_LISTS] if s.strip()),
+        exclude_segment=source.get("exclude_segment", "").strip()[:100])
+
+
 def _audit(action: str, target: str, detail: str = "") -> None:
     audit.log(web().db, action, actor=g.desk_login.email, target=target, ip=client_ip(request), detail=detail)
 
@@ -56,6 +65,8 @@ def _send_page(slug: str, status: int = 200, *, error: str = "", action: str = "
                   warnings=warnings if warnings is not None else list(composed.warnings),
                   me=g.desk_login.email, backend=ctx.settings.backend, redirect_to=ctx.settings.dev_redirect,
                   choices=desk_sending.list_choices(ctx.db, composed.lists, chosen),
+                  all_lists=desk_sending.list_choices(ctx.db, (), ()), segments=desk_sending.segment_names(ctx.db),
+                  who=_who() if error else desk_sending.AudienceForm(),
                   zone=ctx.settings.schedule_timezone, values=request.form if error else {},
                   sends=desk_sending.sends_of(ctx.db, slug))
 
@@ -90,24 +101,35 @@ def send_test(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/issues/<slug>/send/now")
 def send_confirm(slug: str):  # type: ignore[no-untyped-def]
+    return _confirm_page(slug)
+
+
+def _confirm_page(slug: str, status: int = 200, error: str = "") -> tuple[str, int]:
     ctx = web()
+    who = _who()
     try:
-        confirmation = desk_sending.confirmation(ctx.db, ctx.settings, slug, _chosen())
+        confirmation = desk_sending.confirmation(ctx.db, ctx.settings, slug, _chosen(), who)
     except MailerError as exc:
         return _refused(exc, slug, "now")
-    return render("send_confirm.html", title=f"Send {confirmation.subject}?", section="issues", slug=slug,
-                  c=confirmation)
+    return render("send_confirm.html", status, title=f"Send {confirmation.subject}?", section="issues", slug=slug,
+                  c=confirmation, who=who.query(), error=error)
 
 
 @bp.post("/issues/<slug>/send/now")
 def send_start(slug: str):  # type: ignore[no-untyped-def]
     ctx = web()
-    chosen = _chosen()
+    chosen, who = _chosen(), _who()
+    expected = request.form.get("expected", "")
     try:
-        send_id = desk_sending.send_now(ctx.db, ctx.settings, slug, chosen)
+        send_id = desk_sending.send_now(ctx.db, ctx.settings, slug, chosen, who,
+                                        int(expected) if expected.isdigit() else None)
+    except desk_sending.AudienceChanged as exc:
+        return _confirm_page(slug, 409, _sentence(exc))
     except MailerError as exc:
         return _refused(exc, slug, "now")
-    _audit("send_now", f"issue {slug}", f"send {send_id}" + (f" to {', '.join(chosen)}" if chosen else ""))
+    limited = " ".join(f"{k}={v}" for k, v in who.query())
+    _audit("send_now", f"issue {slug}", f"send {send_id}" + (f" to {', '.join(chosen)}" if chosen else "")
+           + (f" ({limited})" if limited else ""))
     return redirect(f"/desk/sends/{send_id}?done=started", 303)
 
 
@@ -116,10 +138,12 @@ def send_schedule(slug: str):  # type: ignore[no-untyped-def]
     ctx = web()
     at = request.form.get("at", "")[:100]
     try:
-        schedule_id, warnings = desk_sending.schedule(ctx.db, ctx.settings, slug, at, _chosen())
+        schedule_id, warnings = desk_sending.schedule(ctx.db, ctx.settings, slug, at, _chosen(), _who())
     except MailerError as exc:
         return _refused(exc, slug, "schedule")
-    _audit("send_schedule", f"issue {slug}", f"schedule {schedule_id} at={at} ({ctx.settings.schedule_timezone})")
+    limited = " ".join(f"{k}={v}" for k, v in _who().query())
+    _audit("send_schedule", f"issue {slug}", f"schedule {schedule_id} at={at} ({ctx.settings.schedule_timezone})"
+           + (f" ({limited})" if limited else ""))
     return redirect(f"/desk/schedules/{schedule_id}", 303)
 
 
