@@ -14,18 +14,21 @@ lets only those origins frame it), and without it, it links to the hosted form
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from markupsafe import escape
+from sqlalchemy import func, select
 
 from mailer.config import Settings
 from mailer.db import Database
-from mailer.errors import InputError
-from mailer.models import OptIn, SubscriptionStatus
+from mailer.errors import ComposeError, InputError, MailerError
+from mailer.models import OptIn, Subscription, SubscriptionStatus
 from mailer.people import directory
 from mailer.people.lists import ListExists, ListFieldError, ListSummary
 
-__all__ = ["ListExists", "ListFieldError", "OPT_INS", "STATUSES", "Snippet", "create", "edit", "embed_snippet",
-           "find_summary", "summaries"]
+__all__ = ["ListExists", "ListFieldError", "OPT_INS", "STATUSES", "Snippet", "Welcome", "WelcomeError", "create",
+           "edit", "embed_snippet", "find_summary", "set_welcome", "summaries", "welcome_of"]
+WELCOME_FIELD = "welcome mail"
 # the order the desk shows them in
 STATUSES = (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PENDING, SubscriptionStatus.UNSUBSCRIBED)
 OPT_INS = (OptIn.DOUBLE, OptIn.SINGLE)
@@ -79,3 +82,56 @@ def embed_snippet(settings: Settings, slug: str, name: str) -> Snippet:
                 f'<p><a href="{escape(page_url)}">{title}</a></p>')
         return Snippet("frame", html, page_url)
     return Snippet("link", f'<a href="{escape(page_url)}">{title}</a>', page_url)
+
+
+class WelcomeError(InputError):
+    """The chosen welcome issue is not an issue folder of the desk, or does not compose."""
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """A list's welcome mail as the desk shows it."""
+
+    stored: str               # the folder as `mailer lists welcome` stored it ("" for none)
+    folder: Path | None       # found on disk (None when missing)
+    desk_slug: str            # its folder name when it is one of the desk's issues ("" otherwise)
+    welcomed: int             # subscriptions of the list whose welcome mail was queued so far
+
+
+def welcome_of(db: Database, settings: Settings, slug: str) -> Welcome:
+    """List *slug*'s welcome mail (InputError for an unknown list)."""
+    from mailer.content.folders import find_issue
+    from mailer.desk.issues import issue_folders
+    from mailer.people.lists import get_list
+
+    with db.session() as session:
+        mlist = get_list(session, slug)
+        stored = mlist.welcome_issue or ""
+        welcomed = session.scalar(select(func.count()).select_from(Subscription).where(
+            Subscription.list_id == mlist.id, Subscription.welcomed_at.is_not(None))) or 0
+    folder = None
+    if stored:
+        try:
+            folder = find_issue(settings, stored)
+        except MailerError:
+            folder = None
+    ours = {p.resolve(): p.name for p in issue_folders(settings)}
+    return Welcome(stored, folder, ours.get(folder, "") if folder else "", welcomed)
+
+
+def set_welcome(db: Database, settings: Settings, slug: str, folder_name: str) -> str | None:
+    """`mailer lists welcome`: the desk issue *folder_name* becomes list *slug*'s welcome mail once it
+    composes ("" turns it off); its subject. WelcomeError naming the field, nothing changed."""
+    from mailer.desk.issuepreview import one_line
+    from mailer.desk.issues import issue_folders
+
+    folder = None
+    if folder_name:
+        folder = next((p for p in issue_folders(settings) if p.name == folder_name), None)
+        if folder is None:
+            raise WelcomeError(f"{WELCOME_FIELD}: there is no issue {folder_name!r}")
+    try:
+        return directory.set_welcome(db, settings, slug, str(folder) if folder else None)
+    except ComposeError as exc:    # the issue cannot be a welcome mail as it is
+        first = one_line(exc, folder) if folder else str(exc)
+        raise WelcomeError(f"{WELCOME_FIELD}: {folder_name} does not compose: {first}") from None

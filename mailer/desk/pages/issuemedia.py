@@ -3,6 +3,8 @@ and the frames the issue page shows)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Response, abort, g, redirect, request, send_file
 
 from mailer.desk import audit, issuefiles
@@ -100,18 +102,24 @@ def issue_preview_page(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/issues/<slug>/preview/<variant>")
 def issue_preview_frame(slug: str, variant: str):  # type: ignore[no-untyped-def]
-    ctx = web()
+    try:
+        folder = desk_issues.issue_folder(web().settings, slug)
+    except desk_issues.NoSuchIssue:
+        abort(404)
+    return preview_frame(folder, variant)
+
+
+def preview_frame(folder: Path, variant: str) -> Response:
+    """One preview frame of the issue in *folder* (a VARIANTS name, else 404), framed by desk pages only."""
     if variant not in VARIANTS:
         abort(404)
     try:
-        preview = issue_preview(ctx.settings, desk_issues.issue_folder(ctx.settings, slug))
-    except desk_issues.NoSuchIssue:
-        abort(404)
+        preview = issue_preview(web().settings, folder)
     except PreviewError as exc:
         response = Response(f"This issue does not compose: {exc}\n", 422, mimetype="text/plain")
     else:
         text = variant.endswith("text")
         response = Response(preview.parts[variant], mimetype="text/plain" if text else "text/html")
-    g.frame_origins = ("'self'",)          # framed by the issue page only
+    g.frame_origins = ("'self'",)
     response.headers["Content-Security-Policy"] = FRAME_CSP
     return response

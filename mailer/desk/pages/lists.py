@@ -1,19 +1,25 @@
-"""The desk's list pages: every list with its counts, a new list, one list's settings and its
-embeddable sign-up form."""
+"""The desk's list pages: every list with its counts, a new list, one list's settings, its welcome
+mail (choose it, its preview) and its embeddable sign-up form."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import abort, g, redirect, request
 
 from mailer.desk import audit
 from mailer.desk import lists as desk_lists
+from mailer.desk.issuepreview import PreviewError, issue_preview
+from mailer.desk.issues import issue_folders
 from mailer.desk.pages import bp, render
+from mailer.desk.pages.issuemedia import preview_frame
 from mailer.errors import InputError
 from mailer.models import OptIn
 from mailer.web.guard import client_ip
 from mailer.web.pages import web
 
-NOTICES = {"created": "The list was created.", "saved": "Your changes were saved."}
+NOTICES = {"created": "The list was created.", "saved": "Your changes were saved.",
+           "welcome": "The welcome mail was saved.", "nowelcome": "This list sends no welcome mail any more."}
 FIELDS = ("slug", "name", "description", "opt_in")
 
 
@@ -28,8 +34,24 @@ def _lists_page(status: int = 200, error: str = "", field: str = "",
                   values=values or {"opt_in": OptIn.DOUBLE.value}, notice=NOTICES.get(request.args.get("done", "")))
 
 
+def _welcome_context(slug: str, error: str = "", chosen: str | None = None) -> dict[str, Any]:
+    """The list page's welcome section: the welcome issue, its compose check, the desk's issues to choose."""
+    ctx = web()
+    welcome = desk_lists.welcome_of(ctx.db, ctx.settings, slug)
+    preview, compose_error = None, ""
+    if welcome.folder is not None:
+        try:
+            preview = issue_preview(ctx.settings, welcome.folder)
+        except PreviewError as exc:
+            compose_error = str(exc)
+    return {"welcome": welcome, "welcome_preview": preview, "welcome_compose_error": compose_error,
+            "welcome_error": error, "welcome_choices": [p.name for p in issue_folders(ctx.settings)],
+            "welcome_chosen": welcome.desk_slug if chosen is None else chosen}
+
+
 def _list_page(slug: str, status: int = 200, error: str = "", field: str = "",
-               values: dict[str, str] | None = None) -> tuple[str, int]:
+               values: dict[str, str] | None = None, welcome_error: str = "",
+               welcome_chosen: str | None = None) -> tuple[str, int]:
     ctx = web()
     summary = desk_lists.find_summary(ctx.db, slug)
     if summary is None:
@@ -37,6 +59,7 @@ def _list_page(slug: str, status: int = 200, error: str = "", field: str = "",
     if values is None:
         values = {"name": summary.name, "description": summary.description, "opt_in": summary.opt_in.value}
     return render("list.html", status, title=f"List {summary.name}", section="lists", mlist=summary,
+                  **_welcome_context(slug, welcome_error, welcome_chosen),
                   statuses=desk_lists.STATUSES, opt_ins=desk_lists.OPT_INS, error=error, error_field=field,
                   values=values, snippet=desk_lists.embed_snippet(ctx.settings, summary.slug, summary.name),
                   embed_origins=ctx.settings.web_embed_origins,
@@ -87,3 +110,34 @@ def list_edit(slug: str):  # type: ignore[no-untyped-def]
     audit.log(ctx.db, "list_edit", actor=g.desk_login.email, target=slug, ip=client_ip(request),
               detail=f"name={values['name'].strip()[:200]} opt_in={values['opt_in']}")
     return redirect(f"/desk/lists/{slug}?done=saved", 303)
+
+
+@bp.post("/lists/<slug>/welcome")
+def list_welcome(slug: str):  # type: ignore[no-untyped-def]
+    """`mailer lists welcome`: one of the desk's issues becomes the list's welcome mail, or none."""
+    ctx = web()
+    chosen = request.form.get("issue", "").strip()[:200]
+    if desk_lists.find_summary(ctx.db, slug) is None:
+        abort(404)
+    try:
+        subject = desk_lists.set_welcome(ctx.db, ctx.settings, slug, chosen)
+    except desk_lists.WelcomeError as exc:
+        return _list_page(slug, 422, welcome_error=_sentence(exc), welcome_chosen=chosen)
+    except InputError as exc:   # the list went away meanwhile
+        return _list_page(slug, 404, welcome_error=_sentence(exc), welcome_chosen=chosen)
+    audit.log(ctx.db, "list_welcome", actor=g.desk_login.email, target=slug, ip=client_ip(request),
+              detail=f"issue={chosen} subject={subject[:200]}" if subject else "off")
+    return redirect(f"/desk/lists/{slug}?done={'welcome' if subject else 'nowelcome'}#welcome", 303)
+
+
+@bp.get("/lists/<slug>/welcome/<variant>")
+def list_welcome_frame(slug: str, variant: str):  # type: ignore[no-untyped-def]
+    """A preview frame of the list's welcome mail (404 when it has none, or it is not on disk)."""
+    ctx = web()
+    try:
+        welcome = desk_lists.welcome_of(ctx.db, ctx.settings, slug)
+    except InputError:
+        abort(404)
+    if welcome.folder is None:
+        abort(404)
+    return preview_frame(welcome.folder, variant)
