@@ -50,7 +50,10 @@ def test_choose_a_welcome_issue_see_its_preview_and_a_sign_up_gets_it(desk: Desk
     frame = desk.editor.get(f"{PAGE}/welcome/named")
     assert frame.status_code == 200 and "We meet every Tuesday." in frame.text
     assert frame.headers["Content-Security-Policy"].startswith("default-src 'none'")
-    assert "We meet every Tuesday." in desk.editor.get(f"{PAGE}/welcome/text").text
+    text_part = desk.editor.get(f"{PAGE}/welcome/text").text
+    assert "We meet every Tuesday." in text_part and "Unsubscribe" in frame.text
+    # a welcome mail has no web version: no link to an archive page that would not exist
+    assert "/archive/" not in frame.text and "in your browser" not in text_part and "View online" not in frame.text
     assert desk.editor.get(f"{PAGE}/welcome/evil").status_code == 404
     assert audit_rows(desk) == [("list_welcome", EDITOR, "news", f"issue=welcome subject={SUBJECT}")]
     # a sign-up on news (double opt-in), confirmed by its link, gets that mail once
@@ -65,6 +68,7 @@ def test_choose_a_welcome_issue_see_its_preview_and_a_sign_up_gets_it(desk: Desk
     web.deliver()
     [welcome] = [m for m in web.outbox() if m["Subject"] == SUBJECT]
     assert "We meet every Tuesday." in body_text(welcome)
+    assert "/archive/" not in welcome.as_string() and "unsubscribe" in body_text(welcome).lower()
     assert "1 subscriber was welcomed so far" in text_of(desk.editor.get(PAGE).text)
 
 

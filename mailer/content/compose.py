@@ -40,8 +40,9 @@ class ComposedIssue:
     images: tuple[IssueImage, ...] = field(default_factory=tuple)   # local images, published on preview/send
 
 
-def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
-    """Read, render, inline and lint one issue; ComposeError on any error."""
+def compose_issue(settings: Settings, issue_dir: str | Path, *, online: bool = True) -> ComposedIssue:
+    """Read, render, inline and lint one issue; ComposeError on any error. *online* False for a mail
+    that has no web version (a welcome mail): the templates then leave out their view-online links."""
     folder = find_issue(settings, issue_dir)
     spec = read_spec(folder)
     if not spec.reports:
@@ -61,7 +62,7 @@ def compose_issue(settings: Settings, issue_dir: str | Path) -> ComposedIssue:
         "issue": {"slug": folder.name, "subject": spec.subject, "title": spec.title,
                   "preheader": spec.preheader, "date": spec.date,
                   "intro_html": Markup(intro_html), "intro_blocks": intro_blocks,
-                  "intro_links": intro_links},
+                  "intro_links": intro_links, "online": online},
         "reports": reports,
         "lang": settings.language,
         "dir": settings.text_direction,

@@ -43,7 +43,7 @@ class Preview:
     version: str = ""               # the issue's content hash: changes with any of its files
 
 
-_cache: OrderedDict[tuple[str, str, str], Preview] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, str, bool], Preview] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -60,9 +60,9 @@ def _parts(data: bytes) -> dict[str, str]:
     return {p.get_content_type(): p.get_content() for p in message.walk() if not p.is_multipart()}
 
 
-def _build(settings: Settings, folder: Path) -> Preview:
+def _build(settings: Settings, folder: Path, online: bool) -> Preview:
     try:
-        issue = compose_issue(settings, folder)
+        issue = compose_issue(settings, folder, online=online)
         reader = replace(SAMPLE, list_slug=issue.lists[0] if issue.lists else SAMPLE.list_slug)
         named = _parts(render_sample(settings, issue, reader))
         nameless = _parts(render_sample(settings, issue, replace(reader, name="")))
@@ -84,10 +84,11 @@ def _build(settings: Settings, folder: Path) -> Preview:
     return Preview(issue.subject, tuple(warnings), reader.name, parts)
 
 
-def issue_preview(settings: Settings, folder: Path) -> Preview:
-    """The composed issue's warnings and preview parts; PreviewError (one line) when it does not compose."""
+def issue_preview(settings: Settings, folder: Path, *, online: bool = True) -> Preview:
+    """The composed issue's warnings and preview parts; PreviewError (one line) when it does not compose.
+    *online* False previews it as a mail without a web version (a welcome mail)."""
     try:
-        key = (str(folder), settings.base_url, content_hash(settings, folder))
+        key = (str(folder), settings.base_url, content_hash(settings, folder), online)
     except (MailerError, OSError) as exc:
         raise PreviewError(one_line(exc, folder)) from None
     with _lock:
@@ -95,7 +96,7 @@ def issue_preview(settings: Settings, folder: Path) -> Preview:
         if found is not None:
             _cache.move_to_end(key)
             return found
-    preview = replace(_build(settings, folder), version=key[2])
+    preview = replace(_build(settings, folder, online), version=key[2])
     with _lock:
         _cache[key] = preview
         while len(_cache) > KEEP:

@@ -29,7 +29,7 @@ def welcome_issue(settings: Settings, mlist: MailingList) -> ComposedIssue:
     with _lock:
         cached = _cache.get(key)
     if cached is None:
-        cached = compose_issue(settings, folder)
+        cached = compose_issue(settings, folder, online=False)    # a welcome mail has no web version
         publish(cached.images)
         with _lock:
             _cache.clear()   # one version per process is enough: the list's current welcome

@@ -109,12 +109,13 @@ def issue_preview_frame(slug: str, variant: str):  # type: ignore[no-untyped-def
     return preview_frame(folder, variant)
 
 
-def preview_frame(folder: Path, variant: str) -> Response:
-    """One preview frame of the issue in *folder* (a VARIANTS name, else 404), framed by desk pages only."""
+def preview_frame(folder: Path, variant: str, *, online: bool = True) -> Response:
+    """One preview frame of the issue in *folder* (a VARIANTS name, else 404), framed by desk pages only;
+    *online* as issuepreview.issue_preview."""
     if variant not in VARIANTS:
         abort(404)
     try:
-        preview = issue_preview(web().settings, folder)
+        preview = issue_preview(web().settings, folder, online=online)
     except PreviewError as exc:
         response = Response(f"This issue does not compose: {exc}\n", 422, mimetype="text/plain")
     else:

@@ -41,7 +41,7 @@ def _welcome_context(slug: str, error: str = "", chosen: str | None = None) -> d
     preview, compose_error = None, ""
     if welcome.folder is not None:
         try:
-            preview = issue_preview(ctx.settings, welcome.folder)
+            preview = issue_preview(ctx.settings, welcome.folder, online=False)   # as welcome_message composes it
         except PreviewError as exc:
             compose_error = str(exc)
     return {"welcome": welcome, "welcome_preview": preview, "welcome_compose_error": compose_error,
@@ -140,4 +140,4 @@ def list_welcome_frame(slug: str, variant: str):  # type: ignore[no-untyped-def]
         abort(404)
     if welcome.folder is None:
         abort(404)
-    return preview_frame(welcome.folder, variant)
+    return preview_frame(welcome.folder, variant, online=False)
