@@ -2,7 +2,7 @@
 and phone width.
 
 The desk's pages are found in the app's URL map (every GET route under /desk/, as an admin
-sees it; a route with variables through the first link to it on those pages), plus the states
+sees it; a route with variables through the first link to it, up to three links away), plus the states
 a form reaches: the login, the code step of a login with TOTP (`desk-login-code`) and the
 account page setting TOTP up with its QR code (`desk-account`).
 
@@ -79,6 +79,10 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
         from mailer.scheduling.plans import schedule_once
 
         schedule_once(db, settings, issue_dir, ("news",), "2031-07-01 09:00")   # for the schedule pages
+        _delivered_send(db, settings, issue_dir)                                  # for its progress and report
+        from mailer.people.directory import set_welcome
+
+        set_welcome(db, settings, "news", issue_dir)                               # the list page's welcome frames
     server = create_server(app, host="127.0.0.1", port=port, threads=2)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -123,6 +127,30 @@ def take(out: Path, issue_dir: str | None) -> list[Path]:
     return written
 
 
+def _delivered_send(db: Database, settings, issue_dir: str) -> None:  # type: ignore[no-untyped-def]
+    """A send of the issue to a second list, delivered by the worker loop through the memory backend:
+    sent, one unknown (no reply after the data) and one deferred, for the progress and report pages."""
+    from mailer.backends.base import DeliveryOutcome
+    from mailer.backends.memory import MemoryBackend
+    from mailer.people.directory import add_subscriber
+    from mailer.sending import campaign, ledger
+    from mailer.sending.worker import run_worker
+
+    with db.session() as session:
+        add_list(session, "bulletin", "Action bulletin", description="Calls to action, when they happen.")
+    for n, name in enumerate(("Ana Silva", "Ben Okafor", "Chidi Eze", "Dana Levi", "")):
+        add_subscriber(db, settings, f"reader{n}@example.org", name, "bulletin", True)
+    MemoryBackend.outcomes.update({
+        "reader3@example.org": (DeliveryOutcome.UNKNOWN, 0, "connection lost after the data"),
+        "reader4@example.org": (DeliveryOutcome.TEMPORARY, 451, "4.7.1 greylisted, try again later")})
+    send_id = campaign.start_confirmed(db, compose_issue(settings, issue_dir), ["bulletin"])
+    ledger.freeze_audience(db, send_id)
+    try:
+        run_worker(db, settings.replace(backend="memory"), backend_name="memory", until_idle=True)
+    finally:
+        MemoryBackend.reset()
+
+
 def _desk_cookies(settings, db: Database) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
     """Playwright cookies: an admin's session (its TOTP being set up, so its account page shows the
     QR code), and the code step of a login of an account with TOTP on."""
@@ -148,11 +176,13 @@ def _desk_cookies(settings, db: Database) -> dict[str, dict[str, str]]:  # type:
 
 
 DOWNLOADS = (".csv", ".json")     # files, not pages: a browser downloads them
+DEPTH = 3                         # links followed from the pages without variables
 
 
 def _desk_pages(browser, app, base_url: str, cookie: dict[str, str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Screenshot name -> path of every desk page an admin reaches by GET: the URL map's routes without
-    variables, and for each route with variables the first link to it on those pages."""
+    variables, and for each route with variables the first link to it on those pages (up to DEPTH
+    links away)."""
     rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/desk") and "GET" in (r.methods or set())
              and r.endpoint not in DESK_SKIP]
     plain = {r.rule: r.endpoint for r in rules if "<" not in r.rule and not r.rule.endswith(DOWNLOADS)}
@@ -175,10 +205,13 @@ def _desk_pages(browser, app, base_url: str, cookie: dict[str, str]) -> dict[str
         if response is None or response.status >= 400:
             refused.add(path)
         collect()
-    for href in list(found.values()):     # one step further: the pages of an issue, a send, a person
-        response = page.goto(base_url + href)
-        if response is not None and response.status < 400:
-            collect()
+    visited: set[str] = set()
+    for _ in range(DEPTH):                # further: an issue, its send page, a send's progress and report
+        for href in [h for h in found.values() if h not in visited]:
+            visited.add(href)
+            response = page.goto(base_url + href)
+            if response is not None and response.status < 400:
+                collect()
     page.close()
     names = {}
     for path, endpoint in plain.items():
