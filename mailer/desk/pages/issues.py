@@ -14,13 +14,14 @@ from mailer.web.guard import client_ip
 from mailer.web.pages import web
 
 NOTICES = {"created": "The issue was created. Add its reports below.", "saved": "Your changes were saved.",
-           "report": "The report was added.", "moved": "The order was changed.", "removed": "The report was removed.",
+           "report": "The report was added.", "edited": "The report was saved.", "moved": "The order was changed.", "removed": "The report was removed.",
            "image": "The image was added.", "image_removed": "The image was removed."}
 FIELDS = ("subject", "preheader", "intro")
 SLACK = 256 * 1024        # the form's other fields around an upload
 # endpoint -> (largest body, what the message names)
 LIMITS = {
     "desk.report_paste": (4 * issuefiles.PASTE_MAX + SLACK, "text: at most 2,000,000 characters"),
+    "desk.report_edit": (4 * issuefiles.PASTE_MAX + SLACK, "text: at most 2,000,000 characters"),
     "desk.report_upload": (issuefiles.REPORT_UPLOAD_MAX + SLACK, "file: at most 10 MB"),
     "desk.image_upload": (issuefiles.MAX_BYTES + SLACK, "image: at most 5 MB (aim for 200 KB)"),
 }
