@@ -171,6 +171,7 @@ def test_the_report_shows_figures_and_each_failure_with_its_reply_and_retries_fa
     text = html.unescape(text_of(page.text))
     assert "news 1 1 1 0 1 (1 hard, 0 soft) 0" in text   # sent, deferred, failed, unknown, bounced, unsubscribed
     assert "user0@example.net failed 550 5.1.1 <user0@example.net> unknown" in text
+    assert "user1@example.net deferred 451 4.3.0 try again later" in text      # why it waits is shown too
     assert "Retry failed (1)" in text and "No unknown rows to retry" in text
     MemoryBackend.outcomes.clear()
     done = desk.post(desk.editor, f"/desk/sends/{send_id}/retry", {"what": "failed"},

@@ -109,7 +109,7 @@ def report(db: Database, send_id: int) -> Report:
     send = _send(db, send_id)
     now = progress(db, send_id)
     with db.session() as session:
-        rows = ledger.problem_rows(session, send_id, PROBLEMS_SHOWN)
+        rows = ledger.problem_rows(session, send_id, PROBLEMS_SHOWN, deferred=True)
         retryable = ledger.retryable_failed(session.connection(), send_id)
     problems = [Problem(email or "(erased)", status.value, str(code or ""), reply or "")
                 for email, status, code, reply in rows]

@@ -40,11 +40,13 @@ def counts_per_list(session: Session, send_id: int) -> dict[int | None, dict[Del
     return out
 
 
-def problem_rows(session: Session, send_id: int, limit: int) -> list[Any]:
-    """The first *limit* failed or unknown rows of *send_id*: (email, status, last_code, last_reply)."""
+def problem_rows(session: Session, send_id: int, limit: int, *, deferred: bool = False) -> list[Any]:
+    """The first *limit* failed or unknown (and, with *deferred*, deferred) rows of *send_id*:
+    (email, status, last_code, last_reply)."""
+    statuses = [DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN] + ([DeliveryStatus.DEFERRED] if deferred else [])
     return list(session.execute(
         select(Delivery.email, Delivery.status, Delivery.last_code, Delivery.last_reply)
-        .where(Delivery.send_id == send_id, Delivery.status.in_([DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN]))
+        .where(Delivery.send_id == send_id, Delivery.status.in_(statuses))
         .order_by(Delivery.id).limit(limit)))
 
 
