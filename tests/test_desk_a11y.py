@@ -41,6 +41,9 @@ def live_desk(settings: Settings) -> Iterator[tuple[Settings, Database, LiveServ
     add_list(db, "news", "Riverside News", OptIn.SINGLE, "Our weekly news")
     add_subscriber(db, settings, "ana@example.org", "Ana Reader", "news", True)
     make_issue(settings.root, "2026-12-news", {"a.md": "# A report\n\nText."}, subject="December news")
+    from mailer.people import tagging                      # a segment's page, and tags on a person's page
+    tagging.tag(db, "ana@example.org", ["eastfield"])
+    tagging.add_segment(db, "east", "tag = eastfield and list = news")
     from mailer.people.directory import set_welcome       # the list page then shows the welcome frames
     set_welcome(db, settings, "news", str(make_issue(settings.root, "welcome", {"a.md": "# Hello\n\nWelcome."},
                                                     subject="Welcome to Riverside News")))

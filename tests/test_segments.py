@@ -102,6 +102,14 @@ def test_saved_segments_and_the_cli(people: Database, project: Path, db_url: str
     assert "east" in r.output and "tag = eastfield and list != press" in r.output
     r = run.invoke(cli, ["segments", "show", "east"], env=env)
     assert "user0@example.net" in r.output and "user5" not in r.output
+    r = run.invoke(cli, ["segments", "edit", "east", "tag = eastfield and list != press and email != user0@example.net"], env=env)
+    assert r.exit_code == 0 and "segment east: 1 subscriber(s) now" in r.output, r.output
+    r = run.invoke(cli, ["segments", "edit", "east", "tag = (oops"], env=env)
+    assert r.exit_code != 0 and "segment expression: position 7" in r.stderr
+    r = run.invoke(cli, ["segments", "edit", "nope", "tag = x"], env=env)
+    assert r.exit_code != 0 and "no segment 'nope'" in r.stderr
+    r = run.invoke(cli, ["segments", "show", "east"], env=env)
+    assert r.output.endswith("1 subscriber(s)\n  user1@example.net\n"), r.output
     r = run.invoke(cli, ["subscribers", "tag", "user3@example.net", "Eastfield", "press-contact"], env=env)
     assert r.exit_code == 0 and "tags: eastfield, press-contact" in r.output, r.output
     r = run.invoke(cli, ["subscribers", "tag", "user3@example.net", "no spaces please"], env=env)

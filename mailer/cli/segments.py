@@ -41,19 +41,29 @@ def add_command(app: AppContext, name: str, expression: str) -> None:
     click.echo(f"segment {name.lower()}: {count} subscriber(s) now")
 
 
+@segments_group.command("edit")
+@click.argument("name")
+@click.argument("expression")
+@pass_app
+def edit_command(app: AppContext, name: str, expression: str) -> None:
+    """Change segment NAME to EXPRESSION (checked first; sends made with it keep their audience)."""
+    from mailer.people import tagging
+
+    count = tagging.edit_segment(app.db, name, expression)
+    click.echo(f"segment {name.lower()}: {count} subscriber(s) now")
+
+
 @segments_group.command("show")
 @click.argument("name_or_expression")
 @pass_app
 def show_command(app: AppContext, name_or_expression: str) -> None:
     """How many subscribers a segment (or an expression, tried before saving) selects, and a few of them."""
-    from sqlalchemy import select
-
-    from mailer.models import Segment
     from mailer.people import tagging
 
-    with app.db.session() as session:
-        saved = session.scalar(select(Segment.expression).where(Segment.name == name_or_expression.lower()))
-    expression = saved or name_or_expression
+    try:
+        expression = tagging.segment_expression(app.db, name_or_expression)
+    except tagging.NoSuchSegment:
+        expression = name_or_expression
     count = tagging.count_of(app.db, expression)
     click.echo(f"{expression}: {count} subscriber(s)")
     for email in tagging.sample_of(app.db, expression):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, select, true
+from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer.db import Database
@@ -20,6 +20,14 @@ from mailer.people.bulksql import BulkSQL
 from mailer.people.lists import get_list
 from mailer.people.segments import check_tag, condition, confirmed_on
 from mailer.people.subscriptions import find_subscriber
+
+
+class SegmentExists(InputError):
+    """A segment by that name is saved already."""
+
+
+class NoSuchSegment(InputError):
+    """No segment by that name."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +84,34 @@ def add_segment(db: Database, name: str, expression: str) -> int:
         with db.session() as session:
             session.add(Segment(name=name, expression=" ".join(expression.split())))
     except IntegrityError:
-        raise InputError(f"segment {name!r} exists: `mailer segments remove {name}` first") from None
+        raise SegmentExists(f"segment {name!r} exists: `mailer segments edit {name}` changes it") from None
     return count
+
+
+def edit_segment(db: Database, name: str, expression: str) -> int:
+    """Replace segment *name*'s expression (checked first); how many subscribers it selects now.
+    Sends and schedules made with it keep the expression they were made with."""
+    count = count_of(db, expression)
+    with db.session() as session:
+        if not session.execute(update(Segment).where(Segment.name == name.lower())
+                               .values(expression=" ".join(expression.split()))).rowcount:
+            raise NoSuchSegment(f"no segment {name!r} (see `mailer segments`)")
+    return count
+
+
+def segment_expression(db: Database, name: str) -> str:
+    """Segment *name*'s expression; NoSuchSegment when there is none."""
+    with db.session() as session:
+        expression = session.scalar(select(Segment.expression).where(Segment.name == name.lower()))
+    if expression is None:
+        raise NoSuchSegment(f"no segment {name!r} (see `mailer segments`)")
+    return expression
 
 
 def remove_segment(db: Database, name: str) -> None:
     with db.session() as session:
         if not session.execute(delete(Segment).where(Segment.name == name.lower())).rowcount:
-            raise InputError(f"no segment {name!r} (see `mailer segments`)")
+            raise NoSuchSegment(f"no segment {name!r} (see `mailer segments`)")
 
 
 def segments(db: Database) -> list[SegmentView]:

@@ -20,6 +20,7 @@ from mailer.web.guard import client_ip
 from mailer.web.pages import web
 
 NOTICES = {"added": "The subscriber was added.", "unsubscribed": "The subscriptions were ended.",
+           "tagged": "The tags were added.", "untagged": "The tag was removed.",
            "erased": "The subscriber was erased: only a keyed hash of the address is kept, to refuse it later."}
 
 
@@ -98,7 +99,7 @@ def subscriber_page(sid: int):  # type: ignore[no-untyped-def]
     except desk_people.NoSuchSubscriber:
         abort(404)
     return render("subscriber.html", title=person.email, section="subscribers", person=person,
-                  notice=NOTICES.get(request.args.get("done", "")))
+                  notice=NOTICES.get(request.args.get("done", "")), tag_error="", tags_typed="")
 
 
 def _confirm_unsubscribe(sid: int, list_slug: str, status: int = 200, error: str = ""):  # type: ignore[no-untyped-def]
