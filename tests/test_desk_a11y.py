@@ -41,6 +41,9 @@ def live_desk(settings: Settings) -> Iterator[tuple[Settings, Database, LiveServ
     add_list(db, "news", "Riverside News", OptIn.SINGLE, "Our weekly news")
     add_subscriber(db, settings, "ana@example.org", "Ana Reader", "news", True)
     make_issue(settings.root, "2026-12-news", {"a.md": "# A report\n\nText."}, subject="December news")
+    weekly = make_issue(settings.root, "weekly", {}, subject="Weekly reports, {date}")   # a digest and its inbox
+    (weekly / "inbox").mkdir()
+    (weekly / "inbox" / "a.md").write_text("# Rent strike\n\nIt holds.\n", encoding="utf-8")
     from mailer.people import tagging                      # a segment's page, and tags on a person's page
     tagging.tag(db, "ana@example.org", ["eastfield"])
     tagging.add_segment(db, "east", "tag = eastfield and list = news")

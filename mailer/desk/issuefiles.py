@@ -140,14 +140,14 @@ def _report_text(title: str, body: str) -> str:
     return _title_lines(title) + body.strip("\n") + "\n"
 
 
-def _new_name(folder: Path, title: str, suffix: str) -> str:
-    """NN-title.suffix, numbered after the last report, unused in reports/."""
-    numbers = [int(m.group(1)) for p in (folder / "reports").glob("*") if (m := re.match(r"(\d+)-", p.name))]
+def new_name(directory: Path, title: str, suffix: str) -> str:
+    """NN-title.suffix, numbered after the last file of *directory*, unused there."""
+    numbers = [int(m.group(1)) for p in directory.glob("*") if (m := re.match(r"(\d+)-", p.name))]
     number = max(numbers, default=0) + 1
     stem = slugify(title)[:40].strip("-") if title.strip() else "report"
     while True:
         name = f"{number:02d}-{stem}{suffix}"
-        if not (folder / "reports" / name).exists():
+        if not (directory / name).exists():
             return name
         number += 1
 
@@ -157,7 +157,7 @@ def _add(folder: Path, title: str, text: str, suffix: str, language: str, field:
     with folder_lock(folder):
         names = report_names(folder)
         (folder / "reports").mkdir(exist_ok=True)
-        name = _new_name(folder, title, suffix)
+        name = new_name(folder / "reports", title, suffix)
         path = folder / "reports" / name
         write_atomic(path, text)
         try:
@@ -172,8 +172,17 @@ def _add(folder: Path, title: str, text: str, suffix: str, language: str, field:
     return name
 
 
-def add_pasted(folder: Path, title: str, text: str, html: str, language: str) -> str:
-    """A report from the paste form: its HTML (when the script caught any) as Markdown, else its text."""
+@dataclass(frozen=True)
+class NewReport:
+    """A report file to write: the words its name is made of, its text and its suffix."""
+
+    hint: str
+    text: str
+    suffix: str
+
+
+def pasted_report(title: str, text: str, html: str) -> NewReport:
+    """The report the paste form makes: its HTML (when the script caught any) as Markdown, else its text."""
     if len(text) > PASTE_MAX or len(html) > PASTE_MAX:
         raise IssueFieldError("text", f"text: at most {PASTE_MAX:,} characters")
     if html.strip():
@@ -182,10 +191,16 @@ def add_pasted(folder: Path, title: str, text: str, html: str, language: str) ->
         except RichTextError as exc:
             raise IssueFieldError("text", f"text: {exc}") from None
         if markdown.strip():
-            return _add(folder, title or _first_line(markdown), _report_text(title, markdown), ".md", language)
+            return NewReport(title or _first_line(markdown), _report_text(title, markdown), ".md")
     if not text.strip():
         raise IssueFieldError("text", "text: paste the report's text")
-    return _add(folder, title or _first_line(text), _report_text(title, text), ".txt", language)
+    return NewReport(title or _first_line(text), _report_text(title, text), ".txt")
+
+
+def add_pasted(folder: Path, title: str, text: str, html: str, language: str) -> str:
+    """A report from the paste form, added at the end of the issue."""
+    new = pasted_report(title, text, html)
+    return _add(folder, new.hint, new.text, new.suffix, language)
 
 
 def _first_line(text: str) -> str:
@@ -196,7 +211,13 @@ def _first_line(text: str) -> str:
 
 
 def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language: str) -> str:
-    """A report from an uploaded .md, .txt or .docx, whose content must be what its name says."""
+    """A report from an uploaded .md, .txt or .docx, added at the end of the issue."""
+    new = uploaded_report(title, filename, data)
+    return _add(folder, new.hint, new.text, new.suffix, language, "file")
+
+
+def uploaded_report(title: str, filename: str, data: bytes) -> NewReport:
+    """The report an uploaded .md, .txt or .docx makes, once its content is what its name says."""
     stem, suffix = upload_name(filename, "file")
     if suffix not in UPLOAD_KINDS:
         raise IssueFieldError("file", f"file: {suffix} is not a report; upload .md, .txt or .docx")
@@ -210,7 +231,7 @@ def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language:
             raise IssueFieldError("file", f"file {filename[:80]!r}: {exc}") from None
         if not markdown.strip():
             raise IssueFieldError("file", f"file {filename[:80]!r}: the document has no text")
-        return _add(folder, hint, _report_text(title, markdown), ".md", language, "file")
+        return NewReport(hint, _report_text(title, markdown), ".md")
     if data.startswith(b"PK\x03\x04") or b"\0" in data[:8192]:
         raise IssueFieldError("file", f"file {filename[:80]!r}: not a text file; a {suffix} report is text")
     try:
@@ -219,7 +240,7 @@ def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language:
         raise IssueFieldError("file", f"file {filename[:80]!r}: not UTF-8 text; save it as UTF-8") from None
     own_front_matter = text[:3] in ("---", "+++")
     body = text.replace("\r\n", "\n") if own_front_matter or not title.strip() else _report_text(title, text)
-    return _add(folder, hint, body, suffix, language, "file")
+    return NewReport(hint, body, suffix)
 
 
 def move_report(folder: Path, name: str, step: int) -> None:

@@ -15,10 +15,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 from mailer.config import Settings
-from mailer.content.compose import compose_issue
+from mailer.content.compose import ComposedIssue, compose_issue
 from mailer.content.folders import content_hash
 from mailer.content.images import media_url
 from mailer.errors import MailerError
@@ -60,28 +61,36 @@ def _parts(data: bytes) -> dict[str, str]:
     return {p.get_content_type(): p.get_content() for p in message.walk() if not p.is_multipart()}
 
 
+def sample_parts(settings: Settings, issue: ComposedIssue,
+                 fix: Callable[[str], str] = lambda html: html) -> tuple[str, dict[str, str]]:
+    """The sample reader's name and the VARIANTS of a composed issue (*fix* applied to its HTML first)."""
+    reader = replace(SAMPLE, list_slug=issue.lists[0] if issue.lists else SAMPLE.list_slug)
+    named = _parts(render_sample(settings, issue, reader))
+    nameless = _parts(render_sample(settings, issue, replace(reader, name="")))
+    html, nameless_html = fix(named.get("text/html", "")), fix(nameless.get("text/html", ""))
+    return reader.name, {"named": html, "nameless": nameless_html, "dark": dark_copy(html),
+                         "nostyle": without_style(html), "text": named.get("text/plain", ""),
+                         "nameless-text": nameless.get("text/plain", "")}
+
+
 def _build(settings: Settings, folder: Path, online: bool) -> Preview:
+    def desk_images(html: str) -> str:      # the issue's images/ files, from the desk rather than /media
+        for image in issue.images:
+            if image.source.parent == (folder / "images").resolve():
+                local = f"/desk/issues/{quote(folder.name)}/images/{quote(image.source.name)}"
+                html = html.replace(media_url(settings, folder.name, image.name), local)
+        return html
+
     try:
         issue = compose_issue(settings, folder, online=online)
-        reader = replace(SAMPLE, list_slug=issue.lists[0] if issue.lists else SAMPLE.list_slug)
-        named = _parts(render_sample(settings, issue, reader))
-        nameless = _parts(render_sample(settings, issue, replace(reader, name="")))
+        reader, parts = sample_parts(settings, issue, desk_images)
     except MailerError as exc:
         raise PreviewError(one_line(exc, folder)) from None
-    html = named.get("text/html", "")
-    nameless_html = nameless.get("text/html", "")
-    for image in issue.images:       # the issue's images/ files, from the desk rather than /media
-        if image.source.parent == (folder / "images").resolve():
-            local = f"/desk/issues/{quote(folder.name)}/images/{quote(image.source.name)}"
-            public = media_url(settings, folder.name, image.name)
-            html, nameless_html = html.replace(public, local), nameless_html.replace(public, local)
-    parts = {"named": html, "nameless": nameless_html, "dark": dark_copy(html), "nostyle": without_style(html),
-             "text": named.get("text/plain", ""), "nameless-text": nameless.get("text/plain", "")}
     warnings = [w.replace(str(folder) + "/", "") for w in issue.warnings]
     local = local_links_warning(settings.base_url)
     if local:
         warnings.append(local)
-    return Preview(issue.subject, tuple(warnings), reader.name, parts)
+    return Preview(issue.subject, tuple(warnings), reader, parts)
 
 
 def issue_preview(settings: Settings, folder: Path, *, online: bool = True) -> Preview:

@@ -19,6 +19,7 @@ from mailer.scheduling.times import parse_zone
 NoSuchSchedule = plans.NoSuchSchedule
 ScheduleState = plans.ScheduleState
 WAITING = (ScheduleStatus.SCHEDULED, ScheduleStatus.MISSED)
+ACTIVE = (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING, ScheduleStatus.MISSED, ScheduleStatus.FAILED)
 KINDS = {ScheduleKind.ONCE: "one-off", ScheduleKind.CRON: "recurring", ScheduleKind.DIGEST: "digest"}
 # the form field of each value, as the desk's messages name it
 AT_FIELD, CRON_FIELD = "new date and time", "cron"
@@ -66,7 +67,8 @@ def local(when: datetime | None, zone: ZoneInfo) -> str:
     return when.astimezone(zone).strftime("%a %d %b %Y, %H:%M %Z") if when is not None else "-"
 
 
-def _row(view: plans.ScheduleView, zone: ZoneInfo) -> ScheduleRow:
+def schedule_row(view: plans.ScheduleView, zone: ZoneInfo) -> ScheduleRow:
+    """A schedule as the desk shows it, times in the group's zone *zone*."""
     waiting = view.status in WAITING
     own = "" if view.timezone == zone.key else view.timezone
     return ScheduleRow(
@@ -83,7 +85,7 @@ def _row(view: plans.ScheduleView, zone: ZoneInfo) -> ScheduleRow:
 def rows(db: Database, settings: Settings, include_finished: bool = False) -> list[ScheduleRow]:
     """Every schedule (the finished ones only with *include_finished*), newest id first."""
     zone = group_zone(settings)
-    return [_row(v, zone) for v in reversed(plans.list_schedules(db, settings, include_finished))]
+    return [schedule_row(v, zone) for v in reversed(plans.list_schedules(db, settings, include_finished))]
 
 
 def find(db: Database, settings: Settings, schedule_id: int) -> ScheduleRow:
@@ -91,7 +93,7 @@ def find(db: Database, settings: Settings, schedule_id: int) -> ScheduleRow:
     zone = group_zone(settings)
     for view in plans.list_schedules(db, settings):
         if view.id == schedule_id:
-            return _row(view, zone)
+            return schedule_row(view, zone)
     raise NoSuchSchedule(f"no schedule with id {schedule_id}")
 
 

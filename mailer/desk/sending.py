@@ -73,7 +73,7 @@ class AudienceForm:
             raise InputError(f"{TAGS_FIELD}: at most {MAX_TAGS} tags")
         tags = [check_tag(t, f"{TAGS_FIELD}: tag") for t in raw]
         excluded = tuple(dict.fromkeys(self.exclude_lists))
-        _check_lists(db, excluded, EXCLUDE_LISTS_FIELD)
+        check_lists(db, excluded, EXCLUDE_LISTS_FIELD)
         chosen = tagging.audience(db, tags=tags, segment=self.segment or None, exclude_lists=excluded,
                                   exclude_segment=self.exclude_segment or None,
                                   fields=(f"{SEGMENT_FIELD}:", f"{EXCLUDE_SEGMENT_FIELD}:"))
@@ -126,7 +126,8 @@ def list_choices(db: Database, issue_lists: Sequence[str], chosen: Sequence[str]
     return [ListChoice(s.slug, s.name, s.slug in marked) for s in summaries(db)]
 
 
-def _check_lists(db: Database, slugs: Sequence[str], field: str = LISTS_FIELD) -> None:
+def check_lists(db: Database, slugs: Sequence[str], field: str = LISTS_FIELD) -> None:
+    """InputError naming *field* when one of *slugs* is no list."""
     with db.session() as session:
         for slug in slugs:
             try:
@@ -146,7 +147,7 @@ def _targets(db: Database, composed: ComposedIssue, chosen: Sequence[str]) -> li
     slugs = list(dict.fromkeys(chosen)) or list(composed.lists)
     if not slugs:
         raise InputError(f"{LISTS_FIELD}: choose at least one list (issue.toml names none)")
-    _check_lists(db, slugs)
+    check_lists(db, slugs)
     return slugs
 
 
@@ -223,7 +224,7 @@ def schedule(db: Database, settings: Settings, slug: str, at: str, chosen: Seque
     require_public_links(settings.base_url, load_backend(settings).name)
     warnings: list[str] = []
     lists = tuple(dict.fromkeys(chosen))
-    _check_lists(db, lists)
+    check_lists(db, lists)
     audience = who.resolved(db)
     try:
         row = schedule_once(db, settings, folder, lists, at.strip(), settings.schedule_timezone,

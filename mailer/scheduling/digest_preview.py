@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -22,6 +23,10 @@ from mailer.errors import InputError
 from mailer.models import Schedule, ScheduleKind, utcnow
 from mailer.scheduling.digest import INBOX, check_reports, inbox_files, issue_toml
 
+if TYPE_CHECKING:
+    from mailer.content.compose import ComposedIssue
+
+
 @dataclass(frozen=True)
 class Preview:
     """What the next digest would hold now (nothing moved)."""
@@ -31,6 +36,7 @@ class Preview:
     rejected: tuple[tuple[str, str], ...]
     min_reports: int
     warnings: tuple[str, ...]
+    composed: ComposedIssue | None = field(default=None, compare=False, repr=False)   # its HTML and text
 
     @property
     def skipped(self) -> bool:
@@ -54,14 +60,14 @@ def preview(settings: Settings, folder: Path, min_reports: int = 1, zone: str = 
         issue = stage / f"{folder.name}-{local:%Y-%m-%d}"
         (issue / "reports").mkdir(parents=True)
         (issue / "issue.toml").write_text(issue_toml(folder, local), encoding="utf-8")
-        subject, warnings = "", ()
+        subject, warnings, composed = "", (), None
         for path in good:
             shutil.copyfile(path, issue / "reports" / path.name)
         if good:
             composed = compose_issue(settings, issue)
             subject, warnings = composed.subject, composed.warnings
         return Preview(subject, tuple(p.name for p in good), tuple((p.name, e) for p, e in bad), min_reports,
-                       tuple(warnings))
+                       tuple(warnings), composed)
 
 
 def digest_min_reports(db: Database, folder: Path) -> int | None:

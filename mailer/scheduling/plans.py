@@ -124,23 +124,25 @@ def schedule_cron(db: Database, settings: Settings, issue: str | Path, lists: tu
 
 def schedule_digest(db: Database, settings: Settings, folder: str | Path, lists: tuple[str, ...], cron: str,
                     tz: str | None = None, min_reports: int = 1, now: datetime | None = None, *,
-                    audience: dict | None = None) -> Schedule:
+                    audience: dict | None = None, fields: dict[str, str] | None = None) -> Schedule:
     """Plan a recurring digest of *folder*'s inbox (mailer.scheduling.digest) to *audience* of the
     lists: each run composes the reports that arrived since the last into a new dated issue, or is
-    skipped below *min_reports*."""
+    skipped below *min_reports*. A bad value's message names its option, or *fields*' name for it
+    (keys cron, tz, min_reports, lists: the desk's form fields)."""
+    named = {"cron": "--cron", "tz": "--tz", "min_reports": "--min-reports", "lists": "--list", **(fields or {})}
     from mailer.content.folders import read_spec
     from mailer.scheduling.digest_preview import check_folder, find_folder
 
     if min_reports < 1:
-        raise InputError(f"--min-reports: {min_reports} must be at least 1")
-    zone = parse_zone(tz or settings.schedule_timezone)
-    trigger = parse_cron(cron, zone)
+        raise InputError(f"{named['min_reports']}: {min_reports} must be at least 1")
+    zone = parse_zone(tz or settings.schedule_timezone, named["tz"])
+    trigger = parse_cron(cron, zone, named["cron"])
     path = find_folder(settings, folder)
     check_folder(path)
     spec = read_spec(path)
     first = trigger.get_next_fire_time(None, now or utcnow())
     with db.session() as session:
-        slugs = _lists(session, spec.lists, lists)
+        slugs = _lists(session, spec.lists, lists, named["lists"])
         row = Schedule(issue_path=str(path.resolve()), list_slugs=slugs, kind=ScheduleKind.DIGEST,
                        cron=" ".join(cron.split()), timezone=zone.key, min_reports=min_reports,
                        next_run_at=first.astimezone(timezone.utc) if first else None, audience=audience or None)
@@ -251,6 +253,7 @@ class ScheduleView:
     send_id: int | None
     audience: str = ""   # who of the lists, in words ("" for all of them)
     when: datetime | None = None   # the next run (one-off: its time), UTC
+    issue_path: str = ""           # the issue (or digest) folder, as stored
 
 
 def current_hash(settings: Settings, issue_path: str) -> str | None:
@@ -287,7 +290,7 @@ def list_schedules(db: Database, settings: Settings, include_finished: bool = Tr
             when_local=when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z") if when else "-",
             when_utc=when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "-",
             cron=row.cron, timezone=row.timezone, status=row.status, reason=row.status_reason,
-            out_of_date=stale, send_id=row.send_id, when=when,
+            out_of_date=stale, send_id=row.send_id, when=when, issue_path=row.issue_path,
             audience=Audience.of(row.audience if row.kind is not ScheduleKind.ONCE
                                  else audiences.get(row.send_id)).describe()))
     return views

@@ -116,4 +116,4 @@ def _load_login() -> Response | None:
     return None
 
 
-from mailer.desk.pages import account, admin, auth, intake, issuemedia, issues, lists, reportedit, schedules, segments, sending, subscriber_tags, subscribers  # noqa: E402,F401  (their routes join bp)
+from mailer.desk.pages import account, admin, auth, digests, intake, issuemedia, issues, lists, reportedit, schedules, segments, sending, subscriber_tags, subscribers  # noqa: E402,F401  (their routes join bp)

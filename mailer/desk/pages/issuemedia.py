@@ -117,10 +117,18 @@ def preview_frame(folder: Path, variant: str, *, online: bool = True) -> Respons
     try:
         preview = issue_preview(web().settings, folder, online=online)
     except PreviewError as exc:
-        response = Response(f"This issue does not compose: {exc}\n", 422, mimetype="text/plain")
+        return frame(None, variant, f"This issue does not compose: {exc}")
+    return frame(preview.parts, variant)
+
+
+def frame(parts: dict[str, str] | None, variant: str, error: str = "") -> Response:
+    """A preview frame's response: *parts*' *variant* (404 when there is none), or *error* with 422."""
+    if parts is None:
+        response = Response(error + "\n", 422, mimetype="text/plain")
+    elif variant not in parts:
+        abort(404)
     else:
-        text = variant.endswith("text")
-        response = Response(preview.parts[variant], mimetype="text/plain" if text else "text/html")
-    g.frame_origins = ("'self'",)
+        response = Response(parts[variant], mimetype="text/plain" if variant.endswith("text") else "text/html")
+    g.frame_origins = ("'self'",)          # framed by desk pages only
     response.headers["Content-Security-Policy"] = FRAME_CSP
     return response

@@ -22,6 +22,8 @@ SLACK = 256 * 1024        # the form's other fields around an upload
 LIMITS = {
     "desk.report_paste": (4 * issuefiles.PASTE_MAX + SLACK, "text: at most 2,000,000 characters"),
     "desk.report_edit": (4 * issuefiles.PASTE_MAX + SLACK, "text: at most 2,000,000 characters"),
+    "desk.digest_paste": (4 * issuefiles.PASTE_MAX + SLACK, "text: at most 2,000,000 characters"),
+    "desk.digest_upload": (issuefiles.REPORT_UPLOAD_MAX + SLACK, "file: at most 10 MB"),
     "desk.report_upload": (issuefiles.REPORT_UPLOAD_MAX + SLACK, "file: at most 10 MB"),
     "desk.image_upload": (issuefiles.MAX_BYTES + SLACK, "image: at most 5 MB (aim for 200 KB)"),
 }
