@@ -560,3 +560,25 @@ def test_pasted_html_keeps_paragraphs_bold_italics_links_and_lists_only(pasted: 
     from mailer.desk.richtext import html_to_markdown
 
     assert html_to_markdown(pasted) == markdown
+
+
+def test_a_docx_keeps_its_pictures_as_images_and_leaves_out_the_others(desk: Desk) -> None:
+    from tests.docx_pictures import docx_with_pictures
+
+    new_issue(desk)
+    data = docx_with_pictures("Our march", [(png(), "png", "Marchers on Mill Lane"), (b"\x01\x00\x00\x00EMF", "emf", "A chart"),
+                                            (png((20, 20), "GIF"), "gif", "")])
+    done = upload(desk, "March report.docx", data)
+    assert done.status_code == 303 and done.headers["Location"].endswith("done=report_pictures#reports")
+    text = (folder(desk) / "reports" / "01-march-report.md").read_text(encoding="utf-8")
+    assert text == "Our march\n\n![Marchers on Mill Lane](images/March-report-1.png)\n\n![picture](images/March-report-2.gif)\n"
+    assert sorted(p.name for p in (folder(desk) / "images").iterdir()) == ["March-report-1.png", "March-report-2.gif"]
+    assert (folder(desk) / "images" / "March-report-1.png").read_bytes() == png()
+    page = desk.editor.get(f"/desk/issues/{SLUG}?done=report_pictures")
+    assert "Some of its pictures were left out" in words_of(page)
+    result = CliRunner().invoke(cli, ["compose", f"issues/{SLUG}"], env={**TEST_ENV, "MAILER_ROOT": str(desk.web.settings.root)})
+    assert result.exit_code == 0, result.output                         # the pictures are there for the composer
+    # a .docx that is refused after its pictures were read leaves none of them behind
+    refused = upload(desk, "bad.docx", docx_with_pictures("Text", [(png(), "png", "A picture")]), title="two\nlines")
+    assert refused.status_code == 422 and "Title: one line" in words_of(refused)
+    assert sorted(p.name for p in (folder(desk) / "images").iterdir()) == ["March-report-1.png", "March-report-2.gif"]

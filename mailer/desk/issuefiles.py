@@ -23,7 +23,7 @@ from mailer.content.folders import read_spec, slugify
 from mailer.content.images import FORMATS, MAX_BYTES
 from mailer.content.reports import read_report
 from mailer.desk.issues import IssueFieldError, folder_lock, update_toml, write_atomic
-from mailer.desk.richtext import RichTextError, docx_to_markdown, html_to_markdown
+from mailer.desk.richtext import KeepImage, RichTextError, docx_to_markdown, html_to_markdown
 from mailer.errors import ComposeError, InputError, MailerError
 
 REPORT_UPLOAD_MAX = 10_000_000     # a .docx with photos in it; the images themselves are dropped
@@ -210,14 +210,40 @@ def _first_line(text: str) -> str:
     return " ".join(line.split()[:6])
 
 
-def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language: str) -> str:
-    """A report from an uploaded .md, .txt or .docx, added at the end of the issue."""
-    new = uploaded_report(title, filename, data)
-    return _add(folder, new.hint, new.text, new.suffix, language, "file")
+def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language: str) -> tuple[str, int]:
+    """A report from an uploaded .md, .txt or .docx, added at the end of the issue; a .docx's pictures
+    go into images/ (JPEG, PNG, GIF or WebP up to 5 MB; others are left out). Returns the report's
+    file name and how many pictures were left out. Nothing stays behind when it is refused."""
+    kept: list[Path] = []
+    left_out = [0]
+
+    def keep_picture(raw: bytes, alt: str) -> str | None:
+        try:
+            kind = image_kind(raw, "picture")
+        except IssueFieldError:
+            left_out[0] += 1
+            return None
+        stem = upload_name(filename, "file")[0][:40] or "picture"
+        (folder / "images").mkdir(exist_ok=True)
+        n = len(kept) + 1
+        while (target := folder / "images" / f"{stem}-{n}{IMAGE_SUFFIXES[kind][0]}").exists():
+            n += 1
+        target.write_bytes(raw)
+        kept.append(target)
+        return f"images/{target.name}"
+
+    try:
+        new = uploaded_report(title, filename, data, keep_picture)
+        return _add(folder, new.hint, new.text, new.suffix, language, "file"), left_out[0]
+    except BaseException:
+        for path in kept:
+            path.unlink(missing_ok=True)
+        raise
 
 
-def uploaded_report(title: str, filename: str, data: bytes) -> NewReport:
-    """The report an uploaded .md, .txt or .docx makes, once its content is what its name says."""
+def uploaded_report(title: str, filename: str, data: bytes, keep_image: KeepImage | None = None) -> NewReport:
+    """The report an uploaded .md, .txt or .docx makes, once its content is what its name says
+    (a .docx's pictures through *keep_image*, else left out)."""
     stem, suffix = upload_name(filename, "file")
     if suffix not in UPLOAD_KINDS:
         raise IssueFieldError("file", f"file: {suffix} is not a report; upload .md, .txt or .docx")
@@ -226,7 +252,7 @@ def uploaded_report(title: str, filename: str, data: bytes) -> NewReport:
     hint = title.strip() or stem.replace("-", " ")      # the new file's name
     if suffix == ".docx":
         try:
-            markdown = docx_to_markdown(data)
+            markdown = docx_to_markdown(data, keep_image)
         except RichTextError as exc:
             raise IssueFieldError("file", f"file {filename[:80]!r}: {exc}") from None
         if not markdown.strip():
@@ -267,23 +293,11 @@ def remove_report(folder: Path, name: str) -> None:
 
 def add_image(folder: Path, filename: str, data: bytes) -> str:
     """Save an uploaded image into images/ under a safe name, once Pillow has recognised it."""
-    from PIL import Image, UnidentifiedImageError
-
     stem, suffix = upload_name(filename, "image")
-    if len(data) > MAX_BYTES:
-        raise IssueFieldError("image", f"image: at most {MAX_BYTES // 1_000_000} MB (aim for 200 KB)")
-    head = data[:512].lstrip().lower()
-    if suffix == ".svg" or head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head:
+    if suffix == ".svg":
         raise IssueFieldError("image", "image: SVG is refused (it can carry script, and most mail clients do not "
                                        "show it); export it as PNG")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            kind = img.format or ""
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise IssueFieldError("image", f"image {filename[:80]!r}: not a JPEG, PNG, GIF or WebP image") from None
-    if kind not in FORMATS:
-        raise IssueFieldError("image", f"image {filename[:80]!r} is {kind}; use JPEG, PNG, GIF or WebP")
+    kind = image_kind(data, f"image {filename[:80]!r}")
     if suffix not in IMAGE_SUFFIXES[kind]:
         raise IssueFieldError("image", f"image {filename[:80]!r}: its content is {kind}, not {suffix}; rename it "
                                        f"{stem}{IMAGE_SUFFIXES[kind][0]}")
@@ -297,6 +311,28 @@ def add_image(folder: Path, filename: str, data: bytes) -> str:
         fd_path.write_bytes(data)
         fd_path.replace(target)
     return name
+
+
+def image_kind(data: bytes, label: str) -> str:
+    """Pillow's name of the image in *data* (JPEG, PNG, GIF, WEBP); IssueFieldError naming *label* for
+    anything else, SVG included, or over the size limit."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_BYTES:
+        raise IssueFieldError("image", f"image: at most {MAX_BYTES // 1_000_000} MB (aim for 200 KB)")
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head:
+        raise IssueFieldError("image", "image: SVG is refused (it can carry script, and most mail clients do not "
+                                       "show it); export it as PNG")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = img.format or ""
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise IssueFieldError("image", f"{label}: not a JPEG, PNG, GIF or WebP image") from None
+    if kind not in FORMATS:
+        raise IssueFieldError("image", f"{label} is {kind}; use JPEG, PNG, GIF or WebP")
+    return kind
 
 
 def remove_image(folder: Path, name: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from typing import Callable
 
 import lxml.etree
 import lxml.html
@@ -30,6 +31,7 @@ DOCX_MAX_RATIO = 100               # uncompressed / compressed, per member
 _BOLD = re.compile(r"font-weight\s*:\s*(bold|[6-9]00)", re.I)
 _ITALIC = re.compile(r"font-style\s*:\s*italic", re.I)
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
+_PICTURE_TAG = re.compile(r'<img[^>]*\bsrc="mailer-picture-(\d+)"[^>]*>')
 _LINE_START = re.compile(r"^([ \t]*)(?:([-+=])|(\d+)([.)]))([ \t]|$)", re.M)
 
 
@@ -222,14 +224,37 @@ def check_docx(data: bytes) -> None:
         raise RichTextError("this zip is not a Word document (no word/document.xml); save the document as .docx")
 
 
-def docx_to_markdown(data: bytes) -> str:
-    """A checked .docx's text as Markdown; its images are left out (upload them as images)."""
+KeepImage = Callable[[bytes, str], "str | None"]   # (picture's bytes, alt text) -> its path in the report, or None
+
+
+def docx_to_markdown(data: bytes, keep_image: KeepImage | None = None) -> str:
+    """A checked .docx's text as Markdown. Its pictures are left out, unless *keep_image* keeps them:
+    then each kept one is `![alt](path)` where it stood."""
     import mammoth
 
     check_docx(data)
+    pictures: list[tuple[str, str]] = []       # (path, alt) of each kept picture, by number
+
+    def picture(image) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        if keep_image is None:
+            return {"src": ""}
+        with image.open() as stream:
+            raw = stream.read(DOCX_MAX_TOTAL + 1)
+        alt = " ".join((image.alt_text or "").split())[:200]
+        path = keep_image(raw, alt)
+        if path is None:
+            return {"src": ""}
+        pictures.append((path, alt))
+        return {"src": f"mailer-picture-{len(pictures) - 1}"}
+
     try:
-        result = mammoth.convert_to_html(io.BytesIO(data),
-                                         convert_image=mammoth.images.img_element(lambda image: {"src": ""}))
+        result = mammoth.convert_to_html(io.BytesIO(data), convert_image=mammoth.images.img_element(picture))
     except Exception as exc:     # mammoth raises many kinds for a broken document
         raise RichTextError(f"this .docx cannot be converted ({type(exc).__name__})") from None
-    return html_to_markdown(result.value)
+    # a kept picture becomes a word of letters and digits, which the sanitiser and the escaping leave alone
+    html = _PICTURE_TAG.sub(lambda m: f" MAILERPICTURE{m[1]}X ", result.value)
+    markdown = html_to_markdown(html)
+    for n, (path, alt) in enumerate(pictures):
+        shown = re.sub(r"[\[\]\\]", "", alt) or "picture"
+        markdown = markdown.replace(f"MAILERPICTURE{n}X", f"![{shown}]({path})")
+    return markdown

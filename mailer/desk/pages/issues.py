@@ -14,7 +14,9 @@ from mailer.web.guard import client_ip
 from mailer.web.pages import web
 
 NOTICES = {"created": "The issue was created. Add its reports below.", "saved": "Your changes were saved.",
-           "report": "The report was added.", "edited": "The report was saved.", "moved": "The order was changed.", "removed": "The report was removed.",
+           "report": "The report was added.",
+           "report_pictures": "The report was added. Some of its pictures were left out: only JPEG, PNG, GIF and WebP "
+                              "pictures up to 5 MB are kept; upload the others as images.", "edited": "The report was saved.", "moved": "The order was changed.", "removed": "The report was removed.",
            "image": "The image was added.", "image_removed": "The image was removed."}
 FIELDS = ("subject", "preheader", "intro")
 SLACK = 256 * 1024        # the form's other fields around an upload
@@ -166,11 +168,11 @@ def report_upload(slug: str):  # type: ignore[no-untyped-def]
         if upload is None or not upload.filename:
             raise desk_issues.IssueFieldError("file", "file: choose a .md, .txt or .docx file")
         data = upload.stream.read(issuefiles.REPORT_UPLOAD_MAX + 1)
-        name = issuefiles.add_uploaded(folder, title, upload.filename, data, ctx.settings.language)
+        name, left_out = issuefiles.add_uploaded(folder, title, upload.filename, data, ctx.settings.language)
     except InputError as exc:
         return refused(slug, exc, "upload", {"upload_title": title})
     audit.log(ctx.db, "report_add", target=f"{slug}/{name}", detail=f"uploaded {upload.filename[:200]}", **actor())
-    return redirect(f"/desk/issues/{slug}?done=report#reports", 303)
+    return redirect(f"/desk/issues/{slug}?done={'report_pictures' if left_out else 'report'}#reports", 303)
 
 
 @bp.post("/issues/<slug>/reports/include")
