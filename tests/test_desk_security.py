@@ -163,6 +163,8 @@ def _make_hostile_objects(desk: Desk) -> None:
     name = f"{SCRIPT}{IMG} hostile"
     add_list(desk.web.db, "hostile", f"{name} list", OptIn.SINGLE, f"{name} description")
     add_subscriber(desk.web.db, desk.web.settings, "hostile@example.org", f"{name} reader", "hostile", True)
+    from mailer.people.tagging import add_segment
+    add_segment(desk.web.db, "hostile", f'name contains "{SCRIPT}{IMG}"')     # shown on the segment pages
     make_issue(desk.web.settings.root, "2026-12-hostile", {"a.md": f"# {name} report\n\nText {SCRIPT}."},
                subject=f"{name} subject")
     audit.log(desk.web.db, "test_hostile", actor=name, target=name, detail=name)

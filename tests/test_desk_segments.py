@@ -135,3 +135,49 @@ def test_tags_on_a_persons_page(people: Desk) -> None:
         assert session.scalar(select(func.count()).select_from(SubscriberTag)) == 3    # user0, user3, user1
     assert audit_rows(desk) == [("subscriber_tag", EDITOR, "user1@example.net"),
                                 ("subscriber_untag", EDITOR, "user1@example.net")]
+
+
+def test_the_subscriber_search_filters_by_tag(people: Desk) -> None:
+    desk = people
+    from mailer.desk.people import id_of
+
+    page = desk.editor.get("/desk/subscribers?tag=Eastfield")
+    assert page.status_code == 200 and 'id="tag" name="tag" value="Eastfield"' in page.text
+    found = words(page)
+    assert "user0@example.net" in found and "user3@example.net" in found
+    assert "user1@example.net" not in found and "user2@example.net" not in found
+    both = words(desk.editor.get("/desk/subscribers?tag=eastfield&list=bulletin"))
+    assert "user3@example.net" in both and "user0@example.net" not in both
+    assert "user0@example.net" not in words(desk.editor.get("/desk/subscribers?tag=eastfield&q=user3"))
+    assert "@example.net" not in words(desk.editor.get("/desk/subscribers?tag=nobody-has-it"))
+    bad = desk.editor.get("/desk/subscribers?tag=two%20words")
+    assert bad.status_code == 422 and "Tag 'two words': use letters" in words(bad)
+    assert 'aria-invalid="true"' in bad.text.split('id="tag"', 1)[1].split(">", 1)[0]
+    person = desk.editor.get(f"/desk/subscribers/{id_of(desk.web.db, 'user0@example.net')}")
+    assert 'href="/desk/subscribers?tag=eastfield"' in person.text          # a tag leads to everyone with it
+    assert "tag=" not in desk.editor.get("/desk/subscribers?tag=eastfield&list=news").text.split(
+        'href="/desk/subscribers/export.csv', 1)[1].split('"', 1)[0]       # the export takes list and status only
+
+
+def test_segment_and_tag_pages_need_the_session_token(people: Desk) -> None:
+    desk = people
+    from mailer.desk.people import id_of
+
+    tagging.add_segment(desk.web.db, "east", "tag = eastfield")
+    sid = id_of(desk.web.db, "user0@example.net")
+    assert desk.editor.post("/desk/segments/east", data={"expression": "tag = x"}).status_code == 400
+    assert desk.editor.post(f"/desk/subscribers/{sid}/tags", data={"tags": "x"}).status_code == 400
+    assert desk.editor.post(f"/desk/subscribers/{sid}/tags/remove", data={"tag": "eastfield"}).status_code == 400
+    assert saved(desk) == {"east": "tag = eastfield"} and audit_rows(desk) == []
+    assert tagging.tags_of(desk.web.db, "user0@example.net") == ["eastfield"]
+
+
+def test_script_in_a_tag_is_refused_and_shown_as_text(people: Desk) -> None:
+    desk = people
+    from mailer.desk.people import id_of
+
+    sid = id_of(desk.web.db, "user1@example.net")
+    refused = desk.post(desk.editor, f"/desk/subscribers/{sid}/tags", {"tags": "<script>alert(1)</script>"},
+                        form_page=f"/desk/subscribers/{sid}")
+    assert refused.status_code == 422 and "<script>alert" not in refused.text and "&lt;script&gt;" in refused.text
+    assert tagging.tags_of(desk.web.db, "user1@example.net") == []

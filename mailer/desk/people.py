@@ -80,14 +80,20 @@ def status_of(value: str) -> SubscriptionStatus | None:
         raise FieldError("status", "status: choose confirmed, pending or unsubscribed") from None
 
 
-def find(db: Database, q: str, list_slug: str, status: str, after: str) -> search.Results:
-    """One page of the search (mailer.people.search); FieldError naming `list`, `status` or `q`."""
+def find(db: Database, q: str, list_slug: str, status: str, after: str, tag: str = "") -> search.Results:
+    """One page of the search (mailer.people.search); FieldError naming `list`, `status`, `tag` or `q`."""
+    from mailer.people.segments import check_tag
+
     wanted = status_of(status)
+    try:
+        tag = check_tag(tag) if tag.strip() else ""
+    except InputError as exc:
+        raise FieldError("tag", str(exc)) from None
     with db.session() as session:
         if list_slug and find_list(session, list_slug) is None:
             raise FieldError("list", f"list: there is no list {list_slug[:64]!r}")
         try:
-            return search.search(session, q, list_slug, wanted, after[:320])
+            return search.search(session, q, list_slug, wanted, after[:320], tag=tag)
         except InputError as exc:
             raise FieldError("q", str(exc)) from None
 

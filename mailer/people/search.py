@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, collate, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.errors import InputError
-from mailer.models import MailingList, Subscriber, Subscription, SubscriptionStatus
+from mailer.models import MailingList, Subscriber, SubscriberTag, Subscription, SubscriptionStatus
 from mailer.people.lists import get_list
 
 PAGE = 50
@@ -85,9 +85,10 @@ def _names(q: str, dialect: str):  # type: ignore[no-untyped-def]
 
 
 def search(session: Session, q: str = "", list_slug: str = "", status: SubscriptionStatus | None = None,
-           after: str = "", limit: int = PAGE) -> Results:
+           after: str = "", limit: int = PAGE, tag: str = "") -> Results:
     """One page of subscribers in address order: those whose address or name starts with *q* ('' for
-    everyone), with a subscription on *list_slug* and/or in *status*, after the address key *after*.
+    everyone), with a subscription on *list_slug* and/or in *status*, with *tag* (a tag as stored,
+    '' for any), after the address key *after*.
 
     The addresses are read in order from their index and stop at the page's end; the names from
     theirs, at most NAME_CAP of them (`Results.names_capped` says when more names match).
@@ -105,6 +106,8 @@ def search(session: Session, q: str = "", list_slug: str = "", status: Subscript
         if status is not None:
             wanted.append(Subscription.status == status)
         conditions.append(exists().where(*wanted))
+    if tag:
+        conditions.append(exists().where(SubscriberTag.subscriber_id == Subscriber.id, SubscriberTag.tag == tag))
     filters = list(conditions)    # without the page's start: the names' page is cut in Python
     # the key is case-folded already: PostgreSQL's index is on lower(key) (models.people)
     key = _ordered(func.lower(Subscriber.email_key) if dialect == "postgresql" else Subscriber.email_key, dialect)

@@ -39,7 +39,8 @@ def _lists() -> list[tuple[str, str]]:
 
 def _filters() -> dict[str, str]:
     args = request.args
-    return {"q": args.get("q", "")[:300], "list": args.get("list", "")[:64], "status": args.get("status", "")[:20]}
+    return {"q": args.get("q", "")[:300], "list": args.get("list", "")[:64], "status": args.get("status", "")[:20],
+            "tag": args.get("tag", "")[:200]}
 
 
 def _index(status: int = 200, error: str = "", field: str = "", values: dict | None = None):  # type: ignore[no-untyped-def,type-arg]
@@ -48,7 +49,7 @@ def _index(status: int = 200, error: str = "", field: str = "", values: dict | N
     results = None
     try:
         results = desk_people.find(web().db, filters["q"], filters["list"], filters["status"],
-                                   request.args.get("after", ""))
+                                   request.args.get("after", ""), filters["tag"])
     except desk_people.FieldError as exc:
         search_error, search_field, status = _sentence(exc), exc.field, 422
     chosen = {k: v for k, v in filters.items() if v}
@@ -58,7 +59,7 @@ def _index(status: int = 200, error: str = "", field: str = "", values: dict | N
     if request.args.get("after"):
         first = "/desk/subscribers" + ("?" + urlencode(chosen) if chosen else "")
     export = "/desk/subscribers/export.csv" + (
-        "?" + urlencode({k: v for k, v in filters.items() if v and k != "q"}) if filters["list"] or filters["status"]
+        "?" + urlencode({k: v for k, v in filters.items() if v and k in ("list", "status")}) if filters["list"] or filters["status"]
         else "")
     return render("subscribers.html", status, title="Subscribers", section="subscribers", filters=filters,
                   results=results, more=more, first_page=first, export=export,
