@@ -17,7 +17,7 @@ from mailer.models import DeskAudit, Schedule, ScheduleKind
 from mailer.scheduling import digest as digest_run
 from tests.desk_fixtures import EDITOR, Desk, desk, text_of, web_app  # noqa: F401
 from tests.helpers import add_subscribers
-from tests.test_desk_issues import docx
+from tests.docx_files import docx
 
 PAGE = "/desk/digests/weekly"
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from mailer.cli import cli
 from mailer.models import DeskAudit, Send, SendStatus
 from tests.desk_fixtures import EDITOR, Desk, desk, text_of, web_app  # noqa: F401
+from tests.docx_files import docx
 from tests.helpers import TEST_ENV, make_issue
 
 SLUG = "2026-12-desk"
@@ -67,28 +68,6 @@ def upload(desk: Desk, name: str, data: bytes, field: str = "file", route: str =
 def png(size: tuple[int, int] = (40, 30), fmt: str = "PNG") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (200, 30, 30)).save(out, fmt)
-    return out.getvalue()
-
-
-def docx(paragraphs_xml: str, extra: dict[str, bytes] | None = None) -> bytes:
-    """A minimal Word document: the parts mammoth needs, and *extra* members."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("[Content_Types].xml",
-                   '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-                   '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-                   '<Default Extension="xml" ContentType="application/xml"/>'
-                   '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-'
-                   'officedocument.wordprocessingml.document.main+xml"/></Types>')
-        z.writestr("_rels/.rels",
-                   '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
-                   'relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/'
-                   '2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>')
-        z.writestr("word/document.xml",
-                   '<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/'
-                   f'2006/main"><w:body>{paragraphs_xml}</w:body></w:document>')
-        for name, data in (extra or {}).items():
-            z.writestr(name, data)
     return out.getvalue()
 
 
@@ -563,7 +542,7 @@ def test_pasted_html_keeps_paragraphs_bold_italics_links_and_lists_only(pasted: 
 
 
 def test_a_docx_keeps_its_pictures_as_images_and_leaves_out_the_others(desk: Desk) -> None:
-    from tests.docx_pictures import docx_with_pictures
+    from tests.docx_files import docx_with_pictures
 
     new_issue(desk)
     data = docx_with_pictures("Our march", [(png(), "png", "Marchers on Mill Lane"), (b"\x01\x00\x00\x00EMF", "emf", "A chart"),
