@@ -109,3 +109,24 @@ def test_a_welcome_issue_that_broke_or_went_away_says_so(desk: Desk) -> None:
     toml.unlink()
     text = text_of(desk.editor.get(PAGE).text)
     assert "The welcome issue issues/welcome is not on disk" in text
+
+
+def test_adding_someone_with_consent_on_record_can_send_the_welcome(desk: Desk) -> None:
+    welcome_issue(desk)
+    desk.post(desk.editor, f"{PAGE}/welcome", {"issue": "welcome"}, form_page=PAGE)
+    refused = desk.post(desk.editor, "/desk/subscribers", {"email": "pat@example.org", "lists": ["news"],
+                                                           "mode": "opt_in", "welcome": "yes"}, form_page="/desk/subscribers")
+    assert refused.status_code == 422 and "Welcome mail: only with consent on record" in html.unescape(refused.text)
+    done = desk.post(desk.editor, "/desk/subscribers", {"email": "kim@example.org", "name": "Kim", "lists": ["news"],
+                                                        "mode": "confirmed", "welcome": "yes"}, form_page="/desk/subscribers")
+    assert done.status_code == 303
+    quiet = desk.post(desk.editor, "/desk/subscribers", {"email": "lee@example.org", "lists": ["news"],
+                                                         "mode": "confirmed"}, form_page="/desk/subscribers")
+    assert quiet.status_code == 303
+    desk.web.deliver()
+    welcomed = [m["To"] for m in desk.web.outbox() if m["Subject"] == SUBJECT]
+    assert welcomed == ["Kim <kim@example.org>"]                        # lee added without it, pat refused
+    with desk.web.db.session() as session:
+        detail = session.scalar(select(DeskAudit.detail).where(DeskAudit.action == "subscriber_add",
+                                                                DeskAudit.target == "kim@example.org"))
+    assert detail.startswith("confirmed +welcome: news")

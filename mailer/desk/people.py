@@ -125,8 +125,9 @@ def id_of(db: Database, email: str) -> int | None:
 
 
 def add(db: Database, settings: Settings, email: str, name: str, lists: list[str], mode: str,
-        actor: str) -> tuple[str, list[tuple[str, Outcome]]]:
-    """`mailer subscribers add` for each of *lists*: confirmed, or pending with the confirmation mail.
+        actor: str, welcome: bool = False) -> tuple[str, list[tuple[str, Outcome]]]:
+    """`mailer subscribers add` for each of *lists*: confirmed, or pending with the confirmation mail;
+    *welcome* (`--welcome`, only with consent on record) also queues each list's welcome mail.
 
     Every field is checked, and the address's suppressions, before anything is written: FieldError
     naming the field, or Suppressed naming the lists it may not join.
@@ -143,6 +144,9 @@ def add(db: Database, settings: Settings, email: str, name: str, lists: list[str
         raise FieldError("name", str(exc)) from None
     if mode not in MODES:
         raise FieldError("mode", "choose whether consent is on record or a confirmation mail is sent")
+    if welcome and mode != "confirmed":
+        raise FieldError("welcome", "welcome mail: only with consent on record (someone who gets the "
+                                    "confirmation mail is welcomed when they confirm)")
     slugs = list(dict.fromkeys(s for s in lists if s))
     if not slugs:
         raise FieldError("lists", "lists: choose at least one list")
@@ -157,7 +161,7 @@ def add(db: Database, settings: Settings, email: str, name: str, lists: list[str
     done = []
     for slug in slugs:
         _, outcome = directory.add_subscriber(db, settings, address.email, name, slug, mode == "confirmed",
-                                              actor=actor_of(actor), send_opt_in=mode == "opt_in")
+                                              welcome=welcome, actor=actor_of(actor), send_opt_in=mode == "opt_in")
         done.append((slug, outcome))
     return address.email, done
 

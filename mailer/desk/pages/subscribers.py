@@ -79,15 +79,16 @@ def subscribers_index():  # type: ignore[no-untyped-def]
 def subscriber_add():  # type: ignore[no-untyped-def]
     ctx, form = web(), request.form
     values = {"email": form.get("email", "")[:400], "name": form.get("name", "")[:400],
-              "lists": [s[:64] for s in form.getlist("lists")[:50]], "mode": form.get("mode", "")[:20]}
+              "lists": [s[:64] for s in form.getlist("lists")[:50]], "mode": form.get("mode", "")[:20],
+              "welcome": form.get("welcome", "") == "yes"}
     try:
         address, done = desk_people.add(ctx.db, ctx.settings, values["email"], values["name"], values["lists"],
-                                        values["mode"], g.desk_login.email)
+                                        values["mode"], g.desk_login.email, welcome=values["welcome"])
     except desk_people.FieldError as exc:
         return _index(422, _sentence(exc), exc.field, values)
     except desk_people.Suppressed as exc:
         return _index(409, _sentence(exc), "email", values)
-    _log("subscriber_add", address.casefold(), f"{values['mode']}: " +
+    _log("subscriber_add", address.casefold(), f"{values['mode']}{' +welcome' if values['welcome'] else ''}: " +
          ", ".join(f"{slug} {outcome.value.replace('_', ' ')}" for slug, outcome in done))
     return redirect(f"/desk/subscribers/{desk_people.id_of(ctx.db, address)}?done=added", 303)
 
