@@ -181,3 +181,22 @@ def test_script_in_a_tag_is_refused_and_shown_as_text(people: Desk) -> None:
                         form_page=f"/desk/subscribers/{sid}")
     assert refused.status_code == 422 and "<script>alert" not in refused.text and "&lt;script&gt;" in refused.text
     assert tagging.tags_of(desk.web.db, "user1@example.net") == []
+
+
+def test_try_a_change_on_the_segments_page_saves_nothing(people: Desk) -> None:
+    desk = people
+    tagging.add_segment(desk.web.db, "east", "tag = eastfield")
+    tried = desk.post(desk.editor, "/desk/segments/east/try", {"expression": "tag = eastfield and list = bulletin"},
+                      form_page="/desk/segments/east")
+    assert tried.status_code == 200
+    shown = words(tried)
+    assert "It selects 2 people now" in shown                                # the saved one, as it is
+    assert "Changed like this, it would select 1 person now, such as: user3@example.net" in shown
+    assert "tag = eastfield and list = bulletin</textarea>" in tried.text      # the typed text kept to save
+    bad = desk.post(desk.editor, "/desk/segments/east/try", {"expression": "tag = x; DROP TABLE subscriber"},
+                    form_page="/desk/segments/east")
+    assert bad.status_code == 422 and "Segment expression: position" in words(bad)
+    assert 'aria-invalid="true"' in bad.text.split('id="expression"', 1)[1].split(">", 1)[0]
+    assert desk.post(desk.editor, "/desk/segments/nope/try", {"expression": "tag = x"},
+                     form_page="/desk/segments/east").status_code == 404
+    assert saved(desk) == {"east": "tag = eastfield"} and audit_rows(desk) == []

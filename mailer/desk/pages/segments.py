@@ -78,7 +78,8 @@ def segments_add():  # type: ignore[no-untyped-def]
     return redirect(f"/desk/segments/{quote(name)}?done=created", 303)
 
 
-def _segment_page(name: str, status: int = 200, *, error: str = "", expression: str | None = None) -> tuple[str, int]:
+def _segment_page(name: str, status: int = 200, *, error: str = "", expression: str | None = None,
+                  tried: tuple[int, list[str]] | None = None) -> tuple[str, int]:
     db = web().db
     try:
         saved = tagging.segment_expression(db, name)
@@ -87,13 +88,24 @@ def _segment_page(name: str, status: int = 200, *, error: str = "", expression: 
     count, sample = _trial(saved)
     return render("segment.html", status, title=f"Segment {name}", section="segments", name=name.lower(),
                   saved=saved, count=count, sample=sample, error=error,
-                  expression=saved if expression is None else expression, max_length=MAX_LENGTH,
+                  expression=saved if expression is None else expression, max_length=MAX_LENGTH, tried=tried,
                   notice=NOTICES.get(request.args.get("done", ""), ""))
 
 
 @bp.get("/segments/<name>")
 def segment_page(name: str):  # type: ignore[no-untyped-def]
     return _segment_page(name)
+
+
+@bp.post("/segments/<name>/try")
+def segment_try(name: str):  # type: ignore[no-untyped-def]
+    """*Try it* on a segment's page: what the changed expression would select; nothing is saved."""
+    expression = _form()["expression"]
+    try:
+        tried = _trial(expression)
+    except InputError as exc:
+        return _segment_page(name, 422, error=_sentence(exc), expression=expression)
+    return _segment_page(name, expression=expression, tried=tried)
 
 
 @bp.post("/segments/<name>")
