@@ -98,7 +98,9 @@ def test_taken_unknown_and_bad_edits(people: Desk) -> None:
     desk = people
     tagging.add_segment(desk.web.db, "east", "tag = eastfield")
     taken = desk.post(desk.editor, "/desk/segments", {"name": "east", "expression": "tag = x"}, form_page="/desk/segments")
-    assert taken.status_code == 409 and "Segment 'east' exists" in words(taken)
+    assert taken.status_code == 409 and "Segment 'east' exists already: open it" in words(taken)
+    assert "mailer segments" not in words(taken)
+    assert 'aria-invalid="true"' in taken.text.split('id="name"', 1)[1].split(">", 1)[0]
     bad = desk.post(desk.editor, "/desk/segments/east", {"expression": "tag = (oops"}, form_page="/desk/segments/east")
     assert bad.status_code == 422 and "position 7" in words(bad) and "tag = (oops" in bad.text
     assert saved(desk) == {"east": "tag = eastfield"}

@@ -69,9 +69,12 @@ def segments_add():  # type: ignore[no-untyped-def]
     ctx, values = web(), _form()
     try:
         count = tagging.add_segment(ctx.db, values["name"], values["expression"])
+    except tagging.SegmentExists as exc:   # the CLI's line names a command: the desk says where to go
+        taken = values["name"].strip().lower()
+        return _index(409, error=f"Segment {taken!r} exists already: open it to change its expression, or "
+                                 "choose another name.", field=_field(exc), values=values)
     except InputError as exc:
-        status = 409 if isinstance(exc, tagging.SegmentExists) else 422
-        return _index(status, error=_sentence(exc), field=_field(exc), values=values)
+        return _index(422, error=_sentence(exc), field=_field(exc), values=values)
     name = values["name"].strip().lower()
     audit.log(ctx.db, "segment_add", actor=g.desk_login.email, target=name, ip=client_ip(request),
               detail=f"{count} now: {' '.join(values['expression'].split())[:500]}")
