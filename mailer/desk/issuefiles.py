@@ -7,29 +7,24 @@ typed on the form goes into front matter. Each new report is read back with the 
 reader before it counts: one that would not compose is removed again and its error shown. Their
 order is issue.toml's `reports` list, which the desk writes out in full.
 
-Images go into images/ after Pillow has recognised them as JPEG, PNG, GIF or WebP (an SVG is
-refused: it can carry script, and most mail clients do not show it); reports use them as
-`![what it shows](images/NAME)`.
+A .docx's pictures go into images/ through mailer.desk.issueimages, the home of an issue's images.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailer.content.folders import read_spec, slugify
-from mailer.content.images import FORMATS, MAX_BYTES
 from mailer.content.reports import read_report
 from mailer.desk.issues import IssueFieldError, folder_lock, update_toml, write_atomic
 from mailer.desk.richtext import KeepImage, RichTextError, docx_to_markdown, html_to_markdown
 from mailer.errors import ComposeError, InputError, MailerError
 
-REPORT_UPLOAD_MAX = 10_000_000     # a .docx with photos in it; the images themselves are dropped
+REPORT_UPLOAD_MAX = 10_000_000     # a .docx with photos in it
 PASTE_MAX = 2_000_000              # characters of pasted text or HTML
 UPLOAD_KINDS = (".md", ".txt", ".docx")
-IMAGE_SUFFIXES = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "GIF": (".gif",), "WEBP": (".webp",)}
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -100,13 +95,6 @@ def include_reports(folder: Path) -> list[str]:
         if extra:
             update_toml(folder, {"reports": [*report_names(folder), *extra]})
     return extra
-
-
-def image_names(folder: Path) -> list[str]:
-    images = folder / "images"
-    if not images.is_dir():
-        return []
-    return sorted(p.name for p in images.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def upload_name(filename: str, field: str) -> tuple[str, str]:
@@ -214,6 +202,8 @@ def add_uploaded(folder: Path, title: str, filename: str, data: bytes, language:
     """A report from an uploaded .md, .txt or .docx, added at the end of the issue; a .docx's pictures
     go into images/ (JPEG, PNG, GIF or WebP up to 5 MB; others are left out). Returns the report's
     file name and how many pictures were left out. Nothing stays behind when it is refused."""
+    from mailer.desk.issueimages import IMAGE_SUFFIXES, image_kind   # (issueimages builds on this module)
+
     kept: list[Path] = []
     left_out = [0]
 
@@ -289,68 +279,3 @@ def remove_report(folder: Path, name: str) -> None:
             raise NoSuchFile(f"no report {name[:80]!r} in this issue")
         update_toml(folder, {"reports": [n for n in names if n != name]})
         (folder / "reports" / name).unlink(missing_ok=True)
-
-
-def add_image(folder: Path, filename: str, data: bytes) -> str:
-    """Save an uploaded image into images/ under a safe name, once Pillow has recognised it."""
-    stem, suffix = upload_name(filename, "image")
-    if suffix == ".svg":
-        raise IssueFieldError("image", "image: SVG is refused (it can carry script, and most mail clients do not "
-                                       "show it); export it as PNG")
-    kind = image_kind(data, f"image {filename[:80]!r}")
-    if suffix not in IMAGE_SUFFIXES[kind]:
-        raise IssueFieldError("image", f"image {filename[:80]!r}: its content is {kind}, not {suffix}; rename it "
-                                       f"{stem}{IMAGE_SUFFIXES[kind][0]}")
-    name = f"{stem}{suffix}"
-    target = folder / "images" / name
-    with folder_lock(folder):
-        if target.exists():
-            raise FileExists(f"image: images/{name} exists already; rename the file to upload it too")
-        target.parent.mkdir(exist_ok=True)
-        fd_path = target.with_name(f".{name}.part")
-        fd_path.write_bytes(data)
-        fd_path.replace(target)
-    return name
-
-
-def image_kind(data: bytes, label: str) -> str:
-    """Pillow's name of the image in *data* (JPEG, PNG, GIF, WEBP); IssueFieldError naming *label* for
-    anything else, SVG included, or over the size limit."""
-    from PIL import Image, UnidentifiedImageError
-
-    if len(data) > MAX_BYTES:
-        raise IssueFieldError("image", f"image: at most {MAX_BYTES // 1_000_000} MB (aim for 200 KB)")
-    head = data[:512].lstrip().lower()
-    if head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head:
-        raise IssueFieldError("image", "image: SVG is refused (it can carry script, and most mail clients do not "
-                                       "show it); export it as PNG")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            kind = img.format or ""
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise IssueFieldError("image", f"{label}: not a JPEG, PNG, GIF or WebP image") from None
-    if kind not in FORMATS:
-        raise IssueFieldError("image", f"{label} is {kind}; use JPEG, PNG, GIF or WebP")
-    return kind
-
-
-def remove_image(folder: Path, name: str) -> None:
-    """Delete images/<name> (a report that still shows it then fails the compose check, naming it)."""
-    with folder_lock(folder):
-        image_path(folder, name).unlink()
-
-
-def image_path(folder: Path, name: str) -> Path:
-    """images/<name> of the issue; NoSuchFile for anything else."""
-    path = folder / "images" / name
-    if name not in image_names(folder) or not path.resolve().is_relative_to(folder.resolve()):
-        raise NoSuchFile(f"no image {name[:80]!r} in this issue")     # a symbolic link out is not ours
-    return path
-
-
-def image_type(name: str) -> str:
-    """The MIME type of an image in images/, by its (checked) extension."""
-    suffix = name.rpartition(".")[2].lower()
-    return {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
-            "webp": "image/webp"}.get(suffix, "application/octet-stream")

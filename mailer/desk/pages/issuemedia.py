@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Response, abort, g, redirect, request, send_file
 
-from mailer.desk import audit, issuefiles
+from mailer.desk import audit, issuefiles, issueimages
 from mailer.desk import issues as desk_issues
 from mailer.desk.issuepreview import VARIANTS, PreviewError, current_version, issue_preview, preview_state
 from mailer.desk.pages import bp, message, render
@@ -29,8 +29,8 @@ def image_upload(slug: str):  # type: ignore[no-untyped-def]
         folder = desk_issues.editable_folder(ctx.settings, ctx.db, slug)
         if upload is None or not upload.filename:
             raise desk_issues.IssueFieldError("image", "image: choose a JPEG, PNG, GIF or WebP file")
-        data = upload.stream.read(issuefiles.MAX_BYTES + 1)
-        name = issuefiles.add_image(folder, upload.filename, data)
+        data = upload.stream.read(issueimages.MAX_BYTES + 1)
+        name = issueimages.add_image(folder, upload.filename, data)
     except InputError as exc:
         return refused(slug, exc, "image")
     audit.log(ctx.db, "image_add", target=f"{slug}/images/{name}", **actor())
@@ -40,10 +40,10 @@ def image_upload(slug: str):  # type: ignore[no-untyped-def]
 @bp.get("/issues/<slug>/images/<name>")
 def image_file(slug: str, name: str):  # type: ignore[no-untyped-def]
     try:
-        path = issuefiles.image_path(desk_issues.issue_folder(web().settings, slug), name)
+        path = issueimages.image_path(desk_issues.issue_folder(web().settings, slug), name)
     except InputError:
         abort(404)
-    response = send_file(path, mimetype=issuefiles.image_type(name), max_age=0)
+    response = send_file(path, mimetype=issueimages.image_type(name), max_age=0)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
@@ -51,7 +51,7 @@ def image_file(slug: str, name: str):  # type: ignore[no-untyped-def]
 @bp.get("/issues/<slug>/images/<name>/remove")
 def image_remove_form(slug: str, name: str):  # type: ignore[no-untyped-def]
     try:
-        issuefiles.image_path(desk_issues.issue_folder(web().settings, slug), name)
+        issueimages.image_path(desk_issues.issue_folder(web().settings, slug), name)
     except desk_issues.NoSuchIssue as exc:
         return message("No such issue", sentence(exc), 404)
     except InputError as exc:
@@ -65,7 +65,7 @@ def image_remove(slug: str, name: str):  # type: ignore[no-untyped-def]
     ctx = web()
     try:
         folder = desk_issues.editable_folder(ctx.settings, ctx.db, slug)
-        issuefiles.remove_image(folder, name)
+        issueimages.remove_image(folder, name)
     except InputError as exc:
         if isinstance(exc, issuefiles.NoSuchFile):
             return message("No such image", sentence(exc), 404)

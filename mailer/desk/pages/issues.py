@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Response, g, redirect, request
 
-from mailer.desk import audit, issuefiles, sessions
+from mailer.desk import audit, issuefiles, issueimages, sessions
 from mailer.desk import issues as desk_issues
 from mailer.desk.issuepreview import PreviewError, current_version, issue_preview
 from mailer.desk.pages import bp, cookie_name, message, render
@@ -27,7 +27,7 @@ LIMITS = {
     "desk.digest_paste": (4 * issuefiles.PASTE_MAX + SLACK, "text: at most 2,000,000 characters"),
     "desk.digest_upload": (issuefiles.REPORT_UPLOAD_MAX + SLACK, "file: at most 10 MB"),
     "desk.report_upload": (issuefiles.REPORT_UPLOAD_MAX + SLACK, "file: at most 10 MB"),
-    "desk.image_upload": (issuefiles.MAX_BYTES + SLACK, "image: at most 5 MB (aim for 200 KB)"),
+    "desk.image_upload": (issueimages.MAX_BYTES + SLACK, "image: at most 5 MB (aim for 200 KB)"),
 }
 
 
@@ -112,7 +112,7 @@ def issue_page(slug: str, status: int = 200, *, error: str = "", field: str = ""
         except PreviewError as exc:
             compose_error, version = str(exc), current_version(ctx.settings, issue.folder)
     return render("issue.html", status, title=f"Issue {slug}", section="issues", issue=issue, spec=spec,
-                  reports=reports, unlisted=unlisted, images=issuefiles.image_names(issue.folder), lists=desk_issues.list_choices(ctx.db),
+                  reports=reports, unlisted=unlisted, images=issueimages.image_names(issue.folder), lists=desk_issues.list_choices(ctx.db),
                   chosen=chosen, values=values, error=error, error_field=field, form=form,
                   preview=preview, compose_error=compose_error, version=version, notice=NOTICES.get(request.args.get("done", "")))
 
