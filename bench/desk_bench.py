@@ -15,8 +15,10 @@ clicking), and the latencies of the answers are reported as p50/p95/p99 with req
 
 Pages: the dashboard `/desk/`, an issue page `/desk/issues/<slug>`, the subscriber search
 `/desk/subscribers?...` (cycling through SEARCHES: an exact address, a name, an address prefix, a
-broad name prefix, a miss and a list-and-status filter), the lists and schedules pages; a page the app does not
-serve yet (404) is reported as such. The reference, measured the same way in the same run: the
+broad name prefix, a miss and a list-and-status filter), the lists and schedules pages, the segments
+page (five saved segments, each counted on every view: SEGMENTS), one segment's page (its count and ten
+addresses), the digests page and one digest's page (its inbox of the example's reports and the next
+digest's preview); a page the app does not serve yet (404) is reported as such. The reference, measured the same way in the same run: the
 public landing page `/` and a static file `/static/site.css`. Targets (issue 13): p95 <= 100 ms
 for pages, <= 50 ms for the search. Client and server share the machine's cores.
 """
@@ -50,6 +52,9 @@ ISSUES = 30
 # status filter without a search
 SEARCHES = ("q=p4242%40example.net", "q=Person+31337", "q=p777", "q=person+9", "q=nobody-here",
             "list=bulletin&status=pending")
+# saved segments the segments page counts on every view: a list, a date, an address part, a tag, a mix
+SEGMENTS = (("bulletin", "list = bulletin"), ("new", "created >= 2026-01-01"), ("nines", 'email contains "p9"'),
+            ("volunteers", "tag = volunteer"), ("mix", 'list = news and not status = pending and name contains "Person 1"'))
 TARGET_MS = {"search": 50.0}
 PAGE_TARGET_MS = 100.0
 
@@ -95,6 +100,15 @@ def populate(root: Path, db_url: str, base_url: str, n: int, editors: int) -> li
     ledger.freeze_audience(db, send_id)
     ledger.set_send_status(db, send_id, SendStatus.DONE, "bench: frozen, not sent")
     schedule_once(db, settings, root / "issues" / "2026-02-report", ("news",), "2031-07-01 09:00")
+    from mailer.people import tagging
+
+    for name, expression in SEGMENTS:
+        tagging.add_segment(db, name, expression)
+    weekly = root / "issues" / "weekly"             # a digest with an inbox of 5 reports
+    shutil.copytree(REPO / "issues" / "example", weekly)
+    (weekly / "inbox").mkdir()
+    for report in sorted((weekly / "reports").iterdir()):
+        report.rename(weekly / "inbox" / report.name)
     with db.engine.connect() as conn:   # the statistics a database in use has (autovacuum, or sqlite's analysis)
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
@@ -189,7 +203,11 @@ def measure(label: str, db_url: str, args: argparse.Namespace) -> None:
                      ["/static/site.css"], False), ("dashboard /desk/", ["/desk/"], True),
                      ("issue page /desk/issues/2026-01-report", ["/desk/issues/2026-01-report"], True),
                      ("search /desk/subscribers?q=", [f"/desk/subscribers?{q}" for q in SEARCHES], True),
-                     ("lists /desk/lists", ["/desk/lists"], True), ("schedules /desk/schedules", ["/desk/schedules"], True)]
+                     ("lists /desk/lists", ["/desk/lists"], True), ("schedules /desk/schedules", ["/desk/schedules"], True),
+                     ("segments /desk/segments", ["/desk/segments"], True),
+                     ("segment page /desk/segments/mix", ["/desk/segments/mix"], True),
+                     ("digests /desk/digests", ["/desk/digests"], True),
+                     ("digest page /desk/digests/weekly", ["/desk/digests/weekly"], True)]
             for pause, seconds, what in ((args.pause, args.paced_seconds, f"each editor asks every {args.pause:g} s"),
                                          (0.0, args.seconds, "back to back (no pause: the server saturated)")):
                 print(f" {args.editors} editors, {what}:", flush=True)

@@ -57,11 +57,12 @@ def test_try_save_change_and_remove_a_segment(people: Desk) -> None:
     listed = words(desk.editor.get("/desk/segments"))
     assert f"east-news {tagging.count_of(desk.web.db, 'tag = eastfield and list = news')} tag = eastfield and list = news" in listed
     one = words(desk.editor.get("/desk/segments/east-news?done=created"))
-    assert "The segment was saved." in one and "It selects 2 people now" in one
+    assert "The segment was saved." in one and "It selects 2 people (counted within the last minute)" in one
     changed = desk.post(desk.editor, "/desk/segments/east-news", {"expression": "tag = eastfield and not list = bulletin"},
                         form_page="/desk/segments/east-news")
     assert changed.status_code == 303 and saved(desk) == {"east-news": "tag = eastfield and not list = bulletin"}
-    assert "It selects 1 person now, such as: user0@example.net" in words(desk.editor.get("/desk/segments/east-news"))
+    one = words(desk.editor.get("/desk/segments/east-news"))
+    assert "It selects 1 person (counted within the last minute)" in one and "such as: user0@example.net" in one
     confirm = desk.editor.get("/desk/segments/east-news/remove")
     assert confirm.status_code == 200 and "keep the people it chose" in confirm.text
     gone = desk.post(desk.editor, "/desk/segments/east-news/remove", form_page="/desk/segments/east-news/remove")
@@ -192,7 +193,7 @@ def test_try_a_change_on_the_segments_page_saves_nothing(people: Desk) -> None:
                       form_page="/desk/segments/east")
     assert tried.status_code == 200
     shown = words(tried)
-    assert "It selects 2 people now" in shown                                # the saved one, as it is
+    assert "It selects 2 people (counted within the last minute)" in shown                                # the saved one, as it is
     assert "Changed like this, it would select 1 person now, such as: user3@example.net" in shown
     assert "tag = eastfield and list = bulletin</textarea>" in tried.text      # the typed text kept to save
     bad = desk.post(desk.editor, "/desk/segments/east/try", {"expression": "tag = x; DROP TABLE subscriber"},

@@ -119,11 +119,12 @@ def compose(settings: Settings, slug: str) -> ComposedIssue:
 
 
 def list_choices(db: Database, issue_lists: Sequence[str], chosen: Sequence[str]) -> list[ListChoice]:
-    """Every list, marked when chosen (the issue's own lists when nothing was chosen)."""
-    from mailer.desk.lists import summaries
+    """Every list, marked when chosen (the issue's own lists when nothing was chosen); names only,
+    nothing counted (counting reads every subscription)."""
+    from mailer.desk.issues import list_choices as names
 
     marked = set(chosen or issue_lists)
-    return [ListChoice(s.slug, s.name, s.slug in marked) for s in summaries(db)]
+    return [ListChoice(slug, name, slug in marked) for slug, name in names(db)]
 
 
 def check_lists(db: Database, slugs: Sequence[str], field: str = LISTS_FIELD) -> None:

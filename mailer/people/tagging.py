@@ -114,10 +114,15 @@ def remove_segment(db: Database, name: str) -> None:
             raise NoSuchSegment(f"no segment {name!r} (see `mailer segments`)")
 
 
-def segments(db: Database) -> list[SegmentView]:
+def saved_segments(db: Database) -> list[tuple[str, str]]:
+    """Every saved segment's (name, expression), by name."""
     with db.session() as session:
-        rows = list(session.execute(select(Segment.name, Segment.expression).order_by(Segment.name)))
-    return [SegmentView(name, expr, count_of(db, expr)) for name, expr in rows]
+        return [(name, expr) for name, expr in session.execute(select(Segment.name, Segment.expression)
+                                                                 .order_by(Segment.name))]
+
+
+def segments(db: Database) -> list[SegmentView]:
+    return [SegmentView(name, expr, count_of(db, expr)) for name, expr in saved_segments(db)]
 
 
 def segment_names(db: Database) -> list[str]:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from flask import g, redirect, request
 
-from mailer.desk import audit
+from mailer.desk import audit, segmentcounts
 from mailer.desk.pages import bp, message, render
 from mailer.errors import InputError
 from mailer.people import tagging
@@ -40,7 +40,7 @@ def _trial(expression: str) -> tuple[int, list[str]]:
 def _index(status: int = 200, *, error: str = "", field: str = "", values: dict[str, str] | None = None,
            tried: tuple[int, list[str]] | None = None) -> tuple[str, int]:
     return render("segments.html", status, title="Segments", section="segments",
-                  segments=tagging.segments(web().db), error=error, error_field=field, values=values or {},
+                  segments=segmentcounts.views(web().db), error=error, error_field=field, values=values or {},
                   tried=tried, max_length=MAX_LENGTH, notice=NOTICES.get(request.args.get("done", ""), ""))
 
 
@@ -76,6 +76,7 @@ def segments_add():  # type: ignore[no-untyped-def]
     except InputError as exc:
         return _index(422, error=_sentence(exc), field=_field(exc), values=values)
     name = values["name"].strip().lower()
+    segmentcounts.forget(ctx.db)
     audit.log(ctx.db, "segment_add", actor=g.desk_login.email, target=name, ip=client_ip(request),
               detail=f"{count} now: {' '.join(values['expression'].split())[:500]}")
     return redirect(f"/desk/segments/{quote(name)}?done=created", 303)
@@ -88,7 +89,7 @@ def _segment_page(name: str, status: int = 200, *, error: str = "", expression: 
         saved = tagging.segment_expression(db, name)
     except tagging.NoSuchSegment as exc:
         return message("No such segment", _sentence(exc), 404)
-    count, sample = _trial(saved)
+    count, sample = segmentcounts.counted(db, saved, SAMPLE)
     return render("segment.html", status, title=f"Segment {name}", section="segments", name=name.lower(),
                   saved=saved, count=count, sample=sample, error=error,
                   expression=saved if expression is None else expression, max_length=MAX_LENGTH, tried=tried,
@@ -121,6 +122,7 @@ def segment_edit(name: str):  # type: ignore[no-untyped-def]
         return message("No such segment", _sentence(exc), 404)
     except InputError as exc:
         return _segment_page(name, 422, error=_sentence(exc), expression=expression)
+    segmentcounts.forget(ctx.db)
     audit.log(ctx.db, "segment_edit", actor=g.desk_login.email, target=name.lower(), ip=client_ip(request),
               detail=f"{count} now: {' '.join(expression.split())[:500]}")
     return redirect(f"/desk/segments/{quote(name.lower())}?done=saved", 303)
@@ -144,6 +146,7 @@ def segment_remove(name: str):  # type: ignore[no-untyped-def]
         tagging.remove_segment(ctx.db, name)
     except tagging.NoSuchSegment as exc:
         return message("No such segment", _sentence(exc), 404)
+    segmentcounts.forget(ctx.db)
     audit.log(ctx.db, "segment_remove", actor=g.desk_login.email, target=name.lower(), ip=client_ip(request),
               detail=expression[:500])
     return redirect("/desk/segments?done=removed", 303)

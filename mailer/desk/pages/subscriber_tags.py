@@ -7,7 +7,7 @@ import re
 
 from flask import abort, g, redirect, request
 
-from mailer.desk import audit
+from mailer.desk import audit, segmentcounts
 from mailer.desk import people as desk_people
 from mailer.desk.pages import bp, render
 from mailer.errors import InputError
@@ -26,6 +26,7 @@ def _email(sid: int) -> str:
 
 
 def _log(action: str, email: str, detail: str) -> None:
+    segmentcounts.forget(web().db)        # tags changed: segments count afresh
     audit.log(web().db, action, actor=g.desk_login.email, target=email.casefold(), ip=client_ip(request),
               detail=detail)
 
