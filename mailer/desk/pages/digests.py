@@ -13,7 +13,7 @@ from mailer.desk import sending as desk_sending
 from mailer.desk.pages import bp, message, render
 from mailer.desk.pages.issuemedia import frame
 from mailer.desk.pages.issues import actor, sentence
-from mailer.desk.pages.sending import _who
+from mailer.desk.pages.sending import audience_form
 from mailer.errors import InputError, MailerError
 from mailer.web.pages import web
 
@@ -56,7 +56,7 @@ def _page(digest: digests.Digest, status: int = 200, *, error: str = "", action:
                   values=values or {}, presets=digests.PRESETS, zone=ctx.settings.schedule_timezone,
                   choices=desk_sending.list_choices(ctx.db, spec_lists, request.form.getlist("list") if error else ()),
                   all_lists=desk_sending.list_choices(ctx.db, (), ()), segments=desk_sending.segment_names(ctx.db),
-                  who=_who() if error else desk_sending.AudienceForm(),
+                  who=audience_form() if error else desk_sending.AudienceForm(),
                   notice=NOTICES.get(request.args.get("done", ""), ""))
 
 
@@ -149,7 +149,7 @@ def digest_schedule(name: str):  # type: ignore[no-untyped-def]
     cron = form.get("cron_other", "").strip()[:200] if form.get("cron") == "other" else form.get("cron", "")[:200]
     lists = [s.strip()[:100] for s in form.getlist("list")[:50] if s.strip()]
     try:
-        audience = _who().resolved(ctx.db)
+        audience = audience_form().resolved(ctx.db)
         schedule_id = digests.schedule(ctx.db, ctx.settings, digest, lists, cron, form.get("tz", "")[:100],
                                        form.get("min_reports", "")[:20], audience)
     except InputError as exc:

@@ -35,7 +35,7 @@ def _chosen() -> list[str]:
     return [s.strip()[:100] for s in source.getlist("list")[:MAX_LISTS] if s.strip()]
 
 
-def _who() -> desk_sending.AudienceForm:
+def audience_form() -> desk_sending.AudienceForm:
     """Who on the lists the form (or the query string) chose: tags, a segment, exclusions."""
     source = request.form if request.method == "POST" else request.args
     return desk_sending.AudienceForm(
@@ -66,7 +66,7 @@ def _send_page(slug: str, status: int = 200, *, error: str = "", action: str = "
                   me=g.desk_login.email, backend=ctx.settings.backend, redirect_to=ctx.settings.dev_redirect,
                   choices=desk_sending.list_choices(ctx.db, composed.lists, chosen),
                   all_lists=desk_sending.list_choices(ctx.db, (), ()), segments=desk_sending.segment_names(ctx.db),
-                  who=_who() if error else desk_sending.AudienceForm(),
+                  who=audience_form() if error else desk_sending.AudienceForm(),
                   zone=ctx.settings.schedule_timezone, values=request.form if error else {},
                   sends=desk_sending.sends_of(ctx.db, slug))
 
@@ -106,7 +106,7 @@ def send_confirm(slug: str):  # type: ignore[no-untyped-def]
 
 def _confirm_page(slug: str, status: int = 200, error: str = "") -> tuple[str, int]:
     ctx = web()
-    who = _who()
+    who = audience_form()
     try:
         confirmation = desk_sending.confirmation(ctx.db, ctx.settings, slug, _chosen(), who)
     except MailerError as exc:
@@ -118,7 +118,7 @@ def _confirm_page(slug: str, status: int = 200, error: str = "") -> tuple[str, i
 @bp.post("/issues/<slug>/send/now")
 def send_start(slug: str):  # type: ignore[no-untyped-def]
     ctx = web()
-    chosen, who = _chosen(), _who()
+    chosen, who = _chosen(), audience_form()
     expected = request.form.get("expected", "")
     try:
         send_id = desk_sending.send_now(ctx.db, ctx.settings, slug, chosen, who,
@@ -136,12 +136,12 @@ def send_start(slug: str):  # type: ignore[no-untyped-def]
 @bp.post("/issues/<slug>/send/schedule")
 def send_schedule(slug: str):  # type: ignore[no-untyped-def]
     ctx = web()
-    at = request.form.get("at", "")[:100]
+    at, who = request.form.get("at", "")[:100], audience_form()
     try:
-        schedule_id, warnings = desk_sending.schedule(ctx.db, ctx.settings, slug, at, _chosen(), _who())
+        schedule_id, warnings = desk_sending.schedule(ctx.db, ctx.settings, slug, at, _chosen(), who)
     except MailerError as exc:
         return _refused(exc, slug, "schedule")
-    limited = " ".join(f"{k}={v}" for k, v in _who().query())
+    limited = " ".join(f"{k}={v}" for k, v in who.query())
     _audit("send_schedule", f"issue {slug}", f"schedule {schedule_id} at={at} ({ctx.settings.schedule_timezone})"
            + (f" ({limited})" if limited else ""))
     return redirect(f"/desk/schedules/{schedule_id}", 303)
